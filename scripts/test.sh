@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test of ecs-rebalancer. Works on a fresh machine of the project's kind (Rust toolchain present):
+# it installs whatever else the tests need and starts and stops its own servers on 127.0.0.1.
+# Ends with one summary line, "tests: N passed, N failed", over every test binary and the doctests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+status=0
+{ cargo test --locked --all-targets && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
+
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

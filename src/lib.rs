@@ -1,0 +1,50 @@
+//! ecs-rebalancer: a reconciliation controller that keeps AWS ECS clusters (EC2 launch type) balanced.
+//!
+//! Data flows one way (see `docs/design.md`):
+//!
+//! ```text
+//! policies/*.yaml ─► policy ─────────────┐
+//!                                        ▼
+//! snapshot / ECS API ─► model::Cluster ─► plan (pure) ─► actions ─► ledger ─► ECS
+//! ```
+//!
+//! Module map:
+//! - [`model`]: ECS-shaped types, the snapshot file, indexes over a cluster.
+//! - [`policy`]: the `ecs-rebalancer/v1` policy language: raw YAML → validated (every error with `file:line:col`)
+//!   → defaulted [`policy::Policy`].
+//! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
+//!
+//! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
+//! `anyhow` appears only in the binary.
+
+pub mod model;
+pub mod policy;
+pub mod report;
+
+/// Everything the library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Snapshot(#[from] model::SnapshotError),
+    #[error("{path}: {source}")]
+    Index {
+        path: String,
+        #[source]
+        source: model::DuplicateKey,
+    },
+    #[error(transparent)]
+    Policy(#[from] policy::Diagnostics),
+}
+
+impl Error {
+    /// A stable, low-cardinality name for the kind of failure (for logs and metrics labels).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Snapshot(_) => "snapshot",
+            Error::Index { .. } => "snapshot_index",
+            Error::Policy(_) => "policy",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,99 @@
+//! The `ecs-rebalancer` command line: argument parsing and wiring only. Everything it does lives in the library.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use ecs_rebalancer::model::{Cluster, Snapshot};
+use ecs_rebalancer::policy;
+use ecs_rebalancer::report::ClusterReport;
+
+/// Exit code for bad input: an invalid policy or snapshot. Nothing was acted on.
+const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "ecs-rebalancer",
+    version,
+    about = "Keeps AWS ECS clusters (EC2 launch type) balanced"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check policy files or folders; print every error as file:line:col: message; exit 2 if any.
+    Validate {
+        /// Policy files, or folders searched recursively for *.yaml and *.yml.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Load a snapshot file and show each instance's tasks, reservations and use, and any inconsistencies.
+    Inspect {
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+/// A failure of the user's input: printed as is, exit 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(BadInput(message)) = e.downcast_ref::<BadInput>() {
+                eprintln!("{message}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate { paths } => {
+            policy::load_paths(&paths).map_err(|d| BadInput(d.to_string()))?;
+            Ok(())
+        }
+        Command::Inspect { snapshot, output } => {
+            let snap = Snapshot::load(&snapshot).map_err(|e| BadInput(e.to_string()))?;
+            let cluster = Cluster::new(snap).map_err(|e| BadInput(format!("{}: {e}", snapshot.display())))?;
+            let report = ClusterReport::new(&cluster);
+            let text = match output {
+                Output::Table => report.to_table(),
+                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+            Ok(())
+        }
+    }
+}
