@@ -12,14 +12,18 @@
 //! - [`model`]: ECS-shaped types, the snapshot file, indexes over a cluster.
 //! - [`policy`]: the `ecs-rebalancer/v1` policy language: raw YAML → validated (every error with `file:line:col`)
 //!   → defaulted [`policy::Policy`].
+//! - [`placement`]: where ECS can and will put a new task (resources, constraints, strategies), pure.
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
 //!
 //! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
 //! `anyhow` appears only in the binary.
 
 pub mod model;
+pub mod placement;
 pub mod policy;
 pub mod report;
+#[doc(hidden)]
+pub mod testing;
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]

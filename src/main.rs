@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use ecs_rebalancer::model::{Cluster, Snapshot};
+use ecs_rebalancer::model::{Cluster, Service, Snapshot};
+use ecs_rebalancer::placement::{PlacementIndex, ServicePlacement};
 use ecs_rebalancer::policy;
 use ecs_rebalancer::report::ClusterReport;
 
@@ -32,6 +33,16 @@ enum Command {
         /// Policy files, or folders searched recursively for *.yaml and *.yml.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Show where ECS could and would place a new task of a service, and why every other instance is ruled out.
+    Placement {
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// The service; all services when omitted.
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Load a snapshot file and show each instance's tasks, reservations and use, and any inconsistencies.
     Inspect {
@@ -82,9 +93,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             policy::load_paths(&paths).map_err(|d| BadInput(d.to_string()))?;
             Ok(())
         }
+        Command::Placement {
+            snapshot,
+            service,
+            output,
+        } => {
+            let cluster = load_cluster(&snapshot)?;
+            let index = PlacementIndex::new(&cluster);
+            let services: Vec<&Service> = match &service {
+                Some(name) => vec![cluster.service(name).ok_or_else(|| {
+                    let known: Vec<&str> = cluster.services().iter().map(|s| s.service_name.as_str()).collect();
+                    BadInput(format!(
+                        "{}: no service {name:?}; the snapshot has: {}",
+                        snapshot.display(),
+                        known.join(", ")
+                    ))
+                })?],
+                None => cluster.services().iter().collect(),
+            };
+            let answers: Vec<ServicePlacement> = services.iter().map(|s| ServicePlacement::new(&index, s)).collect();
+            let text = match (output, service.is_some()) {
+                (Output::Json, true) => serde_json::to_string_pretty(&answers[0])? + "\n",
+                (Output::Json, false) => serde_json::to_string_pretty(&answers)? + "\n",
+                (Output::Table, _) => answers
+                    .iter()
+                    .map(|a| a.to_table(&cluster))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+            Ok(())
+        }
         Command::Inspect { snapshot, output } => {
-            let snap = Snapshot::load(&snapshot).map_err(|e| BadInput(e.to_string()))?;
-            let cluster = Cluster::new(snap).map_err(|e| BadInput(format!("{}: {e}", snapshot.display())))?;
+            let cluster = load_cluster(&snapshot)?;
             let report = ClusterReport::new(&cluster);
             let text = match output {
                 Output::Table => report.to_table(),
@@ -96,4 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Loads and indexes a snapshot; any defect is bad input.
+fn load_cluster(path: &std::path::Path) -> anyhow::Result<Cluster> {
+    let snapshot = Snapshot::load(path).map_err(|e| BadInput(e.to_string()))?;
+    Ok(Cluster::new(snapshot).map_err(|e| BadInput(format!("{}: {e}", path.display())))?)
 }

@@ -189,6 +189,26 @@ impl Cluster {
         &self.snapshot.services
     }
 
+    /// All tasks of the snapshot, stopped ones included; positions are stable task indexes.
+    pub fn tasks(&self) -> &[Task] {
+        &self.snapshot.tasks
+    }
+
+    /// The position of an instance in [`Cluster::instances`].
+    pub fn instance_index(&self, arn: &str) -> Option<usize> {
+        self.instance_by_arn.get(arn).copied()
+    }
+
+    /// The position of a task in [`Cluster::tasks`].
+    pub fn task_index(&self, arn: &str) -> Option<usize> {
+        self.task_by_arn.get(arn).copied()
+    }
+
+    /// Indexes of the live tasks on the instance at `instance` (a position in [`Cluster::instances`]).
+    pub fn task_indexes_on(&self, instance: usize) -> &[usize] {
+        self.tasks_by_instance.get(instance).map_or(&[], Vec::as_slice)
+    }
+
     pub fn instance(&self, arn: &str) -> Option<&ContainerInstance> {
         self.instance_by_arn
             .get(arn)

@@ -17,7 +17,7 @@ mod timestamp;
 pub use cluster::{Cluster, DuplicateKey, Inconsistency};
 pub use ecs::{
     Attribute, Container, ContainerDefinition, ContainerInstance, Deployment, DeploymentConfiguration, NetworkBinding,
-    PlacementConstraint, PlacementStrategy, PortMapping, Resource, Service, Tag, Task, TaskDefinition,
+    PlacementConstraint, PlacementStrategy, PortMapping, Resource, Service, Tag, Task, TaskDefinition, VersionInfo,
 };
 pub use enums::{
     DeploymentStatus, InstanceStatus, NetworkMode, PlacementConstraintType, PlacementStrategyType, Protocol,

@@ -1,0 +1,697 @@
+//! The placement engine: where ECS can, and will, put a new task. Pure: no I/O, no clock, no randomness.
+//!
+//! ECS places a task in four steps (ECS-SEMANTICS §2, task-placement): (1) instances with the CPU, memory, GPUs and
+//! host ports the task needs; (2) of those, the ones that satisfy every placement constraint; (3) the strategy chain,
+//! rule by rule; (4) one pick. This module reproduces steps 1–3 and returns step 4 as a **set**: ECS does not
+//! document its final tie-break, so every instance it could pick is a candidate.
+//!
+//! - [`fit`]: what a task reserves, what an instance has left.
+//! - [`cql`]: the cluster query language of `memberOf` constraints.
+//! - [`strategy`]: binpack, spread, random, and the default for services.
+//! - this file: [`PlacementIndex`] (built once per cluster), [`TaskRequest`] (built once per service),
+//!   [`Overlay`] (what-if changes without copying the cluster), and [`Placement`], the answer with a reason for
+//!   every instance ruled out.
+
+pub mod cql;
+pub mod fit;
+pub mod strategy;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::model::{Cluster, ContainerInstance, InstanceStatus, PlacementConstraintType, SchedulingStrategy, Service};
+
+pub use fit::{Capacity, Footprint, Misfit, Unpredictable};
+pub use strategy::Rule;
+
+/// A placement constraint of a task, from its service and its task definition together.
+#[derive(Debug, Clone)]
+pub enum Constraint {
+    /// Every task of the group on a different instance.
+    DistinctInstance,
+    /// Only instances for which the expression holds.
+    MemberOf { text: Arc<str>, expr: cql::Expr },
+}
+
+/// Everything the engine needs to place one new task of a service.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    /// The task group: `service:<name>` for service tasks. Spread and distinctInstance count over it.
+    pub group: String,
+    pub footprint: Footprint,
+    pub constraints: Vec<Constraint>,
+    pub rules: Vec<Rule>,
+    /// DAEMON services run one task per instance: an instance already running one is ruled out, and every
+    /// feasible instance is a candidate.
+    pub daemon: bool,
+    /// Per instance, whether the constraints that depend only on the instance itself hold (computed once).
+    static_ok: Vec<bool>,
+    /// The first static constraint that failed, per instance (index into `constraints`).
+    static_failed: Vec<Option<usize>>,
+}
+
+/// Why an instance cannot take the task. The first reason found, in ECS's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The instance is not ACTIVE (only ACTIVE instances accept placements).
+    NotActive(InstanceStatus),
+    AgentDisconnected,
+    /// The caller ruled it out (for example: it is about to be drained).
+    Excluded(Arc<str>),
+    /// `remainingResources` lacks CPU or MEMORY, so nothing can be said to fit.
+    NoCapacityReported,
+    Resources(Misfit),
+    MemberOf(Arc<str>),
+    DistinctInstance(String),
+    DaemonPresent(String),
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::NotActive(status) => write!(f, "not ACTIVE ({status})"),
+            Rejection::AgentDisconnected => f.write_str("agent disconnected"),
+            Rejection::Excluded(reason) => write!(f, "excluded: {reason}"),
+            Rejection::NoCapacityReported => f.write_str("remainingResources reports no CPU or MEMORY"),
+            Rejection::Resources(m) => write!(f, "{m}"),
+            Rejection::MemberOf(expr) => write!(f, "memberOf({expr}) is false"),
+            Rejection::DistinctInstance(group) => write!(f, "distinctInstance: already runs a task of {group}"),
+            Rejection::DaemonPresent(group) => write!(f, "daemon: already runs a task of {group}"),
+        }
+    }
+}
+
+/// The answer: where the task fits, where ECS would choose, and why every other instance is out.
+/// Instances are positions in [`Cluster::instances`], in snapshot order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// Instances that satisfy resources and constraints.
+    pub feasible: Vec<usize>,
+    /// The subset of `feasible` the strategy chain would choose among (empty when nothing fits: the task would stay
+    /// PENDING).
+    pub candidates: Vec<usize>,
+    /// Every other instance, with the first reason.
+    pub rejected: Vec<(usize, Rejection)>,
+}
+
+/// What-if changes to a cluster, applied to a query without copying anything.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Tasks pretended stopped: their resources, ports and group membership are free.
+    stopped: Vec<(usize, usize, String, Footprint)>,
+    /// Instances pretended unable to take tasks, with the reason.
+    excluded: Vec<(usize, Arc<str>)>,
+    /// Tasks pretended started: (instance, group, footprint).
+    started: Vec<(usize, String, Footprint)>,
+}
+
+impl Overlay {
+    pub fn new() -> Overlay {
+        Overlay::default()
+    }
+
+    /// Pretends the task at `task` (a position in [`Cluster::tasks`]) is stopped. Stopping it again changes nothing.
+    pub fn stop(&mut self, cluster: &Cluster, task: usize) -> Result<&mut Self, Unpredictable> {
+        if self.is_stopped(task) {
+            return Ok(self);
+        }
+        let t = cluster
+            .tasks()
+            .get(task)
+            .ok_or_else(|| Unpredictable(format!("no task at position {task}")))?;
+        let instance = t
+            .container_instance_arn
+            .as_deref()
+            .and_then(|arn| cluster.instance_index(arn))
+            .ok_or_else(|| Unpredictable(format!("task {} is on no known instance", t.task_arn)))?;
+        let fp = Footprint::of_task(t)?;
+        self.stopped
+            .push((task, instance, t.group.clone().unwrap_or_default(), fp));
+        Ok(self)
+    }
+
+    /// Pretends the instance takes no new tasks.
+    pub fn exclude(&mut self, instance: usize, reason: &str) -> &mut Self {
+        self.excluded.push((instance, Arc::from(reason)));
+        self
+    }
+
+    /// Pretends a task of `group` with this footprint was started on the instance.
+    pub fn start(&mut self, instance: usize, group: &str, footprint: Footprint) -> &mut Self {
+        self.started.push((instance, group.to_owned(), footprint));
+        self
+    }
+
+    fn is_stopped(&self, task: usize) -> bool {
+        self.stopped.iter().any(|(t, ..)| *t == task)
+    }
+
+    /// Instances whose capacity or tasks the overlay changes, sorted, unique.
+    fn touched(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .stopped
+            .iter()
+            .map(|(_, i, ..)| *i)
+            .chain(self.started.iter().map(|(i, ..)| *i))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// A cluster prepared for placement queries. Built once; every query is `O(instances)` plus the group's tasks.
+pub struct PlacementIndex<'c> {
+    cluster: &'c Cluster,
+    capacity: Vec<Option<Capacity>>,
+    ineligible: Vec<Option<Rejection>>,
+    // The hot path reads these dense columns (one cache line holds eight instances) rather than `capacity`.
+    /// ACTIVE, agent connected, and CPU and MEMORY reported.
+    open: Vec<bool>,
+    cpu: Vec<i64>,
+    memory: Vec<i64>,
+    gpus: Vec<i64>,
+    /// Live tasks per instance by group: group → [(instance, count)].
+    groups: HashMap<&'c str, Vec<(usize, u32)>>,
+    /// Attribute values by instance position, for spread rules, precomputed for the attributes services use.
+    columns: HashMap<String, strategy::Column>,
+}
+
+impl<'c> PlacementIndex<'c> {
+    pub fn new(cluster: &'c Cluster) -> PlacementIndex<'c> {
+        let instances = cluster.instances();
+        let ineligible: Vec<Option<Rejection>> = instances.iter().map(eligibility).collect();
+        let capacity: Vec<Option<Capacity>> = instances.iter().map(Capacity::remaining).collect();
+        let open = ineligible
+            .iter()
+            .zip(&capacity)
+            .map(|(r, c)| r.is_none() && c.is_some())
+            .collect();
+        let dense = |f: fn(&Capacity) -> i64| capacity.iter().map(|c| c.as_ref().map_or(0, f)).collect();
+        let (cpu, memory, gpus) = (dense(|c| c.cpu), dense(|c| c.memory), dense(|c| c.gpus));
+        let mut groups: HashMap<&str, HashMap<usize, u32>> = HashMap::new();
+        for (i, _) in instances.iter().enumerate() {
+            for &t in cluster.task_indexes_on(i) {
+                if let Some(g) = counted_group(&cluster.tasks()[t]) {
+                    *groups.entry(g).or_default().entry(i).or_default() += 1;
+                }
+            }
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(g, per)| {
+                let mut v: Vec<(usize, u32)> = per.into_iter().collect();
+                v.sort_unstable();
+                (g, v)
+            })
+            .collect();
+        let mut names: Vec<&str> = vec![strategy::AVAILABILITY_ZONE];
+        for s in cluster.services() {
+            names.extend(
+                s.placement_strategy
+                    .iter()
+                    .filter_map(|p| p.field.as_deref()?.strip_prefix("attribute:")),
+            );
+        }
+        let columns = names
+            .into_iter()
+            .map(|name| (name.to_owned(), strategy::Column::new(instances, name)))
+            .collect();
+        PlacementIndex {
+            cluster,
+            capacity,
+            ineligible,
+            open,
+            cpu,
+            memory,
+            gpus,
+            groups,
+            columns,
+        }
+    }
+
+    pub fn cluster(&self) -> &'c Cluster {
+        self.cluster
+    }
+
+    /// Prepares a request for one new task of the named service.
+    pub fn request_for_service(&self, service: &Service) -> Result<TaskRequest, Unpredictable> {
+        let name = &service.service_name;
+        if service.launch_type.as_deref().is_some_and(|l| l != "EC2") {
+            return Err(Unpredictable(format!(
+                "service {name} uses launch type {}; only EC2 is modelled",
+                service.launch_type.as_deref().unwrap_or_default()
+            )));
+        }
+        let td_arn = service
+            .task_definition
+            .as_deref()
+            .ok_or_else(|| Unpredictable(format!("service {name} names no task definition")))?;
+        let td = self.cluster.task_definition(td_arn).ok_or_else(|| {
+            Unpredictable(format!(
+                "task definition {td_arn} of service {name} is not in the snapshot"
+            ))
+        })?;
+        let footprint = Footprint::for_definition(td)?;
+        let mut constraints = Vec::new();
+        for c in service.placement_constraints.iter().chain(&td.placement_constraints) {
+            constraints.push(match &c.kind {
+                PlacementConstraintType::DistinctInstance => Constraint::DistinctInstance,
+                PlacementConstraintType::MemberOf => {
+                    let text = c.expression.as_deref().unwrap_or_default();
+                    let expr = cql::parse(text)
+                        .map_err(|e| Unpredictable(format!("service {name}: memberOf expression {text:?}: {e}")))?;
+                    Constraint::MemberOf {
+                        text: Arc::from(text),
+                        expr,
+                    }
+                }
+                PlacementConstraintType::Other(t) => {
+                    return Err(Unpredictable(format!(
+                        "service {name}: constraint type {t:?} is not modelled"
+                    )))
+                }
+            });
+        }
+        let daemon = service.scheduling_strategy == SchedulingStrategy::Daemon;
+        let rules = if daemon {
+            Vec::new()
+        } else {
+            strategy::chain(&service.placement_strategy)?
+        };
+        let mut request = TaskRequest {
+            group: format!("service:{name}"),
+            footprint,
+            constraints,
+            rules,
+            daemon,
+            static_ok: Vec::new(),
+            static_failed: Vec::new(),
+        };
+        self.precompute_static(&mut request);
+        Ok(request)
+    }
+
+    /// Evaluates once, per instance, the memberOf constraints that do not depend on which tasks run where.
+    fn precompute_static(&self, request: &mut TaskRequest) {
+        let n = self.cluster.instances().len();
+        request.static_failed = vec![None; n];
+        for (i, instance) in self.cluster.instances().iter().enumerate() {
+            let facts = Facts {
+                instance,
+                running: instance.running_tasks_count,
+                groups: &[],
+            };
+            request.static_failed[i] = request.constraints.iter().position(|c| match c {
+                Constraint::MemberOf { expr, .. } if expr.is_static() => !expr.eval(&facts),
+                _ => false,
+            });
+        }
+        request.static_ok = request.static_failed.iter().map(Option::is_none).collect();
+    }
+
+    /// Where one new task of the request would go, with the overlay applied. Collects a reason for every instance
+    /// ruled out.
+    pub fn place(&self, request: &TaskRequest, overlay: &Overlay) -> Placement {
+        self.run(request, overlay, true)
+    }
+
+    /// Like [`PlacementIndex::place`] but without the reasons: the planner's hot path.
+    pub fn candidates(&self, request: &TaskRequest, overlay: &Overlay) -> Placement {
+        self.run(request, overlay, false)
+    }
+
+    fn run(&self, request: &TaskRequest, overlay: &Overlay, explain: bool) -> Placement {
+        let n = self.cluster.instances().len();
+        assert_eq!(
+            request.static_ok.len(),
+            n,
+            "a TaskRequest is only valid for the index that built it"
+        );
+        let touched = overlay.touched();
+        let adjusted: Vec<(usize, Adjusted)> = touched.iter().map(|&i| (i, self.adjust(i, overlay))).collect();
+        // Instances the fast path must leave to `judge`: changed or excluded by the overlay.
+        let mut special: Vec<usize> = touched
+            .iter()
+            .copied()
+            .chain(overlay.excluded.iter().map(|(i, _)| *i))
+            .collect();
+        special.sort_unstable();
+        special.dedup();
+        let group = self.group_counts(&request.group, overlay);
+        let mut dense = vec![0u32; n];
+        for &(i, c) in &group {
+            dense[i] = c;
+        }
+        let dynamic = request
+            .constraints
+            .iter()
+            .any(|c| matches!(c, Constraint::MemberOf { expr, .. } if !expr.is_static()));
+        let one_per_instance = request.daemon
+            || request
+                .constraints
+                .iter()
+                .any(|c| matches!(c, Constraint::DistinctInstance));
+        let fp = &request.footprint;
+        let (need_cpu, need_memory, need_gpus) = (i64::from(fp.cpu), i64::from(fp.memory), i64::from(fp.gpus));
+        let needs_ports = !fp.tcp_ports.is_empty() || !fp.udp_ports.is_empty();
+
+        let mut out = Placement::default();
+        // Indexing several per-instance columns by the same position reads clearer than zipping six iterators.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..n {
+            let is_special = !special.is_empty() && special.binary_search(&i).is_ok();
+            if !explain && !is_special {
+                // IMPORTANT: the fast path must reject exactly what `judge` rejects; it only skips the reasons.
+                // The property test `explaining_changes_nothing_but_the_reasons` holds the two together.
+                let passes = self.open[i]
+                    && self.cpu[i] >= need_cpu
+                    && self.memory[i] >= need_memory
+                    && self.gpus[i] >= need_gpus
+                    && request.static_ok[i]
+                    && !(one_per_instance && dense[i] > 0);
+                if !passes {
+                    continue;
+                }
+                if !needs_ports && !dynamic {
+                    out.feasible.push(i);
+                    continue;
+                }
+            }
+            let adj = if is_special {
+                touched.binary_search(&i).ok().map(|k| &adjusted[k].1)
+            } else {
+                None
+            };
+            match self.judge(i, request, overlay, adj, dense[i], dynamic) {
+                None => out.feasible.push(i),
+                Some(r) if explain => out.rejected.push((i, r)),
+                Some(_) => {}
+            }
+        }
+        let scores = QueryScores {
+            index: self,
+            touched: &touched,
+            adjusted: &adjusted,
+            dense: &dense,
+            group: &group,
+        };
+        out.candidates = if request.daemon {
+            out.feasible.clone()
+        } else {
+            strategy::candidates(&request.rules, &out.feasible, &scores)
+        };
+        out
+    }
+
+    /// The first reason instance `i` cannot take the task, or `None` when it can.
+    fn judge(
+        &self,
+        i: usize,
+        request: &TaskRequest,
+        overlay: &Overlay,
+        adj: Option<&Adjusted>,
+        group_count: u32,
+        dynamic: bool,
+    ) -> Option<Rejection> {
+        if let Some(r) = &self.ineligible[i] {
+            return Some(r.clone());
+        }
+        if let Some((_, reason)) = overlay.excluded.iter().find(|(x, _)| *x == i) {
+            return Some(Rejection::Excluded(reason.clone()));
+        }
+        let capacity = match adj {
+            Some(a) => Some(&a.capacity),
+            None => self.capacity[i].as_ref(),
+        };
+        let Some(capacity) = capacity else {
+            return Some(Rejection::NoCapacityReported);
+        };
+        if let Some(m) = capacity.misfit(&request.footprint) {
+            return Some(Rejection::Resources(m));
+        }
+        if !request.static_ok[i] {
+            if let Some(Constraint::MemberOf { text, .. }) = request.static_failed[i].map(|k| &request.constraints[k]) {
+                return Some(Rejection::MemberOf(text.clone()));
+            }
+        }
+        if request.daemon && group_count > 0 {
+            return Some(Rejection::DaemonPresent(request.group.clone()));
+        }
+        for c in &request.constraints {
+            match c {
+                Constraint::DistinctInstance if group_count > 0 => {
+                    return Some(Rejection::DistinctInstance(request.group.clone()));
+                }
+                Constraint::MemberOf { text, expr } if dynamic && !expr.is_static() => {
+                    let groups = self.groups_on(i, overlay);
+                    let instance = &self.cluster.instances()[i];
+                    let facts = Facts {
+                        instance,
+                        running: adj.map_or(instance.running_tasks_count, |a| a.running),
+                        groups: &groups,
+                    };
+                    if !expr.eval(&facts) {
+                        return Some(Rejection::MemberOf(text.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Capacity and running count of an instance the overlay touches.
+    fn adjust(&self, i: usize, overlay: &Overlay) -> Adjusted {
+        let instance = &self.cluster.instances()[i];
+        let mut capacity = self.capacity[i].clone().unwrap_or_default();
+        let mut running = i64::from(instance.running_tasks_count);
+        for (_, at, _, fp) in &overlay.stopped {
+            if *at == i {
+                capacity.release(fp);
+                running -= 1;
+            }
+        }
+        for (at, _, fp) in &overlay.started {
+            if *at == i {
+                capacity.reserve(fp);
+                running += 1;
+            }
+        }
+        Adjusted {
+            capacity,
+            running: u32::try_from(running.max(0)).unwrap_or(0),
+        }
+    }
+
+    /// Tasks of `group` per instance, with the overlay applied, sorted by instance.
+    fn group_counts(&self, group: &str, overlay: &Overlay) -> Vec<(usize, u32)> {
+        let mut counts: Vec<(usize, u32)> = self.groups.get(group).cloned().unwrap_or_default();
+        let mut bump = |i: usize, up: bool| match counts.binary_search_by_key(&i, |(x, _)| *x) {
+            Ok(k) if up => counts[k].1 += 1,
+            Ok(k) => counts[k].1 = counts[k].1.saturating_sub(1),
+            Err(k) if up => counts.insert(k, (i, 1)),
+            Err(_) => {}
+        };
+        for (_, i, g, _) in &overlay.stopped {
+            if g == group {
+                bump(*i, false);
+            }
+        }
+        for (i, g, _) in &overlay.started {
+            if g == group {
+                bump(*i, true);
+            }
+        }
+        counts.retain(|(_, c)| *c > 0);
+        counts
+    }
+
+    /// The groups of the tasks on an instance, with the overlay applied (for `task:group` expressions).
+    fn groups_on<'a>(&'a self, i: usize, overlay: &'a Overlay) -> Vec<&'a str> {
+        let tasks = self.cluster.tasks();
+        let mut groups: Vec<&str> = self
+            .cluster
+            .task_indexes_on(i)
+            .iter()
+            .filter(|&&t| !overlay.is_stopped(t))
+            .filter_map(|&t| counted_group(&tasks[t]))
+            .collect();
+        groups.extend(
+            overlay
+                .started
+                .iter()
+                .filter(|(at, ..)| *at == i)
+                .map(|(_, g, _)| g.as_str()),
+        );
+        groups
+    }
+}
+
+/// The group a task counts in for distinctInstance, spread and `task:group`: ECS "looks at the desired status of
+/// the tasks", so a task being stopped (desired STOPPED, last status still RUNNING) no longer counts
+/// (ECS-SEMANTICS §2, task-placement-constraints). Its resources stay reserved until it has stopped.
+fn counted_group(task: &crate::model::Task) -> Option<&str> {
+    (task.desired_status != crate::model::TaskStatus::Stopped)
+        .then_some(task.group.as_deref())
+        .flatten()
+}
+
+/// Whether an instance accepts placements at all (ECS-SEMANTICS §1: only ACTIVE with the agent connected).
+fn eligibility(instance: &ContainerInstance) -> Option<Rejection> {
+    if instance.status != InstanceStatus::Active {
+        Some(Rejection::NotActive(instance.status.clone()))
+    } else if !instance.agent_connected {
+        Some(Rejection::AgentDisconnected)
+    } else {
+        None
+    }
+}
+
+struct Adjusted {
+    capacity: Capacity,
+    running: u32,
+}
+
+struct QueryScores<'q, 'c> {
+    index: &'q PlacementIndex<'c>,
+    touched: &'q [usize],
+    adjusted: &'q [(usize, Adjusted)],
+    dense: &'q [u32],
+    group: &'q [(usize, u32)],
+}
+
+impl strategy::Scores for QueryScores<'_, '_> {
+    fn remaining(&self, i: usize, field: strategy::BinpackField) -> i64 {
+        let capacity = match self.touched.binary_search(&i) {
+            Ok(k) => Some(&self.adjusted[k].1.capacity),
+            Err(_) => self.index.capacity[i].as_ref(),
+        };
+        capacity.map_or(0, |c| match field {
+            strategy::BinpackField::Cpu => c.cpu,
+            strategy::BinpackField::Memory => c.memory,
+        })
+    }
+
+    fn group_count(&self, i: usize) -> u32 {
+        self.dense[i]
+    }
+
+    fn group_instances(&self) -> &[(usize, u32)] {
+        self.group
+    }
+
+    fn attribute_column(&self, name: &str) -> Cow<'_, strategy::Column> {
+        match self.index.columns.get(name) {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(strategy::Column::new(self.index.cluster.instances(), name)),
+        }
+    }
+}
+
+/// The facts a cluster query expression reads about one instance.
+pub struct Facts<'a> {
+    pub instance: &'a ContainerInstance,
+    /// `runningTasksCount`, with any overlay applied.
+    pub running: u32,
+    /// Groups of the tasks on the instance (for `task:group`), with any overlay applied.
+    pub groups: &'a [&'a str],
+}
+
+/// The `placement` command's view of one service: the same answer as [`Placement`], with ARNs and reasons as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlacement {
+    pub service: String,
+    /// Set when the placement cannot be predicted (awsvpc, a missing task definition, a Java-only regex, …);
+    /// the lists are then empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpredictable: Option<String>,
+    pub feasible: Vec<String>,
+    pub candidates: Vec<String>,
+    pub rejected: Vec<RejectedInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedInstance {
+    pub container_instance_arn: String,
+    pub reason: String,
+}
+
+impl ServicePlacement {
+    /// Where a new task of the service could and would go in the cluster as it is.
+    pub fn new(index: &PlacementIndex<'_>, service: &Service) -> ServicePlacement {
+        let request = match index.request_for_service(service) {
+            Ok(r) => r,
+            Err(e) => {
+                return ServicePlacement {
+                    service: service.service_name.clone(),
+                    unpredictable: Some(e.0),
+                    feasible: Vec::new(),
+                    candidates: Vec::new(),
+                    rejected: Vec::new(),
+                }
+            }
+        };
+        let placement = index.place(&request, &Overlay::new());
+        let arn = |i: usize| index.cluster.instances()[i].container_instance_arn.clone();
+        ServicePlacement {
+            service: service.service_name.clone(),
+            unpredictable: None,
+            feasible: placement.feasible.iter().map(|&i| arn(i)).collect(),
+            candidates: placement.candidates.iter().map(|&i| arn(i)).collect(),
+            rejected: placement
+                .rejected
+                .iter()
+                .map(|(i, r)| RejectedInstance {
+                    container_instance_arn: arn(*i),
+                    reason: r.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A table for terminals: one row per instance, candidates first.
+    pub fn to_table(&self, cluster: &Cluster) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if let Some(reason) = &self.unpredictable {
+            let _ = writeln!(out, "cannot predict where a new task goes: {reason}");
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "service {}: a new task fits on {} of {} instances; ECS would choose among {}",
+            self.service,
+            self.feasible.len(),
+            cluster.instances().len(),
+            self.candidates.len()
+        );
+        let _ = writeln!(out, "{:<20} {:<12} {:<11} VERDICT", "INSTANCE", "AZ", "TYPE");
+        let row = |out: &mut String, arn: &str, verdict: &str| {
+            let i = cluster.instance(arn);
+            let _ = writeln!(
+                out,
+                "{:<20} {:<12} {:<11} {verdict}",
+                i.and_then(|i| i.ec2_instance_id.as_deref()).unwrap_or(arn),
+                i.and_then(ContainerInstance::availability_zone).unwrap_or("-"),
+                i.and_then(|i| i.attribute("ecs.instance-type")).unwrap_or("-"),
+            );
+        };
+        for arn in &self.candidates {
+            row(&mut out, arn, "candidate");
+        }
+        for arn in self.feasible.iter().filter(|a| !self.candidates.contains(a)) {
+            row(&mut out, arn, "fits, but the strategy prefers another");
+        }
+        for r in &self.rejected {
+            row(&mut out, &r.container_instance_arn, &r.reason);
+        }
+        out
+    }
+}
