@@ -13,6 +13,7 @@
 //! - [`policy`]: the `ecs-rebalancer/v1` policy language: raw YAML → validated (every error with `file:line:col`)
 //!   → defaulted [`policy::Policy`].
 //! - [`placement`]: where ECS can and will put a new task (resources, constraints, strategies), pure.
+//! - [`plan`]: the planner: load, score, safety rules, and the fewest safe moves, pure.
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
 //!
 //! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
@@ -20,6 +21,7 @@
 
 pub mod model;
 pub mod placement;
+pub mod plan;
 pub mod policy;
 pub mod report;
 #[doc(hidden)]

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use ecs_rebalancer::model::{Cluster, Service, Snapshot};
 use ecs_rebalancer::placement::{PlacementIndex, ServicePlacement};
-use ecs_rebalancer::policy;
 use ecs_rebalancer::report::ClusterReport;
+use ecs_rebalancer::{plan, policy};
 
 /// Exit code for bad input: an invalid policy or snapshot. Nothing was acted on.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -33,6 +33,23 @@ enum Command {
         /// Policy files, or folders searched recursively for *.yaml and *.yml.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Plan one cycle on a snapshot: the moves that bring it within policy, with predicted before and after load.
+    Plan {
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// A policy file, or a folder of them; the one whose `clusters` matches the snapshot's cluster is used.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Plan as if a rebalancing episode were under way (keep going down to `target`, not just above `trigger`).
+        #[arg(long)]
+        continuing: bool,
+        /// The planner's "now" (RFC 3339), for cooldowns and grace periods; default: the snapshot's capturedAt, else
+        /// the current time.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// Show where ECS could and would place a new task of a service, and why every other instance is ruled out.
     Placement {
@@ -91,6 +108,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { paths } => {
             policy::load_paths(&paths).map_err(|d| BadInput(d.to_string()))?;
+            Ok(())
+        }
+        Command::Plan {
+            snapshot,
+            policy: policy_path,
+            continuing,
+            now,
+            output,
+        } => {
+            let cluster = load_cluster(&snapshot)?;
+            let policies = policy::load_paths(&[&policy_path]).map_err(|d| BadInput(d.to_string()))?;
+            let chosen = policy::policy_for_cluster(&policies, cluster.name())
+                .map_err(|e| BadInput(e.to_string()))?
+                .ok_or_else(|| {
+                    BadInput(format!(
+                        "no policy in {} governs cluster {:?}",
+                        policy_path.display(),
+                        cluster.name()
+                    ))
+                })?;
+            let now = match now {
+                Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+                    .map_err(|e| BadInput(format!("--now {text:?}: {e}")))?
+                    .with_timezone(&chrono::Utc),
+                None => cluster.snapshot().captured_at.unwrap_or_else(chrono::Utc::now),
+            };
+            let result = plan::plan(
+                &cluster,
+                chosen,
+                &plan::LedgerView::default(),
+                now,
+                plan::Episode { active: continuing },
+            );
+            let text = match output {
+                Output::Table => plan::render::table(&result),
+                Output::Json => serde_json::to_string_pretty(&result)? + "\n",
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
             Ok(())
         }
         Command::Placement {

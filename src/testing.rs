@@ -163,6 +163,8 @@ pub struct ServiceBuilder {
     daemon: bool,
     min_healthy: u32,
     max_percent: u32,
+    tags: Vec<(String, String)>,
+    az_rebalancing: Option<String>,
 }
 
 /// A REPLICA service reserving 256 CPU units and 512 MiB per task, spread by the ECS default (no strategy).
@@ -181,6 +183,8 @@ pub fn service(name: &str) -> ServiceBuilder {
         daemon: false,
         min_healthy: 100,
         max_percent: 200,
+        tags: Vec::new(),
+        az_rebalancing: None,
     }
 }
 
@@ -259,6 +263,15 @@ impl ServiceBuilder {
         self.daemon = true;
         self.min_healthy = 0;
         self.max_percent = 100;
+        self
+    }
+    pub fn tag(mut self, key: &str, value: &str) -> Self {
+        self.tags.push((key.to_owned(), value.to_owned()));
+        self
+    }
+    /// `availabilityZoneRebalancing: ENABLED`.
+    pub fn az_rebalancing(mut self) -> Self {
+        self.az_rebalancing = Some("ENABLED".into());
         self
     }
     pub fn deployment(mut self, min_healthy: u32, max_percent: u32) -> Self {
@@ -351,8 +364,15 @@ impl ServiceBuilder {
                 updated_at: None,
             }],
             created_at: None,
-            tags: Vec::new(),
-            availability_zone_rebalancing: None,
+            tags: self
+                .tags
+                .iter()
+                .map(|(key, value)| crate::model::Tag {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            availability_zone_rebalancing: self.az_rebalancing.clone(),
         }
     }
 }
@@ -379,6 +399,7 @@ impl ClusterBuilder {
                 services: Vec::new(),
                 task_definitions: Vec::new(),
                 utilization: Default::default(),
+                protected_tasks: Vec::new(),
             },
             services: Vec::new(),
             instance_at: HashMap::new(),
@@ -595,7 +616,8 @@ pub fn generated(instances: usize, services: usize, tasks: usize) -> Cluster {
     for s in 0..services {
         let svc = service(&format!("svc-{s:04}"))
             .cpu(32 + (s as u32 % 4) * 16)
-            .memory(64 + (s as u32 % 8) * 32);
+            .memory(64 + (s as u32 % 8) * 32)
+            .deployment(if s % 10 == 0 { 100 } else { 50 }, 200);
         let svc = match s % 5 {
             0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
             1 => svc.binpack("memory"),

@@ -23,5 +23,5 @@ pub use enums::{
     DeploymentStatus, InstanceStatus, NetworkMode, PlacementConstraintType, PlacementStrategyType, Protocol,
     RolloutState, SchedulingStrategy, TaskStatus,
 };
-pub use snapshot::{ItemError, Snapshot, SnapshotError, Utilization};
+pub use snapshot::{ItemError, ProtectedTask, Snapshot, SnapshotError, Utilization};
 pub use timestamp::from_epoch;

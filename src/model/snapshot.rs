@@ -31,6 +31,23 @@ pub struct Utilization {
     pub memory: Option<f64>,
 }
 
+/// Task scale-in protection, as `GetTaskProtection` returns it under `protectedTasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedTask {
+    pub task_arn: String,
+    pub protection_enabled: bool,
+    #[serde(default, with = "timestamp::option", skip_serializing_if = "Option::is_none")]
+    pub expiration_date: Option<DateTime<Utc>>,
+}
+
+impl ProtectedTask {
+    /// Whether the protection holds at `now` (ECS-SEMANTICS §3: protected tasks are do-not-disrupt).
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        self.protection_enabled && self.expiration_date.is_none_or(|t| t > now)
+    }
+}
+
 /// A whole cluster as the ECS API describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +67,9 @@ pub struct Snapshot {
     /// Keyed by `containerInstanceArn`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub utilization: BTreeMap<String, Utilization>,
+    /// Tasks with scale-in protection (`GetTaskProtection`); absent means none known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected_tasks: Vec<ProtectedTask>,
 }
 
 /// What went wrong loading or saving a snapshot. Each variant names the file.
@@ -239,6 +259,7 @@ fn diagnose(tree: &Value) -> Result<Snapshot, Vec<ItemError>> {
     let services = section(top, "services", true, "serviceArn", &mut errors);
     let task_definitions = section(top, "taskDefinitions", false, "taskDefinitionArn", &mut errors);
     let utilization = field::<BTreeMap<String, Utilization>>(top, "utilization", &mut errors).unwrap_or_default();
+    let protected_tasks = section(top, "protectedTasks", false, "taskArn", &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -251,6 +272,7 @@ fn diagnose(tree: &Value) -> Result<Snapshot, Vec<ItemError>> {
         services,
         task_definitions,
         utilization,
+        protected_tasks,
     }
     .check_values()
 }

@@ -32,9 +32,9 @@
 //!   numbers, and text otherwise.
 //!
 //! Regular expressions: ECS evaluates Java regular expressions; this uses the `regex` crate, matched against the
-//! **whole** value, as Java's `String.matches` does. Differences handled:
-//! - `\d`, `\w`, `\s` and `\b` are ASCII-only in Java unless flagged otherwise; the pattern is compiled with Unicode
-//!   classes off so they are ASCII-only here too.
+//! **whole** value, as Java's `String.matches` does. Differences handled (see [`translate`]):
+//! - `\d`, `\w`, `\s` and `\b` are ASCII-only in Java unless flagged otherwise; they are rewritten to ASCII classes
+//!   here, while `.` and `\p{Lu}` keep their Unicode meaning, as in Java.
 //! - Java constructs the `regex` crate lacks (look-around `(?=` `(?!` `(?<=` `(?<!`, back-references `\1`,
 //!   possessive quantifiers `*+` `++` `?+`, atomic groups `(?>`, `\Q…\E` quoting, `\p{javaLowerCase}` classes) are
 //!   parse errors naming the construct. The service's placement is then unpredictable and nothing is moved, rather
@@ -166,7 +166,7 @@ pub enum Arg {
     None,
     One(String),
     List(Vec<String>),
-    Regex(regex::bytes::Regex),
+    Regex(regex::Regex),
     Time(DateTime<Utc>),
     Number(i64),
 }
@@ -206,15 +206,19 @@ fn compare(subject: &Subject, op: Op, arg: &Arg, facts: &Facts<'_>) -> bool {
             match op {
                 Op::Exists => attr.is_some(),
                 Op::NotExists => attr.is_none(),
-                _ => text_test(op, arg, attr.and_then(|a| a.value.as_deref())),
+                // A present attribute without a value compares as the empty string *(inference)*.
+                _ => text_test(op, arg, attr.map(|a| a.value.as_deref().unwrap_or(""))),
             }
         }
         Subject::AgentConnected => text_test(op, arg, Some(if i.agent_connected { "true" } else { "false" })),
         Subject::Ec2InstanceId => text_test(op, arg, i.ec2_instance_id.as_deref()),
         Subject::AgentVersion => {
             let version = i.version_info.as_ref().and_then(|v| v.agent_version.as_deref());
-            match (version, arg) {
-                (Some(v), Arg::One(want)) => order_test(op, compare_versions(v, want)),
+            match (version, arg, op) {
+                // AWS's table: == and != are string (in)equality; the orderings compare versions.
+                (Some(v), Arg::One(want), Op::Eq) => v == want,
+                (Some(v), Arg::One(want), Op::Ne) => v != want,
+                (Some(v), Arg::One(want), _) => order_test(op, compare_versions(v, want)),
                 _ => false,
             }
         }
@@ -238,16 +242,30 @@ fn text_test(op: Op, arg: &Arg, value: Option<&str>) -> bool {
         (Op::Ne, Arg::One(want)) => v != want,
         (Op::In, Arg::List(set)) => set.iter().any(|w| w == v),
         (Op::NotIn, Arg::List(set)) => !set.iter().any(|w| w == v),
-        (Op::Matches, Arg::Regex(re)) => re.is_match(v.as_bytes()),
-        (Op::NotMatches, Arg::Regex(re)) => !re.is_match(v.as_bytes()),
+        (Op::Matches, Arg::Regex(re)) => re.is_match(v),
+        (Op::NotMatches, Arg::Regex(re)) => !re.is_match(v),
         (Op::Gt | Op::Ge | Op::Lt | Op::Le, Arg::One(want)) => {
-            let ord = match (v.parse::<f64>(), want.parse::<f64>()) {
-                (Ok(a), Ok(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+            let ord = match (plain_number(v), plain_number(want)) {
+                (Some(a), Some(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
                 _ => v.cmp(want.as_str()),
             };
             order_test(op, ord)
         }
         _ => false,
+    }
+}
+
+/// A plain decimal (`12`, `-3.5`), not `NaN`, `inf` or `1e3`, which compare as text.
+fn plain_number(s: &str) -> Option<f64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if ok {
+        s.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -419,10 +437,35 @@ impl Parser<'_> {
         self.comparison()
     }
 
+    /// The subject: a word that ends at a blank, a bracket or an operator character (attribute names contain
+    /// none of `=!<>~`), so `attribute:a==1` reads like `attribute:a == 1`.
+    fn peek_subject(&self) -> &str {
+        let w = self.peek_word();
+        &w[..w.find(['=', '!', '<', '>', '~']).unwrap_or(w.len())]
+    }
+
+    /// The operator: a run of `=!<>~`, with the letters after a lone `!` (`!in`, `!exists`), or a word.
+    fn peek_operator(&self) -> &str {
+        let rest = self.rest();
+        let symbols = rest.find(|c: char| !"=!<>~".contains(c)).unwrap_or(rest.len());
+        let end = if symbols == 0 {
+            rest.find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+                .unwrap_or(rest.len())
+        } else if &rest[..symbols] == "!" {
+            symbols
+                + rest[symbols..]
+                    .find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+                    .unwrap_or(rest.len() - symbols)
+        } else {
+            symbols
+        };
+        &rest[..end]
+    }
+
     fn comparison(&mut self) -> Result<Expr, ParseError> {
         self.skip_blank();
         let start = self.pos;
-        let word = self.peek_word().to_owned();
+        let word = self.peek_subject().to_owned();
         let subject = Subject::parse(&word).ok_or_else(|| {
             self.error_at(
                 start,
@@ -435,7 +478,7 @@ impl Parser<'_> {
         self.pos += word.len();
         self.skip_blank();
         let op_pos = self.pos;
-        let op_word = self.peek_word().to_owned();
+        let op_word = self.peek_operator().to_owned();
         let op = Op::parse(&op_word).ok_or_else(|| {
             if op_word.is_empty() {
                 self.error_at(op_pos, &format!("expected an operator after {subject}"))
@@ -451,11 +494,11 @@ impl Parser<'_> {
             Op::Exists | Op::NotExists => Arg::None,
             Op::In | Op::NotIn => Arg::List(self.list()?),
             Op::Matches | Op::NotMatches => {
-                let (at, pattern) = self.value()?;
+                let (at, pattern) = self.value(false)?;
                 Arg::Regex(compile_regex(&pattern).map_err(|m| self.error_at(at, &m))?)
             }
             _ => {
-                let (at, v) = self.value()?;
+                let (at, v) = self.value(false)?;
                 match subject {
                     Subject::RegisteredAt => Arg::Time(parse_time(&v).ok_or_else(|| {
                         self.error_at(
@@ -488,7 +531,7 @@ impl Parser<'_> {
         self.pos += 1;
         let mut items = Vec::new();
         loop {
-            let (_, v) = self.value()?;
+            let (_, v) = self.value(true)?;
             items.push(v);
             self.skip_blank();
             match self.peek_char() {
@@ -504,9 +547,10 @@ impl Parser<'_> {
     }
 
     /// A quoted string, or a run of non-blank characters. In a bare value, brackets that the value itself opens
-    /// belong to it (`(m5|c5).*`); a closing bracket it did not open ends it (`not(task:group == db)`), and so does
-    /// a comma or a closing square bracket inside a list.
-    fn value(&mut self) -> Result<(usize, String), ParseError> {
+    /// belong to it (`(m5|c5).*`); a closing bracket it did not open ends it (`not(task:group == db)`). Inside a
+    /// list (`in [a, b]`) a comma or `]` at depth 0 also ends it; elsewhere a comma is part of the value
+    /// (`m\d{1,2}.*`).
+    fn value(&mut self, in_list: bool) -> Result<(usize, String), ParseError> {
         self.skip_blank();
         let start = self.pos;
         match self.peek_char() {
@@ -524,22 +568,23 @@ impl Parser<'_> {
                 let mut depth = 0i32;
                 let mut end = self.rest().len();
                 for (k, c) in self.rest().char_indices() {
-                    match c {
-                        c if c.is_whitespace() => {
-                            end = k;
-                            break;
+                    let stop = match c {
+                        c if c.is_whitespace() => true,
+                        '(' | '[' | '{' => {
+                            depth += 1;
+                            false
                         }
-                        '(' | '[' => depth += 1,
-                        ')' | ']' if depth == 0 => {
-                            end = k;
-                            break;
+                        ')' | ']' | '}' if depth == 0 => true,
+                        ')' | ']' | '}' => {
+                            depth -= 1;
+                            false
                         }
-                        ')' | ']' => depth -= 1,
-                        ',' if depth == 0 => {
-                            end = k;
-                            break;
-                        }
-                        _ => {}
+                        ',' => in_list && depth == 0,
+                        _ => false,
+                    };
+                    if stop {
+                        end = k;
+                        break;
                     }
                 }
                 if end == 0 {
@@ -553,41 +598,139 @@ impl Parser<'_> {
     }
 }
 
-/// Java constructs the `regex` crate does not support, with a name for the error message.
-const JAVA_ONLY: &[(&str, &str)] = &[
-    ("(?=", "look-ahead"),
-    ("(?!", "negative look-ahead"),
-    ("(?<=", "look-behind"),
-    ("(?<!", "negative look-behind"),
-    ("(?>", "atomic groups"),
-    ("*+", "possessive quantifiers"),
-    ("++", "possessive quantifiers"),
-    ("?+", "possessive quantifiers"),
-    ("}+", "possessive quantifiers"),
-    ("\\Q", "\\Q…\\E quoting"),
-    ("\\p{java", "Java character classes"),
-];
+/// Rewrites a Java regular expression for the `regex` crate, reading it as a regex engine does (escapes and
+/// character classes are respected, so `a\++` and `[*+]` are not mistaken for possessive quantifiers):
+/// - `\d`, `\w`, `\s` and their negations become ASCII classes, and `\b`/`\B` ASCII boundaries, as in Java
+///   without flags (the `regex` crate's are Unicode-aware). Inside a character class only the positive forms are
+///   rewritten; a negated shorthand there keeps the crate's Unicode meaning, which differs from Java's only on
+///   non-ASCII digits, letters and spaces.
+/// - Java-only constructs are refused with their name: look-around, atomic groups, possessive quantifiers,
+///   back-references, `\Q…\E` quoting, `\p{java…}` classes.
+fn translate(pattern: &str) -> Result<String, &'static str> {
+    const DIGIT: &str = "0-9";
+    const WORD: &str = "0-9A-Za-z_";
+    const SPACE: &str = "\\t\\n\\x0B\\x0C\\r ";
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut class_depth = 0usize;
+    // The position of the `}` closing the counted repetition (`{2}`, `{1,3}`) being read, if any.
+    let mut repetition_close = None;
+    let mut k = 0;
+    while k < chars.len() {
+        let c = chars[k];
+        let next = chars.get(k + 1).copied();
+        if c == '\\' {
+            let Some(e) = next else {
+                out.push(c);
+                break;
+            };
+            match e {
+                'Q' => return Err("\\Q…\\E quoting"),
+                'p' | 'P' if chars[k + 2..].iter().collect::<String>().starts_with("{java") => {
+                    return Err("Java character classes (\\p{java…})")
+                }
+                '1'..='9' if class_depth == 0 => return Err("back-references"),
+                'd' | 'w' | 's' | 'D' | 'W' | 'S' if class_depth == 0 => {
+                    let (negate, body) = match e {
+                        'd' => ("", DIGIT),
+                        'w' => ("", WORD),
+                        's' => ("", SPACE),
+                        'D' => ("^", DIGIT),
+                        'W' => ("^", WORD),
+                        _ => ("^", SPACE),
+                    };
+                    out.push_str(&format!("[{negate}{body}]"));
+                }
+                'd' => out.push_str(DIGIT),
+                'w' => out.push_str(WORD),
+                's' => out.push_str(SPACE),
+                'b' | 'B' if class_depth == 0 => out.push_str(&format!("(?-u:\\{e})")),
+                _ => {
+                    out.push(c);
+                    out.push(e);
+                    // `\x{41}`, `\p{Lu}`, `\u{…}`: the braces belong to the escape.
+                    if e.is_ascii_alphabetic() && chars.get(k + 2) == Some(&'{') {
+                        let close = chars[k + 2..]
+                            .iter()
+                            .position(|&x| x == '}')
+                            .map_or(chars.len(), |p| k + 2 + p);
+                        out.extend(&chars[k + 2..=close.min(chars.len() - 1)]);
+                        k = close + 1;
+                        continue;
+                    }
+                }
+            }
+            k += 2;
+            continue;
+        }
+        if class_depth > 0 {
+            match c {
+                '[' => class_depth += 1,
+                ']' => class_depth -= 1,
+                _ => {}
+            }
+            out.push(c);
+            k += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                class_depth = 1;
+                out.push(c);
+                // A `]` first in a class (or right after `^`) is a literal.
+                if next == Some('^') {
+                    out.push('^');
+                    k += 1;
+                }
+                if chars.get(k + 1) == Some(&']') {
+                    out.push(']');
+                    k += 1;
+                }
+                k += 1;
+                continue;
+            }
+            '(' if next == Some('?') => {
+                let rest: String = chars[k + 2..].iter().take(2).collect();
+                if rest.starts_with('=') || rest.starts_with('!') || rest == "<=" || rest == "<!" {
+                    return Err("look-around");
+                }
+                if rest.starts_with('>') {
+                    return Err("atomic groups");
+                }
+            }
+            '{' => {
+                let close = chars[k + 1..].iter().position(|&x| x == '}').map(|p| k + 1 + p);
+                repetition_close = close.filter(|&end| {
+                    let inside = &chars[k + 1..end];
+                    !inside.is_empty() && inside.iter().all(|x| x.is_ascii_digit() || *x == ',')
+                });
+            }
+            // `x*+`, `x++`, `x?+`, `x{2}+` are possessive; a `?` right after `(` opens a group flag instead, and a
+            // `}` that closes no counted repetition is a literal.
+            '*' | '+' | '?' | '}'
+                if next == Some('+')
+                    && !(c == '?' && k > 0 && chars[k - 1] == '(')
+                    && (c != '}' || repetition_close == Some(k)) =>
+            {
+                return Err("possessive quantifiers");
+            }
+            _ => {}
+        }
+        out.push(c);
+        k += 1;
+    }
+    Ok(out)
+}
 
-fn compile_regex(pattern: &str) -> Result<regex::bytes::Regex, String> {
-    if let Some((_, what)) = JAVA_ONLY.iter().find(|(needle, _)| pattern.contains(needle)) {
-        return Err(format!(
-            "regular expression {pattern:?} uses {what}, a Java feature this engine cannot evaluate"
-        ));
-    }
-    if pattern
-        .as_bytes()
-        .windows(2)
-        .any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0')
-    {
-        return Err(format!(
-            "regular expression {pattern:?} uses back-references, a Java feature this engine cannot evaluate"
-        ));
-    }
-    // Whole-value match, as Java's String.matches; ASCII-only \d \w \s \b, as Java's defaults.
-    regex::bytes::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .unicode(false)
-        .build()
-        .map_err(|e| format!("invalid regular expression {pattern:?}: {}", first_line(&e.to_string())))
+fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    let rust = translate(pattern).map_err(|what| {
+        format!("regular expression {pattern:?} uses {what}, a Java feature this engine cannot evaluate")
+    })?;
+    let invalid = |e: regex::Error| format!("invalid regular expression {pattern:?}: {}", first_line(&e.to_string()));
+    // The pattern must stand on its own (`a)|(b` must not slip out of the anchors below).
+    regex::Regex::new(&rust).map_err(invalid)?;
+    // Whole-value match, as Java's String.matches.
+    regex::Regex::new(&format!("^(?:{rust})$")).map_err(invalid)
 }
 
 fn first_line(s: &str) -> String {

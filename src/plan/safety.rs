@@ -1,0 +1,240 @@
+//! Every reason the planner refuses a move, in one place (descheduler's `EvictPod` shape): typed, with a stable
+//! label for counting, and a sentence for people.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{Cluster, ContainerInstance, DeploymentStatus, RolloutState, SchedulingStrategy, Service};
+use crate::policy::Policy;
+
+use super::view::LedgerView;
+
+/// Why a task, service, instance or move was left alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SkipReason {
+    /// Daemon tasks run one per instance; moving them means nothing (ECS-SEMANTICS §3).
+    Daemon,
+    /// Not started by a service: nothing would replace it.
+    Standalone,
+    /// The policy's `exclude` matched.
+    Excluded(String),
+    /// Task scale-in protection is on (ECS-SEMANTICS §3).
+    Protected,
+    /// A deployment in progress, a failed rollout, or fewer tasks running than desired.
+    NotSteady(String),
+    /// A task of the service points at something the snapshot does not hold.
+    Inconsistent,
+    /// The placement engine cannot predict where its tasks go.
+    Unpredictable(String),
+    /// The instance is not a valid source: not ACTIVE, agent disconnected, excluded, or in its grace period.
+    InstanceNotScored(String),
+    /// Stopping would take the service below `ceil(minimumHealthyPercent × desired / 100)`.
+    BelowFloor {
+        running: u32,
+        floor: u32,
+    },
+    /// The policy's `budgets.perService` for this service is used up.
+    ServiceBudget {
+        limit: u32,
+    },
+    CycleBudget {
+        limit: u32,
+    },
+    HourBudget {
+        limit: u32,
+    },
+    ConcurrentDrains {
+        limit: u32,
+    },
+    ServiceCoolingDown(DateTime<Utc>),
+    InstanceCoolingDown(DateTime<Utc>),
+    /// A move of this target is already in flight.
+    InFlight,
+    /// No instance could take the replacement: it would stay PENDING.
+    NoLanding,
+    /// The replacement could land back on the instance it left (the binpack trap, ECS-SEMANTICS §2).
+    LandsOnSource,
+    /// Some instance ECS could pick would not lower the score.
+    NoImprovement {
+        via: String,
+    },
+    /// The service has AZ rebalancing ENABLED and the replacement could land in another AZ.
+    AzRebalancing {
+        from: String,
+        to: String,
+    },
+    /// What the task contributes to the metric is unknown (no reservation stated, or no utilisation data).
+    UnknownLoad,
+    /// A drain cannot be started or could not finish.
+    DrainBlocked(String),
+    /// A forced deployment is not predictable or would not help.
+    RedeployBlocked(String),
+}
+
+impl SkipReason {
+    /// A stable, low-cardinality name, for counting and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SkipReason::Daemon => "daemon",
+            SkipReason::Standalone => "standalone",
+            SkipReason::Excluded(_) => "excluded",
+            SkipReason::Protected => "protected",
+            SkipReason::NotSteady(_) => "not-steady",
+            SkipReason::Inconsistent => "inconsistent",
+            SkipReason::Unpredictable(_) => "unpredictable",
+            SkipReason::InstanceNotScored(_) => "instance-not-scored",
+            SkipReason::BelowFloor { .. } => "below-floor",
+            SkipReason::ServiceBudget { .. } => "service-budget",
+            SkipReason::CycleBudget { .. } => "cycle-budget",
+            SkipReason::HourBudget { .. } => "hour-budget",
+            SkipReason::ConcurrentDrains { .. } => "concurrent-drains",
+            SkipReason::ServiceCoolingDown(_) => "service-cooldown",
+            SkipReason::InstanceCoolingDown(_) => "instance-cooldown",
+            SkipReason::InFlight => "in-flight",
+            SkipReason::NoLanding => "no-landing",
+            SkipReason::LandsOnSource => "lands-on-source",
+            SkipReason::NoImprovement { .. } => "no-improvement",
+            SkipReason::AzRebalancing { .. } => "az-rebalancing",
+            SkipReason::UnknownLoad => "unknown-load",
+            SkipReason::DrainBlocked(_) => "drain-blocked",
+            SkipReason::RedeployBlocked(_) => "redeploy-blocked",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::Daemon => f.write_str("daemon service: one task per instance, nothing to move"),
+            SkipReason::Standalone => f.write_str("standalone task: no service would replace it"),
+            SkipReason::Excluded(why) => write!(f, "excluded by the policy: {why}"),
+            SkipReason::Protected => f.write_str("task scale-in protection is on"),
+            SkipReason::NotSteady(why) => write!(f, "service not steady: {why}"),
+            SkipReason::Inconsistent => {
+                f.write_str("a task of the service points at something the snapshot does not hold")
+            }
+            SkipReason::Unpredictable(why) => write!(f, "placement cannot be predicted: {why}"),
+            SkipReason::InstanceNotScored(why) => write!(f, "instance not balanced: {why}"),
+            SkipReason::BelowFloor { running, floor } => write!(
+                f,
+                "stopping would leave {} running, below the service's healthy floor of {floor}",
+                running.saturating_sub(1)
+            ),
+            SkipReason::ServiceBudget { limit } => {
+                write!(f, "the policy allows {limit} task(s) of this service disrupted at once")
+            }
+            SkipReason::CycleBudget { limit } => write!(f, "the cycle's budget of {limit} restarted task(s) is used"),
+            SkipReason::HourBudget { limit } => write!(f, "the hourly budget of {limit} restarted task(s) is used"),
+            SkipReason::ConcurrentDrains { limit } => write!(f, "{limit} drain(s) already in flight"),
+            SkipReason::ServiceCoolingDown(until) => write!(f, "service cooling down until {}", until.to_rfc3339()),
+            SkipReason::InstanceCoolingDown(until) => {
+                write!(f, "instance cooling down until {}", until.to_rfc3339())
+            }
+            SkipReason::InFlight => f.write_str("a move of it is already in flight"),
+            SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),
+            SkipReason::LandsOnSource => f.write_str("the replacement could land back on the same instance"),
+            SkipReason::NoImprovement { via } => {
+                write!(
+                    f,
+                    "the replacement could land on {via}, which would not improve the balance"
+                )
+            }
+            SkipReason::AzRebalancing { from, to } => write!(
+                f,
+                "AZ rebalancing is ENABLED for the service and the replacement could move from {from} to {to}"
+            ),
+            SkipReason::UnknownLoad => f.write_str("what the task adds to the metric is unknown"),
+            SkipReason::DrainBlocked(why) => write!(f, "drain not possible: {why}"),
+            SkipReason::RedeployBlocked(why) => write!(f, "redeploy not useful: {why}"),
+        }
+    }
+}
+
+/// A target the planner left alone, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skip {
+    /// `task/…`, `service/…` or `container-instance/…` ARN, or a service name.
+    pub target: String,
+    pub reason: String,
+    /// The reason's stable label.
+    pub label: &'static str,
+}
+
+/// ECS's healthy floor for a service: `ceil(minimumHealthyPercent × desired / 100)`.
+pub fn floor(service: &Service) -> u32 {
+    let product = u64::from(service.minimum_healthy_percent()) * u64::from(service.desired_count);
+    u32::try_from(product.div_ceil(100)).unwrap_or(u32::MAX)
+}
+
+/// Whether a service's tasks may be moved at all this cycle; checks that do not depend on a particular task.
+pub fn check_service(
+    cluster: &Cluster,
+    service: &Service,
+    policy: &Policy,
+    ledger: &LedgerView,
+    now: DateTime<Utc>,
+) -> Result<(), SkipReason> {
+    if service.scheduling_strategy == SchedulingStrategy::Daemon {
+        return Err(SkipReason::Daemon);
+    }
+    if let Some(why) = policy.exclude.service_reason(service) {
+        return Err(SkipReason::Excluded(why));
+    }
+    if service.status != "ACTIVE" {
+        return Err(SkipReason::NotSteady(format!("status {}", service.status)));
+    }
+    let live: Vec<_> = service
+        .deployments
+        .iter()
+        .filter(|d| d.status != DeploymentStatus::Inactive)
+        .collect();
+    if live.len() > 1 {
+        return Err(SkipReason::NotSteady(format!("{} deployments in progress", live.len())));
+    }
+    if let Some(state) = live.first().and_then(|d| d.rollout_state.as_ref()) {
+        if *state != RolloutState::Completed {
+            return Err(SkipReason::NotSteady(format!("rollout {state}")));
+        }
+    }
+    if service.running_count < service.desired_count {
+        return Err(SkipReason::NotSteady(format!(
+            "{} of {} tasks running",
+            service.running_count, service.desired_count
+        )));
+    }
+    if !cluster.is_service_consistent(&service.service_name) {
+        return Err(SkipReason::Inconsistent);
+    }
+    if ledger.redeploy_in_flight(&service.service_name) {
+        return Err(SkipReason::InFlight);
+    }
+    if let Some(until) = ledger.service_cooling_until(&service.service_name, now) {
+        return Err(SkipReason::ServiceCoolingDown(until));
+    }
+    Ok(())
+}
+
+/// Why an instance is not scored (and so neither a source nor a destination), if it is not.
+pub fn instance_not_scored(instance: &ContainerInstance, policy: &Policy, now: DateTime<Utc>) -> Option<String> {
+    if !instance.can_take_tasks() {
+        return Some(if instance.agent_connected {
+            format!("status {}", instance.status)
+        } else {
+            "agent disconnected".into()
+        });
+    }
+    if let Some(why) = policy.exclude.instance_reason(instance) {
+        return Some(why);
+    }
+    let grace = chrono::Duration::from_std(policy.cooldown.new_instance).unwrap_or(chrono::Duration::MAX);
+    match instance.registered_at {
+        Some(at) if now - at < grace => Some(format!(
+            "registered {}s ago, within cooldown.newInstance",
+            (now - at).num_seconds()
+        )),
+        _ => None,
+    }
+}

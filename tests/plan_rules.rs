@@ -1,0 +1,612 @@
+//! The planner, one rule per test: every move kind and every safety rule (ECS-SEMANTICS §3), on clusters built
+//! with the test builders.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+
+use ecs_rebalancer::model::{Cluster, DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState, Snapshot};
+use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, Plan, Status};
+use ecs_rebalancer::policy::{self, Policy};
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A policy for cluster `c` with `extra` appended to its spec (YAML, two-space indented under spec).
+fn policy(metric: &str, extra: &str) -> Policy {
+    let text = format!(
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {{name: test}}\nspec:\n  clusters: [c]\n  \
+         metric: {metric}\n  threshold: {{trigger: 0.2, target: 0.05}}\n{extra}"
+    );
+    policy::load_str(Path::new("test.yaml"), &text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .remove(0)
+}
+
+fn generous(actions: &str) -> String {
+    format!(
+        "  actions: [{actions}]\n  budgets: {{perCycle: 20, perHour: 100, perService: 100%, concurrentDrains: 2}}\n"
+    )
+}
+
+fn run(cluster: &Cluster, policy: &Policy) -> Plan {
+    run_with(cluster, policy, &LedgerView::default(), Episode::default())
+}
+
+fn run_with(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, episode: Episode) -> Plan {
+    plan::plan(cluster, policy, ledger, now(), episode)
+}
+
+fn arn(cluster: &Cluster, id: &str) -> String {
+    cluster
+        .instances()
+        .iter()
+        .find(|i| i.ec2_instance_id.as_deref() == Some(&format!("i-{id}")))
+        .unwrap()
+        .container_instance_arn
+        .clone()
+}
+
+fn labels(plan: &Plan) -> Vec<&'static str> {
+    plan.skipped.iter().map(|s| s.label).collect()
+}
+
+fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.actions.iter().map(|a| a.kind).collect()
+}
+
+/// Two empty instances and one carrying six tasks of `web` (spread by instance).
+fn hot_and_cold() -> ClusterBuilder {
+    ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+}
+
+// ---- stop-task ----
+
+#[test]
+fn stop_task_moves_tasks_from_the_hot_instance_to_where_every_landing_helps() {
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert_eq!(p.status, Status::Planned);
+    assert!(p.after.score < p.before.score);
+    assert!(p.actions.len() >= 2);
+    for a in &p.actions {
+        assert_eq!(a.kind, "stop-task");
+        assert_eq!(a.container_instance_arn.as_deref(), Some(arn(&c, "hot").as_str()));
+        assert!(!a.predicted_landing.contains(&arn(&c, "hot")));
+        assert!(!a.predicted_landing.is_empty());
+    }
+    // Scores shown per action never go up.
+    let scores: Vec<f64> = p.actions.iter().map(|a| a.score_after).collect();
+    assert!(scores.windows(2).all(|w| w[1] <= w[0] + 1e-12), "{scores:?}");
+}
+
+#[test]
+fn stop_task_stops_at_the_target() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("web").spread("instanceId").deployment(0, 200))
+        .tasks("web", "hot", 6)
+        .build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    // 6 tasks over 3 instances: balanced at 2/2/2 after four stops.
+    assert_eq!(p.actions.len(), 4);
+    assert!(p.after.score <= 0.05 + 1e-9, "{}", p.after.score);
+}
+
+#[test]
+fn binpack_trap_no_stop_lands_back_on_its_source() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("batch").cpu(256).binpack("cpu").deployment(50, 200))
+        .tasks("batch", "hot", 4)
+        .build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(labels(&p).contains(&"lands-on-source"), "{:?}", p.skipped);
+    assert_eq!(p.status, Status::NothingSafe);
+}
+
+#[test]
+fn no_improvement_when_some_landing_would_not_lower_the_score() {
+    // A random service may land anywhere, including the other hot instance.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot1"))
+        .instance(instance("hot2"))
+        .instance(instance("cold"))
+        .service(service("web").random().deployment(50, 200))
+        .tasks("web", "hot1", 3)
+        .tasks("web", "hot2", 3)
+        .build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.actions.is_empty());
+    assert!(labels(&p).contains(&"lands-on-source") || labels(&p).contains(&"no-improvement"));
+}
+
+// ---- safety: what is never moved ----
+
+#[test]
+fn daemon_and_standalone_tasks_are_never_moved() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("agent").daemon())
+        .tasks("agent", "hot", 1)
+        .standalone_task("report", "hot", 256, 256)
+        .standalone_task("report2", "hot", 256, 256)
+        .build();
+    let p = run(&c, &policy("cpu-unreserved", &generous("stop-tasks, drain-instances")));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let l = labels(&p);
+    assert!(l.contains(&"daemon") && l.contains(&"standalone"), "{l:?}");
+}
+
+#[test]
+fn excluded_services_by_name_and_by_tag_are_never_moved() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("batch-1").spread("instanceId").deployment(0, 200))
+        .service(
+            service("api")
+                .spread("instanceId")
+                .deployment(0, 200)
+                .tag("ecs-rebalancer/ignore", "true"),
+        )
+        .tasks("batch-1", "hot", 3)
+        .tasks("api", "hot", 3)
+        .build();
+    let extra = format!(
+        "{}  exclude:\n    services: [\"batch-*\"]\n    serviceTags: {{ecs-rebalancer/ignore: \"true\"}}\n",
+        generous("stop-tasks")
+    );
+    let p = run(&c, &policy("count", &extra));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let excluded: Vec<&str> = p
+        .skipped
+        .iter()
+        .filter(|s| s.label == "excluded")
+        .map(|s| s.reason.as_str())
+        .collect();
+    assert!(excluded.iter().any(|r| r.contains("batch-*")), "{excluded:?}");
+    assert!(
+        excluded.iter().any(|r| r.contains("tag ecs-rebalancer/ignore=true")),
+        "{excluded:?}"
+    );
+}
+
+#[test]
+fn protected_tasks_are_never_stopped() {
+    let mut snap = hot_and_cold().tasks("web", "hot", 6).snapshot();
+    for t in &snap.tasks {
+        snap.protected_tasks.push(ProtectedTask {
+            task_arn: t.task_arn.clone(),
+            protection_enabled: true,
+            expiration_date: Some(now() + Duration::hours(1)),
+        });
+    }
+    let c = Cluster::new(snap.clone()).unwrap();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.actions.is_empty());
+    assert!(labels(&p).contains(&"protected"));
+    // Expired protection no longer protects.
+    for pt in &mut snap.protected_tasks {
+        pt.expiration_date = Some(now() - Duration::minutes(1));
+    }
+    let c = Cluster::new(snap).unwrap();
+    assert!(!run(&c, &policy("count", &generous("stop-tasks"))).actions.is_empty());
+}
+
+fn with_service(snap: &mut Snapshot, name: &str, f: impl FnOnce(&mut ecs_rebalancer::model::Service)) {
+    f(snap.services.iter_mut().find(|s| s.service_name == name).unwrap());
+}
+
+#[test]
+fn services_not_steady_are_left_alone() {
+    type Change = fn(&mut ecs_rebalancer::model::Service);
+    let cases: [(&str, Change); 3] = [
+        ("2 deployments in progress", |s| {
+            let mut old = s.deployments[0].clone();
+            old.status = DeploymentStatus::Active;
+            s.deployments.push(old);
+        }),
+        ("rollout IN_PROGRESS", |s| {
+            s.deployments[0].rollout_state = Some(RolloutState::InProgress)
+        }),
+        ("5 of 6 tasks running", |s| s.running_count = 5),
+    ];
+    for (why, change) in cases {
+        let mut snap = hot_and_cold().tasks("web", "hot", 6).snapshot();
+        with_service(&mut snap, "web", change);
+        let c = Cluster::new(snap).unwrap();
+        let p = run(&c, &policy("count", &generous("stop-tasks")));
+        assert!(p.actions.is_empty(), "{why}");
+        let reason = &p.skipped.iter().find(|s| s.label == "not-steady").unwrap().reason;
+        assert!(reason.contains(why), "{why}: {reason}");
+    }
+}
+
+#[test]
+fn tasks_on_instances_that_are_not_active_are_not_moved() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("draining"))
+        .instance(instance("cold"))
+        .instance(instance("cold2"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "draining", 6)
+        .build();
+    let mut snap = c.into_snapshot();
+    snap.container_instances[0].status = InstanceStatus::Draining;
+    let c = Cluster::new(snap).unwrap();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.actions.is_empty());
+    let s = p.skipped.iter().find(|s| s.label == "instance-not-scored").unwrap();
+    assert!(s.reason.contains("status DRAINING"), "{}", s.reason);
+}
+
+#[test]
+fn az_rebalancing_enabled_services_do_not_change_az() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot").az("a"))
+        .instance(instance("cold").az("b"))
+        .service(service("web").spread("instanceId").deployment(50, 200).az_rebalancing())
+        .tasks("web", "hot", 4)
+        .build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.actions.is_empty());
+    let s = p.skipped.iter().find(|s| s.label == "az-rebalancing").unwrap();
+    assert!(s.reason.contains("from a to b"), "{}", s.reason);
+}
+
+// ---- safety: floors and budgets ----
+
+#[test]
+fn the_healthy_floor_holds_for_stops_and_a_singleton_is_redeployed_instead() {
+    // A singleton with minimumHealthyPercent 100 cannot lose its task; with maximumPercent 200 a new deployment
+    // starts the replacement first.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("web").deployment(50, 200))
+        .service(service("single").memory(4096).deployment(100, 200))
+        .tasks("web", "hot", 1)
+        .tasks("single", "hot", 1)
+        .build();
+    let stop_only = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));
+    assert!(stop_only
+        .actions
+        .iter()
+        .all(|a| a.service_name.as_deref() != Some("single")));
+    assert!(labels(&stop_only).contains(&"below-floor"), "{:?}", stop_only.skipped);
+
+    let with_redeploy = run(
+        &c,
+        &policy("mem-unreserved", &generous("stop-tasks, redeploy-services")),
+    );
+    let redeploy = with_redeploy
+        .actions
+        .iter()
+        .find(|a| a.kind == "redeploy-service")
+        .expect("a redeploy");
+    assert_eq!(redeploy.service_name.as_deref(), Some("single"));
+    assert_eq!(redeploy.predicted_landing, [arn(&c, "cold")]);
+    assert_eq!(redeploy.tasks_restarted, 1);
+}
+
+#[test]
+fn a_redeploy_needs_room_above_the_desired_count() {
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("single").memory(4096).deployment(100, 100))
+        .tasks("single", "hot", 1)
+        .build();
+    let p = run(
+        &c,
+        &policy("mem-unreserved", &generous("stop-tasks, redeploy-services")),
+    );
+    assert!(p.actions.is_empty());
+    let s = p.skipped.iter().find(|s| s.label == "redeploy-blocked").unwrap();
+    assert!(s.reason.contains("maximumPercent 100%"), "{}", s.reason);
+}
+
+#[test]
+fn stops_planned_in_one_cycle_count_against_the_healthy_floor() {
+    // minimumHealthyPercent 50 of 6: at most 3 tasks down at once, so 3 stops, though balance wants 4.
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert_eq!(p.actions.len(), 3);
+    let s = p.skipped.iter().find(|s| s.label == "below-floor").unwrap();
+    assert!(s.reason.contains("healthy floor of 3"), "{}", s.reason);
+}
+
+#[test]
+fn the_policy_per_service_budget_limits_stops_of_one_service() {
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let extra = "  budgets: {perCycle: 20, perHour: 100, perService: 1}\n";
+    let p = run(&c, &policy("count", extra));
+    assert_eq!(kinds(&p), ["stop-task"]);
+    assert!(labels(&p).contains(&"service-budget"));
+}
+
+#[test]
+fn per_cycle_and_per_hour_budgets_cap_restarts() {
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let per_cycle = run(
+        &c,
+        &policy("count", "  budgets: {perCycle: 2, perHour: 100, perService: 100%}\n"),
+    );
+    assert_eq!(per_cycle.actions.len(), 2);
+    assert!(labels(&per_cycle).contains(&"cycle-budget"));
+
+    let ledger = LedgerView {
+        restarts: vec![(now() - Duration::minutes(30), 9), (now() - Duration::minutes(90), 50)],
+        ..LedgerView::default()
+    };
+    let per_hour = run_with(
+        &c,
+        &policy("count", "  budgets: {perCycle: 5, perHour: 10, perService: 100%}\n"),
+        &ledger,
+        Episode::default(),
+    );
+    assert_eq!(
+        per_hour.actions.len(),
+        1,
+        "9 of 10 used in the last hour; the restart 90 minutes ago has expired"
+    );
+    assert!(labels(&per_hour).contains(&"hour-budget"));
+}
+
+#[test]
+fn cooldowns_and_in_flight_work_keep_the_planner_away() {
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let p = policy("count", &generous("stop-tasks"));
+    let service_cooling = LedgerView {
+        service_cooldowns: vec![("web".into(), now() + Duration::minutes(5))],
+        ..LedgerView::default()
+    };
+    let r = run_with(&c, &p, &service_cooling, Episode::default());
+    assert!(r.actions.is_empty() && labels(&r).contains(&"service-cooldown"));
+
+    let instance_cooling = LedgerView {
+        instance_cooldowns: vec![(arn(&c, "hot"), now() + Duration::minutes(5))],
+        ..LedgerView::default()
+    };
+    let r = run_with(&c, &p, &instance_cooling, Episode::default());
+    assert!(r.actions.is_empty() && labels(&r).contains(&"instance-cooldown"));
+
+    let expired = LedgerView {
+        service_cooldowns: vec![("web".into(), now() - Duration::minutes(5))],
+        ..LedgerView::default()
+    };
+    assert!(!run_with(&c, &p, &expired, Episode::default()).actions.is_empty());
+
+    let redeploying = LedgerView {
+        in_flight: vec![InFlight::Redeploy { service: "web".into() }],
+        ..LedgerView::default()
+    };
+    let r = run_with(&c, &p, &redeploying, Episode::default());
+    assert!(r.actions.is_empty() && labels(&r).contains(&"in-flight"));
+
+    let first = c.tasks_of("web").next().unwrap().task_arn.clone();
+    let stopping = LedgerView {
+        in_flight: vec![InFlight::StopTask {
+            task_arn: first.clone(),
+            service: "web".into(),
+        }],
+        ..LedgerView::default()
+    };
+    let r = run_with(&c, &p, &stopping, Episode::default());
+    assert!(r.actions.iter().all(|a| a.task_arn.as_deref() != Some(first.as_str())));
+}
+
+// ---- drain-instance ----
+
+fn drainable() -> ClusterBuilder {
+    ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("a").memory(1024).deployment(50, 200))
+        .service(service("b").memory(1024).deployment(50, 200))
+        .service(service("c").memory(1024).deployment(50, 200))
+        .tasks("a", "hot", 1)
+        .tasks("b", "hot", 1)
+        .tasks("c", "hot", 1)
+}
+
+#[test]
+fn drain_instance_is_planned_when_allowed_and_helpful() {
+    let c = drainable().build();
+    let p = run(&c, &policy("mem-unreserved", &generous("drain-instances")));
+    assert_eq!(kinds(&p), ["drain-instance"], "{:#?}", p.skipped);
+    let a = &p.actions[0];
+    assert_eq!(a.container_instance_arn.as_deref(), Some(arn(&c, "hot").as_str()));
+    assert_eq!(a.tasks_restarted, 3);
+    assert!(!a.predicted_landing.contains(&arn(&c, "hot")));
+    assert!(p.after.score < p.before.score);
+}
+
+#[test]
+fn drains_are_refused_when_they_could_not_finish_or_are_over_budget() {
+    let stuck = drainable()
+        .service(service("pinned").deployment(100, 100))
+        .tasks("pinned", "hot", 1)
+        .build();
+    let p = run(&stuck, &policy("mem-unreserved", &generous("drain-instances")));
+    assert!(p.actions.is_empty());
+    assert!(p
+        .skipped
+        .iter()
+        .any(|s| s.reason.contains("minimumHealthyPercent 100 and maximumPercent 100")));
+
+    let standalone = drainable().standalone_task("report", "hot", 128, 128).build();
+    let p = run(&standalone, &policy("mem-unreserved", &generous("drain-instances")));
+    assert!(p.actions.is_empty());
+    assert!(p
+        .skipped
+        .iter()
+        .any(|s| s.reason.contains("would keep the instance DRAINING")));
+
+    let c = drainable().build();
+    let busy = LedgerView {
+        in_flight: vec![
+            InFlight::Drain {
+                container_instance_arn: "other-1".into(),
+            },
+            InFlight::Drain {
+                container_instance_arn: "other-2".into(),
+            },
+        ],
+        ..LedgerView::default()
+    };
+    let p = run_with(
+        &c,
+        &policy("mem-unreserved", &generous("drain-instances")),
+        &busy,
+        Episode::default(),
+    );
+    assert!(p.actions.is_empty());
+    assert!(labels(&p).contains(&"concurrent-drains"));
+}
+
+#[test]
+fn no_action_kind_the_policy_does_not_allow() {
+    let c = drainable().build();
+    let p = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));
+    assert!(p.actions.iter().all(|a| a.kind == "stop-task"));
+}
+
+// ---- observation, thresholds, sizes ----
+
+#[test]
+fn too_much_unknown_utilisation_halts_the_cycle() {
+    let mut snap = hot_and_cold().tasks("web", "hot", 6).snapshot();
+    let first = snap.container_instances[0].container_instance_arn.clone();
+    snap.utilization.insert(
+        first,
+        ecs_rebalancer::model::Utilization {
+            cpu: Some(0.9),
+            memory: None,
+        },
+    );
+    let c = Cluster::new(snap).unwrap();
+    let p = run(&c, &policy("cpu-available", &generous("stop-tasks")));
+    assert_eq!(p.status, Status::Halted);
+    assert!(
+        p.summary.contains("2 of 3 instances have no cpu-available data"),
+        "{}",
+        p.summary
+    );
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn an_instance_with_unknown_utilisation_is_neither_source_nor_destination() {
+    let mut snap = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("known-cold"))
+        .instance(instance("unknown"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 4)
+        .snapshot();
+    let arns: Vec<String> = snap
+        .container_instances
+        .iter()
+        .map(|i| i.container_instance_arn.clone())
+        .collect();
+    for (arn, cpu) in [(&arns[0], 0.9), (&arns[1], 0.1)] {
+        snap.utilization.insert(
+            arn.clone(),
+            ecs_rebalancer::model::Utilization {
+                cpu: Some(cpu),
+                memory: None,
+            },
+        );
+    }
+    let c = Cluster::new(snap).unwrap();
+    let p = run(
+        &c,
+        &policy(
+            "cpu-available",
+            &format!("{}  utilization: {{maxUnknownShare: 0.5}}\n", generous("stop-tasks")),
+        ),
+    );
+    assert_eq!(p.before.instances[2].load, None);
+    for a in &p.actions {
+        assert!(
+            !a.predicted_landing.contains(&arns[2]),
+            "the unknown instance is not a destination"
+        );
+    }
+    assert!(!p.actions.is_empty());
+}
+
+#[test]
+fn hysteresis_below_the_trigger_plans_only_when_an_episode_is_under_way() {
+    // Loads 3/2/2: score about 0.20 (CV of 3,2,2 = 0.2020), just above the trigger 0.2? Use a gentler imbalance.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("a"))
+        .instance(instance("b"))
+        .instance(instance("c"))
+        .instance(instance("d"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "a", 5)
+        .tasks("web", "b", 4)
+        .tasks("web", "c", 4)
+        .tasks("web", "d", 3)
+        .build();
+    let p = policy("count", &generous("stop-tasks"));
+    let fresh = run(&c, &p);
+    assert!(
+        fresh.before.score > 0.05 && fresh.before.score < 0.2,
+        "{}",
+        fresh.before.score
+    );
+    assert_eq!(fresh.status, Status::Balanced);
+    assert!(!fresh.episode);
+    let continuing = run_with(&c, &p, &LedgerView::default(), Episode { active: true });
+    assert_eq!(continuing.status, Status::Planned);
+    assert!(continuing.episode);
+}
+
+#[test]
+fn count_is_normalised_by_instance_size() {
+    // A 2× instance running twice the tasks is in balance.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("small"))
+        .instance(instance("large").cpu(4096).memory(15360))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "small", 2)
+        .tasks("web", "large", 4)
+        .build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    assert!(p.before.score < 1e-9, "{}", p.before.score);
+    assert_eq!(p.status, Status::Balanced);
+    assert!((p.before.instances[1].capacity - 4.0 / 3.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_plan_json_carries_the_contract_fields() {
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    let v = serde_json::to_value(&p).unwrap();
+    let a = &v["actions"][0];
+    assert_eq!(a["kind"], "stop-task");
+    assert!(a["taskArn"].is_string() && a["serviceName"] == "web" && a["serviceArn"].is_string());
+    assert!(a["containerInstanceArn"].is_string() && a["reason"].is_string());
+    assert!(a["predictedLanding"].as_array().is_some_and(|l| !l.is_empty()));
+    assert!(v["before"]["score"].is_number() && v["after"]["instances"].is_array());
+    assert!(v["skipped"].is_array());
+    assert_eq!(v["status"], "planned");
+}
