@@ -610,3 +610,61 @@ fn the_plan_json_carries_the_contract_fields() {
     assert!(v["skipped"].is_array());
     assert_eq!(v["status"], "planned");
 }
+
+/// The README's `plan` example: a scale-out left two new instances empty.
+#[test]
+fn the_plan_command_on_the_readme_example_moves_tasks_onto_the_new_instances() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+            .current_dir(&dir)
+            .args(["plan", "--snapshot", "snapshot-hot.json", "--policy", "policy-hot.yaml"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["-o", "json"]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["status"], "planned");
+    assert!(v["after"]["score"].as_f64().unwrap() < v["before"]["score"].as_f64().unwrap());
+    let new_instances: Vec<&str> = v["before"]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["ec2InstanceId"].as_str().unwrap().starts_with("i-new"))
+        .map(|i| i["containerInstanceArn"].as_str().unwrap())
+        .collect();
+    for a in v["actions"].as_array().unwrap() {
+        assert_eq!(a["kind"], "stop-task");
+        for landing in a["predictedLanding"].as_array().unwrap() {
+            assert!(new_instances.contains(&landing.as_str().unwrap()), "{a}");
+        }
+    }
+    let (code, table, _) = run(&[]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("i-old-a") && table.contains("lands on any of: i-new-a"),
+        "{table}"
+    );
+
+    let (code, _, stderr) = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+        .current_dir(&dir)
+        .args(["plan", "--snapshot", "snapshot-hot.json", "--policy", "../../policies"])
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap(),
+                String::new(),
+                String::from_utf8(o.stderr).unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, 2);
+    assert!(stderr.contains("governs cluster \"shop\""), "{stderr}");
+}

@@ -12,7 +12,7 @@
 //! is still at least as good as the next candidate's last one.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -578,6 +578,14 @@ impl<'c> Search<'c> {
             Move::Drain { instance } => {
                 self.drained.insert(*instance);
                 self.drains_planned += 1;
+                // Every task the drain moves counts against its service's floor and per-service budget.
+                for &t in &p.stops {
+                    if let Some(service) = self.task_service(t) {
+                        if let Ok(ctx) = self.service_ctx(&service) {
+                            ctx.planned += 1;
+                        }
+                    }
+                }
                 self.overlay.exclude(*instance, "planned to be drained");
                 PlannedAction {
                     kind: "drain-instance",
@@ -910,7 +918,8 @@ impl<'c> Search<'c> {
             return Err(SkipReason::ConcurrentDrains { limit });
         }
         let mut moves: Vec<(usize, String)> = Vec::new();
-        let mut per_service: HashMap<String, u32> = HashMap::new();
+        // Ordered, so the first service over its budget (and the reason given) is the same on every run.
+        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
         for &t in self.cluster.task_indexes_on(instance) {
             let task = &self.cluster.tasks()[t];
             if task.desired_status == TaskStatus::Stopped {
