@@ -63,5 +63,7 @@ fn main() {
         *labels.entry(s.label).or_insert(0) += 1;
     }
     println!("skipped by reason: {labels:?}");
+    let kinds: Vec<&str> = result.actions.iter().map(|a| a.kind).collect();
+    println!("actions: {kinds:?}");
     std::fs::remove_file(&file).ok();
 }

@@ -44,6 +44,10 @@ enum Command {
         /// Plan as if a rebalancing episode were under way (keep going down to `target`, not just above `trigger`).
         #[arg(long)]
         continuing: bool,
+        /// Use the policy even though its `clusters` do not match the snapshot's cluster, to rehearse it on another
+        /// cluster's snapshot. `--policy` must then hold exactly one policy.
+        #[arg(long)]
+        any_cluster: bool,
         /// The planner's "now" (RFC 3339), for cooldowns and grace periods; default: the snapshot's capturedAt, else
         /// the current time.
         #[arg(long)]
@@ -114,20 +118,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             snapshot,
             policy: policy_path,
             continuing,
+            any_cluster,
             now,
             output,
         } => {
             let cluster = load_cluster(&snapshot)?;
             let policies = policy::load_paths(&[&policy_path]).map_err(|d| BadInput(d.to_string()))?;
-            let chosen = policy::policy_for_cluster(&policies, cluster.name())
-                .map_err(|e| BadInput(e.to_string()))?
-                .ok_or_else(|| {
-                    BadInput(format!(
-                        "no policy in {} governs cluster {:?}",
+            let chosen = match (any_cluster, policies.as_slice()) {
+                (true, [only]) => only,
+                (true, many) => {
+                    return Err(BadInput(format!(
+                        "--any-cluster needs exactly one policy; {} holds {}",
                         policy_path.display(),
-                        cluster.name()
+                        many.len()
                     ))
-                })?;
+                    .into())
+                }
+                (false, _) => policy::policy_for_cluster(&policies, cluster.name())
+                    .map_err(|e| BadInput(e.to_string()))?
+                    .ok_or_else(|| {
+                        BadInput(format!(
+                            "no policy in {} governs cluster {:?} (rehearsing another cluster's policy? add \
+                             --any-cluster)",
+                            policy_path.display(),
+                            cluster.name()
+                        ))
+                    })?,
+            };
             let now = match now {
                 Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
                     .map_err(|e| BadInput(format!("--now {text:?}: {e}")))?

@@ -667,4 +667,32 @@ fn the_plan_command_on_the_readme_example_moves_tasks_onto_the_new_instances() {
         .unwrap();
     assert_eq!(code, 2);
     assert!(stderr.contains("governs cluster \"shop\""), "{stderr}");
+
+    // Rehearsing one of the shipped policies on this snapshot needs --any-cluster, and one policy.
+    let rehearse = |policy: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+            .current_dir(&dir)
+            .args([
+                "plan",
+                "--snapshot",
+                "snapshot-hot.json",
+                "--policy",
+                policy,
+                "--any-cluster",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = rehearse("../../policies/spread-by-count.yaml");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["cluster"].as_str(), v["policy"].as_str()),
+        (Some("shop"), Some("spread-by-count"))
+    );
+    let out = rehearse("../../policies");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--any-cluster needs exactly one policy"));
 }

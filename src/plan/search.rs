@@ -214,11 +214,19 @@ impl<'c> Search<'c> {
 
         let after_score = self.stats.score();
         let (status, summary) = if self.actions.is_empty() {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for skip in &self.skipped {
+                *counts.entry(skip.label).or_default() += 1;
+            }
+            let mut top: Vec<(&str, usize)> = counts.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let top: Vec<String> = top.iter().take(3).map(|(l, n)| format!("{l} ×{n}")).collect();
             (
                 Status::NothingSafe,
                 format!(
-                    "score {score:.3} is above {}, but no move is both safe and predicted to help (see skipped)",
-                    if score > trigger { "the trigger" } else { "the target" }
+                    "score {score:.3} is above {}, but no move is both safe and predicted to help; most refused: {}",
+                    if score > trigger { "the trigger" } else { "the target" },
+                    top.join(", ")
                 ),
             )
         } else {
