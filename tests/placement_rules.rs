@@ -1,6 +1,10 @@
 //! The placement engine, one ECS rule per test (ECS-SEMANTICS §1–2). Each cluster is built with the test builders,
 //! which keep ECS's bookkeeping: a placed task reserves CPU, memory and host ports in `remainingResources`.
 
+mod common;
+
+use std::path::Path;
+
 use ecs_rebalancer::model::{Cluster, InstanceStatus, NetworkMode, Protocol};
 use ecs_rebalancer::placement::{Misfit, Overlay, Placement, PlacementIndex, Rejection, ServicePlacement};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
@@ -553,18 +557,7 @@ fn service_placement_lists_arns_and_reasons() {
 #[test]
 fn the_placement_command_answers_for_every_service_in_both_forms() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snapshot-mixed.json");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-            .args(["placement", "--snapshot", fixture])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let run = |args: &[&str]| common::cli(Path::new("."), &[&["placement", "--snapshot", fixture], args].concat());
     let (code, stdout, _) = run(&["-o", "json"]);
     assert_eq!(code, 0);
     let all: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -1,6 +1,8 @@
 //! The planner, one rule per test: every move kind and every safety rule (ECS-SEMANTICS §3), on clusters built
 //! with the test builders.
 
+mod common;
+
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
@@ -615,19 +617,8 @@ fn the_plan_json_carries_the_contract_fields() {
 #[test]
 fn the_plan_command_on_the_readme_example_moves_tasks_onto_the_new_instances() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-            .current_dir(&dir)
-            .args(["plan", "--snapshot", "snapshot-hot.json", "--policy", "policy-hot.yaml"])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let plan = |args: &[&str]| common::cli(&dir, &[&["plan", "--snapshot", "snapshot-hot.json"], args].concat());
+    let run = |args: &[&str]| plan(&[&["--policy", "policy-hot.yaml"], args].concat());
     let (code, stdout, stderr) = run(&["-o", "json"]);
     assert_eq!((code, stderr.as_str()), (0, ""));
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -653,46 +644,20 @@ fn the_plan_command_on_the_readme_example_moves_tasks_onto_the_new_instances() {
         "{table}"
     );
 
-    let (code, _, stderr) = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-        .current_dir(&dir)
-        .args(["plan", "--snapshot", "snapshot-hot.json", "--policy", "../../policies"])
-        .output()
-        .map(|o| {
-            (
-                o.status.code().unwrap(),
-                String::new(),
-                String::from_utf8(o.stderr).unwrap(),
-            )
-        })
-        .unwrap();
+    let (code, _, stderr) = plan(&["--policy", "../../policies"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("governs cluster \"shop\""), "{stderr}");
 
     // Rehearsing one of the shipped policies on this snapshot needs --any-cluster, and one policy.
-    let rehearse = |policy: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-            .current_dir(&dir)
-            .args([
-                "plan",
-                "--snapshot",
-                "snapshot-hot.json",
-                "--policy",
-                policy,
-                "--any-cluster",
-                "-o",
-                "json",
-            ])
-            .output()
-            .unwrap()
-    };
-    let out = rehearse("../../policies/spread-by-count.yaml");
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rehearse = |policy: &str| plan(&["--policy", policy, "--any-cluster", "-o", "json"]);
+    let (code, stdout, _) = rehearse("../../policies/spread-by-count.yaml");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (v["cluster"].as_str(), v["policy"].as_str()),
         (Some("shop"), Some("spread-by-count"))
     );
-    let out = rehearse("../../policies");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--any-cluster needs exactly one policy"));
+    let (code, _, stderr) = rehearse("../../policies");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--any-cluster needs exactly one policy"), "{stderr}");
 }

@@ -2,7 +2,8 @@
 //! cross-file rules.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use ecs_rebalancer::policy::{self, convert, raw, ActionKind, CountOrPercent, Metric, Mode};
 
@@ -11,17 +12,7 @@ fn repo(path: &str) -> PathBuf {
 }
 
 fn validate(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-        .current_dir(dir)
-        .arg("validate")
-        .args(args)
-        .output()
-        .expect("run ecs-rebalancer");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::cli(dir, &[&["validate"], args].concat())
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! and partial utilisation.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 use serde_json::{json, Value};
 
@@ -285,16 +286,7 @@ fn duplicate_arns_are_fatal() {
 }
 
 fn inspect(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
-        .arg("inspect")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::cli(Path::new("."), &[&["inspect"], args].concat())
 }
 
 #[test]

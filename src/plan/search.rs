@@ -409,17 +409,7 @@ impl<'c> Search<'c> {
                 .cloned()
                 .collect();
             for service in wanted {
-                let mv = Move::Redeploy { service };
-                match self.predict(&mv) {
-                    Ok(p) => heap.push(Candidate {
-                        value: self.value(&p),
-                        mv,
-                    }),
-                    Err(reason) => {
-                        let target = self.target_of(&mv);
-                        self.skip(&target, &reason);
-                    }
-                }
+                self.enqueue(heap, Move::Redeploy { service });
             }
         }
         if !self.policy.allows(ActionKind::DrainInstances) {
@@ -433,16 +423,20 @@ impl<'c> Search<'c> {
             .collect();
         hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         for (instance, _) in hottest.into_iter().take(MAX_BULK_PREDICTIONS) {
-            let mv = Move::Drain { instance };
-            match self.predict(&mv) {
-                Ok(p) => heap.push(Candidate {
-                    value: self.value(&p),
-                    mv,
-                }),
-                Err(reason) => {
-                    let arn = self.arn(instance).to_owned();
-                    self.skip(&arn, &reason);
-                }
+            self.enqueue(heap, Move::Drain { instance });
+        }
+    }
+
+    /// Predicts a move and queues it by value, or records why it is refused.
+    fn enqueue(&mut self, heap: &mut BinaryHeap<Candidate>, mv: Move) {
+        match self.predict(&mv) {
+            Ok(p) => heap.push(Candidate {
+                value: self.value(&p),
+                mv,
+            }),
+            Err(reason) => {
+                let target = self.target_of(&mv);
+                self.skip(&target, &reason);
             }
         }
     }
