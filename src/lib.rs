@@ -19,13 +19,19 @@
 //! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
 //! `anyhow` appears only in the binary.
 
+pub mod ecs;
+pub mod ledger;
 pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod report;
+pub mod scenarios;
+pub mod simulate;
 #[doc(hidden)]
 pub mod testing;
+pub mod twin;
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ecs_rebalancer::model::{Cluster, Service, Snapshot};
 use ecs_rebalancer::placement::{PlacementIndex, ServicePlacement};
 use ecs_rebalancer::report::ClusterReport;
-use ecs_rebalancer::{plan, policy};
+use ecs_rebalancer::twin::TwinConfig;
+use ecs_rebalancer::{plan, policy, scenarios, simulate};
 
 /// Exit code for bad input: an invalid policy or snapshot. Nothing was acted on.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -55,6 +56,28 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Run the controller against the twin of a snapshot until it converges, gets stuck, or reaches --max-cycles.
+    Simulate {
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(long)]
+        policy: PathBuf,
+        /// Use the one policy in --policy even if its `clusters` do not match the snapshot's cluster.
+        #[arg(long)]
+        any_cluster: bool,
+        #[arg(long, default_value_t = 200)]
+        max_cycles: u32,
+        /// Seeds the twin's tie-breaks among equally good instances.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the end state here, in the snapshot format.
+        #[arg(long)]
+        final_snapshot: Option<PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Watch the controller rebalance a built-in cluster after a scale-out (no AWS, no network).
+    Demo,
     /// Show where ECS could and would place a new task of a service, and why every other instance is ruled out.
     Placement {
         #[arg(long)]
@@ -123,28 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
         } => {
             let cluster = load_cluster(&snapshot)?;
-            let policies = policy::load_paths(&[&policy_path]).map_err(|d| BadInput(d.to_string()))?;
-            let chosen = match (any_cluster, policies.as_slice()) {
-                (true, [only]) => only,
-                (true, many) => {
-                    return Err(BadInput(format!(
-                        "--any-cluster needs exactly one policy; {} holds {}",
-                        policy_path.display(),
-                        many.len()
-                    ))
-                    .into())
-                }
-                (false, _) => policy::policy_for_cluster(&policies, cluster.name())
-                    .map_err(|e| BadInput(e.to_string()))?
-                    .ok_or_else(|| {
-                        BadInput(format!(
-                            "no policy in {} governs cluster {:?} (rehearsing another cluster's policy? add \
-                             --any-cluster)",
-                            policy_path.display(),
-                            cluster.name()
-                        ))
-                    })?,
-            };
+            let chosen = &choose_policy(&policy_path, cluster.name(), any_cluster)?;
             let now = match now {
                 Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
                     .map_err(|e| BadInput(format!("--now {text:?}: {e}")))?
@@ -165,6 +167,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
+            Ok(())
+        }
+        Command::Simulate {
+            snapshot,
+            policy: policy_path,
+            any_cluster,
+            max_cycles,
+            seed,
+            final_snapshot,
+            output,
+        } => {
+            let cluster = load_cluster(&snapshot)?;
+            let chosen = choose_policy(&policy_path, cluster.name(), any_cluster)?;
+            let options = simulate::Options {
+                max_cycles,
+                twin: TwinConfig {
+                    seed,
+                    ..TwinConfig::default()
+                },
+            };
+            let table = matches!(output, Output::Table);
+            let (report, end) = runtime()?.block_on(simulate::run(cluster.into_snapshot(), &chosen, options, |p| {
+                if table {
+                    print!("{}", simulate::render_cycle(p, false));
+                }
+            }));
+            if let Some(path) = final_snapshot {
+                end.save(&path)?;
+            }
+            let text = match output {
+                Output::Table => simulate::render_report(&report),
+                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+            Ok(())
+        }
+        Command::Demo => {
+            let policy = scenarios::demo_policy();
+            println!("ecs-rebalancer demo: a cluster the morning after an instance replacement and a scale-out.");
+            println!(
+                "Policy: even out task counts per unit of capacity (trigger 0.30, target 0.20); the controller acts \
+                 on the twin, a simulated ECS.\n"
+            );
+            let (report, _) = runtime()?.block_on(simulate::run(
+                scenarios::demo_snapshot(),
+                &policy,
+                simulate::Options::default(),
+                |p| print!("{}", simulate::render_cycle(p, true)),
+            ));
+            print!("\n{}", simulate::render_report(&report));
             Ok(())
         }
         Command::Placement {
@@ -219,4 +273,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn load_cluster(path: &std::path::Path) -> anyhow::Result<Cluster> {
     let snapshot = Snapshot::load(path).map_err(|e| BadInput(e.to_string()))?;
     Ok(Cluster::new(snapshot).map_err(|e| BadInput(format!("{}: {e}", path.display())))?)
+}
+
+/// The policy governing `cluster` in `path`, or with `any_cluster` the one policy there.
+fn choose_policy(path: &std::path::Path, cluster: &str, any_cluster: bool) -> anyhow::Result<policy::Policy> {
+    let mut policies = policy::load_paths(&[path]).map_err(|d| BadInput(d.to_string()))?;
+    if any_cluster {
+        return match policies.len() {
+            1 => Ok(policies.remove(0)),
+            n => Err(BadInput(format!(
+                "--any-cluster needs exactly one policy; {} holds {n}",
+                path.display()
+            ))
+            .into()),
+        };
+    }
+    let chosen = policy::policy_for_cluster(&policies, cluster)
+        .map_err(|e| BadInput(e.to_string()))?
+        .ok_or_else(|| {
+            BadInput(format!(
+                "no policy in {} governs cluster {cluster:?} (rehearsing another cluster's policy? add --any-cluster)",
+                path.display()
+            ))
+        })?;
+    Ok(chosen.clone())
+}
+
+/// A single-threaded runtime: the twin and the controller need no more.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_time().build()?)
 }

@@ -231,7 +231,7 @@ pub fn instance_not_scored(instance: &ContainerInstance, policy: &Policy, now: D
     }
     let grace = chrono::Duration::from_std(policy.cooldown.new_instance).unwrap_or(chrono::Duration::MAX);
     match instance.registered_at {
-        Some(at) if now - at < grace => Some(format!(
+        Some(at) if !grace.is_zero() && now - at < grace => Some(format!(
             "registered {}s ago, within cooldown.newInstance",
             (now - at).num_seconds()
         )),

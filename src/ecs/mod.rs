@@ -1,0 +1,60 @@
+//! The ECS API as the controller uses it, in the project's own types. Two implementations: the twin (in-process
+//! simulation, `crate::twin`) and, later, `aws-sdk-ecs` (the only file that will import it).
+//!
+//! Methods return futures that are `Send`, so the controller can run on a multi-threaded runtime.
+
+use std::future::Future;
+
+use crate::model::Snapshot;
+
+/// What an ECS call can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EcsError {
+    /// The request was refused as invalid (AWS's `InvalidParameterException`).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The thing named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Throttled; try again later.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// The call may or may not have happened (timeout, 5xx): re-read before deciding.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+impl EcsError {
+    /// A stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EcsError::Invalid(_) => "invalid",
+            EcsError::NotFound(_) => "not_found",
+            EcsError::Throttled(_) => "throttled",
+            EcsError::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The two states `UpdateContainerInstancesState` can set (ECS-SEMANTICS §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Active,
+    Draining,
+}
+
+/// Observe a cluster and act on it.
+pub trait EcsApi {
+    /// The whole cluster, complete or not at all.
+    fn observe(&self) -> impl Future<Output = Result<Snapshot, EcsError>> + Send;
+    /// `StopTask`; `reason` becomes the task's `stoppedReason` (the controller puts its action id there).
+    fn stop_task(&self, task_arn: &str, reason: &str) -> impl Future<Output = Result<(), EcsError>> + Send;
+    /// `UpdateService` with `forceNewDeployment`.
+    fn force_new_deployment(&self, service: &str) -> impl Future<Output = Result<(), EcsError>> + Send;
+    /// `UpdateContainerInstancesState` for one instance.
+    fn set_instance_state(
+        &self,
+        container_instance_arn: &str,
+        state: InstanceState,
+    ) -> impl Future<Output = Result<(), EcsError>> + Send;
+}

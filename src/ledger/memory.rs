@@ -1,0 +1,116 @@
+//! The in-memory ledger: the same protocol as the DynamoDB one, for the twin, `simulate`, `demo` and tests.
+//! Expiry is checked on every read, as the DynamoDB ledger checks it in every condition.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, Ledger, LedgerError};
+
+#[derive(Default)]
+struct Tables {
+    /// (cluster, id) → record.
+    actions: BTreeMap<(String, String), ActionRecord>,
+    cooldowns: Vec<(String, CooldownTarget, DateTime<Utc>)>,
+}
+
+/// A ledger that lives as long as the process.
+#[derive(Default)]
+pub struct MemoryLedger {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryLedger {
+    pub fn new() -> MemoryLedger {
+        MemoryLedger::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every record, in id order (for reports and tests).
+    pub fn all(&self) -> Vec<ActionRecord> {
+        self.lock().actions.values().cloned().collect()
+    }
+}
+
+impl Ledger for MemoryLedger {
+    async fn claim(&self, record: ActionRecord) -> Result<Claim, LedgerError> {
+        let mut t = self.lock();
+        let key = (record.cluster.clone(), record.id.clone());
+        if let Some(existing) = t.actions.get(&key) {
+            return Ok(Claim::AlreadyClaimed(Box::new(existing.clone())));
+        }
+        t.actions.insert(key, record);
+        Ok(Claim::Claimed)
+    }
+
+    async fn update(
+        &self,
+        cluster: &str,
+        id: &str,
+        state: ActionState,
+        outcome: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut t = self.lock();
+        let r = t
+            .actions
+            .get_mut(&(cluster.to_owned(), id.to_owned()))
+            .ok_or_else(|| LedgerError::NotFound(id.to_owned()))?;
+        r.state = state;
+        r.updated_at = now;
+        if outcome.is_some() {
+            r.outcome = outcome;
+        }
+        Ok(())
+    }
+
+    async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
+        Ok(self
+            .lock()
+            .actions
+            .values()
+            .filter(|r| r.cluster == cluster && r.state.in_flight())
+            .cloned()
+            .collect())
+    }
+
+    async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
+        Ok(self
+            .lock()
+            .actions
+            .values()
+            .filter(|r| r.cluster == cluster && r.claimed_at > since)
+            .cloned()
+            .collect())
+    }
+
+    async fn set_cooldown(
+        &self,
+        cluster: &str,
+        target: CooldownTarget,
+        until: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut t = self.lock();
+        t.cooldowns.retain(|(c, x, _)| !(c == cluster && *x == target));
+        t.cooldowns.push((cluster.to_owned(), target, until));
+        Ok(())
+    }
+
+    async fn cooldowns(
+        &self,
+        cluster: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError> {
+        Ok(self
+            .lock()
+            .cooldowns
+            .iter()
+            .filter(|(c, _, until)| c == cluster && *until > now)
+            .map(|(_, t, until)| (t.clone(), *until))
+            .collect())
+    }
+}

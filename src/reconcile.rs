@@ -1,0 +1,546 @@
+//! The controller cycle: observe → settle what is in flight → plan → re-observe and re-check each target → claim in
+//! the ledger → act → record. One cycle returns when to run again ([`CycleReport::requeue_after`]); failures go
+//! through one [`error_policy`].
+//!
+//! IMPORTANT: the order claim → act → update is what makes a crash safe. A claim without an act is found by the next
+//! cycle's settle step, which asks ECS whether the act happened (the task's `stoppedReason` carries the action id, a
+//! deployment newer than the claim exists, the instance is DRAINING) and never repeats it blindly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ecs::{EcsApi, EcsError, InstanceState};
+use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Ledger, LedgerError};
+use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, TaskStatus};
+use crate::plan::{self, Episode, Plan, PlannedAction};
+use crate::policy::{Mode, Policy};
+
+/// How soon to look again while moves are in flight.
+pub const SETTLE_INTERVAL: Duration = Duration::from_secs(30);
+/// A move that has not played out by then is failed (a drain is reverted).
+pub const ACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
+/// Moves of one service that land outside their prediction before the service is backed off.
+pub const MISPREDICTIONS_BEFORE_BACKOFF: u32 = 3;
+/// How long a backed-off service is left alone.
+pub const BACKOFF: Duration = Duration::from_secs(60 * 60);
+
+/// Everything a cycle can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("observing the cluster: {0}")]
+    Observe(EcsError),
+    #[error("the observed cluster cannot be indexed: {0}")]
+    Index(#[from] crate::model::DuplicateKey),
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+impl CycleError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            CycleError::Observe(e) => e.label(),
+            CycleError::Index(_) => "index",
+            CycleError::Ledger(e) => e.label(),
+        }
+    }
+}
+
+/// The one error policy: no I/O, just when to try again. Throttling and outages back off longer.
+pub fn error_policy(error: &CycleError) -> Duration {
+    match error {
+        CycleError::Observe(EcsError::Throttled(_)) | CycleError::Ledger(LedgerError::Unavailable(_)) => {
+            Duration::from_secs(120)
+        }
+        _ => Duration::from_secs(60),
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleReport {
+    pub plan: Plan,
+    /// Ids of the actions sent to ECS this cycle.
+    pub acted: Vec<String>,
+    /// Ids of the actions that finished this cycle, with what happened.
+    pub settled: Vec<(String, String)>,
+    /// Planned actions not sent, with why (the target changed, already claimed, ECS refused).
+    pub not_sent: Vec<(String, String)>,
+    /// Actions still in flight after this cycle.
+    pub in_flight: usize,
+    #[serde(skip)]
+    pub requeue_after: Duration,
+}
+
+/// Totals over a controller's life.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerStats {
+    pub cycles: u32,
+    pub actions_by_kind: BTreeMap<String, u32>,
+    pub tasks_restarted: u32,
+    /// Settled moves whose replacements landed outside every predicted instance.
+    pub mispredictions: u32,
+    pub failed: u32,
+    /// Services backed off after repeated mispredictions.
+    pub backed_off: Vec<String>,
+}
+
+/// A controller for one cluster.
+pub struct Controller<'a, E, L> {
+    ecs: &'a E,
+    ledger: &'a L,
+    policy: Policy,
+    cluster: String,
+    episode: Episode,
+    /// Act even when the policy says `dry-run` (`simulate` plays dry-run policies as if enforced).
+    force_enforce: bool,
+    mispredicted: HashMap<String, u32>,
+    pub stats: ControllerStats,
+}
+
+/// The deterministic id of a planned action: the same move observed twice claims the same record.
+pub fn action_id(action: &PlannedAction, cluster: &Cluster) -> String {
+    let last = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    match action.kind {
+        "stop-task" => format!("stop-task:{}", last(action.task_arn.as_deref().unwrap_or(""))),
+        "redeploy-service" => {
+            let service = action.service_name.clone().unwrap_or_default();
+            let deployment = cluster
+                .service(&service)
+                .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+                .map_or_else(String::new, |d| last(&d.id));
+            format!("redeploy-service:{service}:{deployment}")
+        }
+        _ => {
+            let arn = action.container_instance_arn.clone().unwrap_or_default();
+            let version = cluster.instance(&arn).and_then(|i| i.version).unwrap_or(0);
+            format!("drain-instance:{}:{version}", last(&arn))
+        }
+    }
+}
+
+impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
+    pub fn new(ecs: &'a E, ledger: &'a L, policy: Policy, cluster: &str) -> Self {
+        Controller {
+            ecs,
+            ledger,
+            policy,
+            cluster: cluster.to_owned(),
+            episode: Episode::default(),
+            force_enforce: false,
+            mispredicted: HashMap::new(),
+            stats: ControllerStats::default(),
+        }
+    }
+
+    /// Act on every plan, whatever the policy's mode (for simulations).
+    pub fn enforce_always(mut self) -> Self {
+        self.force_enforce = true;
+        self
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replaces the policy (a reloaded folder); the episode carries on.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// One cycle at `now`.
+    pub async fn cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, CycleError> {
+        self.stats.cycles += 1;
+        let cluster = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
+        let settled = self.settle(&cluster, now).await?;
+        let view = ledger::view(self.ledger, &self.cluster, now).await?;
+        let plan = plan::plan(&cluster, &self.policy, &view, now, self.episode);
+        if plan.status != plan::Status::Halted {
+            self.episode = Episode { active: plan.episode };
+        }
+        let mut acted = Vec::new();
+        let mut not_sent = Vec::new();
+        let enforce = self.force_enforce || self.policy.mode == Mode::Enforce;
+        if enforce && !plan.actions.is_empty() {
+            // Re-check every target against a fresh observation right before acting.
+            let fresh = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
+            for action in &plan.actions {
+                match self.act(action, &cluster, &fresh, now).await? {
+                    Ok(id) => acted.push(id),
+                    Err(why) => not_sent.push((target_of(action), why)),
+                }
+            }
+        }
+        let in_flight = self.ledger.in_flight(&self.cluster).await?.len();
+        let requeue_after = if in_flight > 0 {
+            SETTLE_INTERVAL.min(self.policy.interval)
+        } else {
+            self.policy.interval
+        };
+        Ok(CycleReport {
+            plan,
+            acted,
+            settled,
+            not_sent,
+            in_flight,
+            requeue_after,
+        })
+    }
+
+    /// Claims and carries out one planned action, if its target is still as planned. Returns its id when sent, or
+    /// why it was not.
+    async fn act(
+        &mut self,
+        action: &PlannedAction,
+        planned_on: &Cluster,
+        fresh: &Cluster,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, String>, CycleError> {
+        if let Err(why) = still_valid(action, planned_on, fresh) {
+            return Ok(Err(why));
+        }
+        let id = action_id(action, planned_on);
+        let record = ActionRecord {
+            id: id.clone(),
+            cluster: self.cluster.clone(),
+            kind: action.kind.to_owned(),
+            target: target_of(action),
+            service: action.service_name.clone(),
+            instance: action.container_instance_arn.clone(),
+            deployment_before: action.service_name.as_deref().and_then(|s| {
+                planned_on
+                    .service(s)
+                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+                    .map(|d| d.id.clone())
+            }),
+            state: ActionState::Claimed,
+            claimed_at: now,
+            updated_at: now,
+            reason: action.reason.clone(),
+            predicted_landing: action.predicted_landing.clone(),
+            tasks: action.tasks_restarted,
+            outcome: None,
+        };
+        if let Claim::AlreadyClaimed(existing) = self.ledger.claim(record).await? {
+            return Ok(Err(format!("already claimed ({:?})", existing.state)));
+        }
+        let result = match action.kind {
+            "stop-task" => {
+                self.ecs
+                    .stop_task(
+                        action.task_arn.as_deref().unwrap_or(""),
+                        &format!("ecs-rebalancer {id}"),
+                    )
+                    .await
+            }
+            "redeploy-service" => {
+                self.ecs
+                    .force_new_deployment(action.service_name.as_deref().unwrap_or(""))
+                    .await
+            }
+            _ => {
+                self.ecs
+                    .set_instance_state(
+                        action.container_instance_arn.as_deref().unwrap_or(""),
+                        InstanceState::Draining,
+                    )
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.ledger
+                    .update(&self.cluster, &id, ActionState::Acting, None, now)
+                    .await?;
+                *self.stats.actions_by_kind.entry(action.kind.to_owned()).or_default() += 1;
+                self.stats.tasks_restarted += action.tasks_restarted;
+                Ok(Ok(id))
+            }
+            // Not retried blindly: the record stays claimed, and the next cycle's settle step asks ECS what happened.
+            Err(EcsError::Unknown(why)) => Ok(Err(format!("outcome unknown, to be settled: {why}"))),
+            Err(e) => {
+                self.ledger
+                    .update(&self.cluster, &id, ActionState::Failed, Some(e.to_string()), now)
+                    .await?;
+                self.stats.failed += 1;
+                Ok(Err(format!("ECS refused: {e}")))
+            }
+        }
+    }
+
+    /// Finishes what is in flight, from what ECS shows now.
+    async fn settle(&mut self, cluster: &Cluster, now: DateTime<Utc>) -> Result<Vec<(String, String)>, CycleError> {
+        let mut finished = Vec::new();
+        for r in self.ledger.in_flight(&self.cluster).await? {
+            let overdue = now - r.claimed_at > chrono::Duration::from_std(ACTION_DEADLINE).unwrap_or_default();
+            let verdict = match r.kind.as_str() {
+                "stop-task" => settle_stop(&r, cluster),
+                "redeploy-service" => settle_redeploy(&r, cluster),
+                _ => self.settle_drain(&r, cluster, overdue).await,
+            };
+            let (state, outcome, landed) = match verdict {
+                Verdict::Waiting if overdue => (ActionState::Failed, "did not play out in time".to_owned(), None),
+                Verdict::Waiting => continue,
+                Verdict::NeverSent => (
+                    ActionState::Abandoned,
+                    "never reached ECS (claimed, not sent)".into(),
+                    None,
+                ),
+                Verdict::Done { outcome, landed } => (ActionState::Done, outcome, landed),
+                Verdict::Failed(why) => (ActionState::Failed, why, None),
+            };
+            if state == ActionState::Failed {
+                self.stats.failed += 1;
+            }
+            let mut outcome = outcome;
+            if let Some(landed) = landed {
+                if !landed.is_empty() && !landed.iter().any(|l| r.predicted_landing.contains(l)) {
+                    outcome.push_str(" (outside the predicted instances)");
+                    self.stats.mispredictions += 1;
+                    if let Some(service) = &r.service {
+                        let n = self.mispredicted.entry(service.clone()).or_default();
+                        *n += 1;
+                        if *n >= MISPREDICTIONS_BEFORE_BACKOFF && !self.stats.backed_off.contains(service) {
+                            let until = now + chrono::Duration::from_std(BACKOFF).unwrap_or_default();
+                            self.ledger
+                                .set_cooldown(&self.cluster, CooldownTarget::Service(service.clone()), until)
+                                .await?;
+                            self.stats.backed_off.push(service.clone());
+                        }
+                    }
+                }
+            }
+            self.ledger
+                .update(&self.cluster, &r.id, state, Some(outcome.clone()), now)
+                .await?;
+            if state == ActionState::Done {
+                self.start_cooldowns(&r, now).await?;
+            }
+            finished.push((r.id.clone(), outcome));
+        }
+        Ok(finished)
+    }
+
+    async fn start_cooldowns(&self, r: &ActionRecord, now: DateTime<Utc>) -> Result<(), CycleError> {
+        let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
+        if let Some(service) = &r.service {
+            self.ledger
+                .set_cooldown(
+                    &self.cluster,
+                    CooldownTarget::Service(service.clone()),
+                    after(self.policy.cooldown.service),
+                )
+                .await?;
+        }
+        if let Some(instance) = &r.instance {
+            self.ledger
+                .set_cooldown(
+                    &self.cluster,
+                    CooldownTarget::Instance(instance.clone()),
+                    after(self.policy.cooldown.instance),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A drain is finished by setting the instance ACTIVE again once its service tasks are gone, or reverted at the
+    /// deadline. Only the instance this record drained is ever set ACTIVE (ECS-SEMANTICS §3: others drain too).
+    async fn settle_drain(&self, r: &ActionRecord, cluster: &Cluster, overdue: bool) -> Verdict {
+        let Some(instance) = cluster.instance(&r.target) else {
+            return Verdict::Done {
+                outcome: "the instance is gone".into(),
+                landed: None,
+            };
+        };
+        match instance.status {
+            InstanceStatus::Draining => {}
+            InstanceStatus::Active if r.state == ActionState::Claimed => return Verdict::NeverSent,
+            _ => {
+                return Verdict::Done {
+                    outcome: format!("the instance is {} (changed by someone else)", instance.status),
+                    landed: None,
+                }
+            }
+        }
+        let remaining = cluster
+            .tasks_on(&r.target)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+            .filter(|t| {
+                t.service_name()
+                    .and_then(|s| cluster.service(s))
+                    .is_some_and(|s| s.scheduling_strategy != SchedulingStrategy::Daemon)
+            })
+            .count();
+        if remaining > 0 && !overdue {
+            return Verdict::Waiting;
+        }
+        match self.ecs.set_instance_state(&r.target, InstanceState::Active).await {
+            Ok(()) if remaining == 0 => Verdict::Done {
+                outcome: "emptied of service tasks and set ACTIVE again".into(),
+                landed: None,
+            },
+            Ok(()) => Verdict::Failed(format!(
+                "{remaining} service task(s) still on it at the deadline; set ACTIVE again"
+            )),
+            Err(e) => Verdict::Failed(format!("setting it ACTIVE again failed: {e}")),
+        }
+    }
+}
+
+enum Verdict {
+    Waiting,
+    NeverSent,
+    Done {
+        outcome: String,
+        landed: Option<Vec<String>>,
+    },
+    Failed(String),
+}
+
+fn target_of(action: &PlannedAction) -> String {
+    match action.kind {
+        "stop-task" => action.task_arn.clone(),
+        "redeploy-service" => action.service_name.clone(),
+        _ => action.container_instance_arn.clone(),
+    }
+    .unwrap_or_default()
+}
+
+/// A stop is done when the task has stopped (with our id in `stoppedReason`) and the service is whole again.
+fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
+    let task = cluster.task(&r.target);
+    let stopped_by_us = task.is_none_or(|t| t.stopped_reason.as_deref().is_some_and(|s| s.contains(&r.id)));
+    match task {
+        Some(t) if t.desired_status != TaskStatus::Stopped => {
+            return if r.state == ActionState::Claimed {
+                Verdict::NeverSent
+            } else {
+                Verdict::Waiting
+            };
+        }
+        Some(t) if t.last_status != TaskStatus::Stopped => return Verdict::Waiting,
+        _ => {}
+    }
+    if !stopped_by_us {
+        return Verdict::Done {
+            outcome: "the task was stopped by someone else".into(),
+            landed: None,
+        };
+    }
+    let Some(service) = r.service.as_deref().and_then(|s| cluster.service(s)) else {
+        return Verdict::Done {
+            outcome: "the service is gone".into(),
+            landed: None,
+        };
+    };
+    if service.running_count < service.desired_count || service.pending_count > 0 {
+        return Verdict::Waiting;
+    }
+    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
+    Verdict::Done {
+        outcome: format!("replacement running on {}", names.join(", ")),
+        landed: Some(landed),
+    }
+}
+
+/// A redeploy is done when a newer deployment is the only one and completed.
+fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
+    let Some(service) = cluster.service(&r.target) else {
+        return Verdict::Done {
+            outcome: "the service is gone".into(),
+            landed: None,
+        };
+    };
+    let newer = service
+        .deployments
+        .iter()
+        .any(|d| Some(&d.id) != r.deployment_before.as_ref() && d.created_at.is_none_or(|c| c >= r.claimed_at));
+    if !newer {
+        return if r.state == ActionState::Claimed {
+            Verdict::NeverSent
+        } else {
+            Verdict::Waiting
+        };
+    }
+    let finished = service.deployments.len() == 1
+        && service.deployments[0]
+            .rollout_state
+            .as_ref()
+            .is_none_or(|s| *s == RolloutState::Completed);
+    if !finished {
+        return if service
+            .deployments
+            .iter()
+            .any(|d| d.rollout_state == Some(RolloutState::Failed))
+        {
+            Verdict::Failed("the new deployment failed (circuit breaker)".into())
+        } else {
+            Verdict::Waiting
+        };
+    }
+    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    Verdict::Done {
+        outcome: format!("{} task(s) replaced", landed.len()),
+        landed: Some(landed),
+    }
+}
+
+/// Instances of the service's tasks started after `since`.
+fn landings(cluster: &Cluster, service: &str, since: DateTime<Utc>) -> Vec<String> {
+    let mut v: Vec<String> = cluster
+        .tasks_of(service)
+        .filter(|t| t.created_at.is_some_and(|c| c >= since))
+        .filter_map(|t| t.container_instance_arn.clone())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn short(cluster: &Cluster, arn: &str) -> String {
+    cluster
+        .instance(arn)
+        .and_then(|i| i.ec2_instance_id.clone())
+        .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(arn).to_owned())
+}
+
+/// Whether a planned action's target is still as it was planned (karpenter's validation step).
+fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) -> Result<(), String> {
+    match action.kind {
+        "stop-task" => {
+            let arn = action.task_arn.as_deref().unwrap_or("");
+            let t = fresh.task(arn).ok_or("the task is gone")?;
+            if t.desired_status == TaskStatus::Stopped {
+                return Err("the task is already stopping".into());
+            }
+            if t.container_instance_arn != action.container_instance_arn {
+                return Err("the task is on another instance".into());
+            }
+        }
+        "redeploy-service" => {
+            let name = action.service_name.as_deref().unwrap_or("");
+            let (before, now) = (
+                planned_on.service(name),
+                fresh.service(name).ok_or("the service is gone")?,
+            );
+            let ids = |s: &crate::model::Service| s.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+            if before.map(ids) != Some(ids(now)) {
+                return Err("the service's deployments changed".into());
+            }
+        }
+        _ => {
+            let arn = action.container_instance_arn.as_deref().unwrap_or("");
+            let i = fresh.instance(arn).ok_or("the instance is gone")?;
+            if i.status != InstanceStatus::Active {
+                return Err(format!("the instance is {}", i.status));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Built-in scenarios: the `demo` cluster and policy.
+
+use std::path::Path;
+
+use crate::model::Snapshot;
+use crate::policy::{self, Policy};
+use crate::testing::{instance, service, ClusterBuilder};
+
+/// A cluster the morning after an instance replacement and a scale-out. `old-c` failed overnight: ECS restarted its
+/// tasks on `old-a` and `old-b`, the two `m5.2xlarge` left, and its replacement `new-c` joined empty. The scale-out
+/// added two `m5.xlarge`, also empty. Mixed sizes, a service pinned to `m5.2xlarge` with `distinctInstance`, a
+/// singleton that must never go below one task, a binpack service, a daemon, and a standalone task.
+pub fn demo_snapshot() -> Snapshot {
+    let node = |id: &str, az: &str, kind: &str, registered: &str| {
+        let (cpu, memory) = if kind == "m5.2xlarge" {
+            (8192, 31552)
+        } else {
+            (4096, 15576)
+        };
+        instance(id)
+            .cpu(cpu)
+            .memory(memory)
+            .az(az)
+            .instance_type(kind)
+            .registered_at(registered)
+    };
+    let (old, new) = ("2026-11-01T08:00:00Z", "2026-11-28T09:00:00Z");
+    let mut b = ClusterBuilder::new("demo")
+        .instance(node("old-a", "eu-west-1a", "m5.2xlarge", old))
+        .instance(node("old-b", "eu-west-1b", "m5.2xlarge", old))
+        .instance(node("new-c", "eu-west-1c", "m5.2xlarge", new))
+        .instance(node("new-a", "eu-west-1a", "m5.xlarge", new))
+        .instance(node("new-b", "eu-west-1b", "m5.xlarge", new))
+        .service(
+            service("web")
+                .cpu(256)
+                .memory(512)
+                .spread("attribute:ecs.availability-zone")
+                .spread("instanceId")
+                .deployment(50, 200),
+        )
+        .service(service("api").cpu(256).memory(1024).deployment(50, 200))
+        .service(
+            service("worker")
+                .cpu(512)
+                .memory(2048)
+                .binpack("memory")
+                .deployment(50, 200),
+        )
+        .service(
+            service("cache")
+                .cpu(256)
+                .memory(512)
+                .member_of("attribute:ecs.instance-type == m5.2xlarge")
+                .distinct_instance()
+                .deployment(0, 100),
+        )
+        .service(service("checkout").cpu(256).memory(512).deployment(100, 200))
+        .service(service("agent").cpu(64).memory(128).daemon());
+    for id in ["old-a", "old-b"] {
+        b = b
+            .tasks("web", id, 6)
+            .tasks("api", id, 5)
+            .tasks("worker", id, 3)
+            .tasks("cache", id, 1);
+    }
+    b = b
+        .tasks("checkout", "old-a", 1)
+        .standalone_task("report", "old-b", 256, 1024);
+    for id in ["old-a", "old-b", "new-c", "new-a", "new-b"] {
+        b = b.tasks("agent", id, 1);
+    }
+    let mut snapshot = b.snapshot();
+    snapshot.captured_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc));
+    snapshot
+}
+
+/// The demo's policy: even task counts per unit of capacity within 20 % of the mean; stops, redeploys and drains;
+/// modest budgets; short cooldowns so the demo moves along.
+pub const DEMO_POLICY: &str = "\
+apiVersion: ecs-rebalancer/v1
+kind: BalancePolicy
+metadata:
+  name: demo
+  description: Even out task counts after a scale-out.
+spec:
+  clusters: [demo]
+  metric: count
+  threshold: {trigger: 0.30, target: 0.20}
+  actions: [stop-tasks, redeploy-services, drain-instances]
+  mode: enforce
+  interval: 1m
+  budgets: {perCycle: 8, perHour: 120, perService: 50%, concurrentDrains: 1}
+  cooldown: {instance: 1m, service: 1m, newInstance: 5m}
+";
+
+/// The demo policy, parsed.
+///
+/// # Panics
+/// Never in a released build: the embedded policy is validated by the tests.
+pub fn demo_policy() -> Policy {
+    match policy::load_str(Path::new("<demo>"), DEMO_POLICY) {
+        Ok(mut p) => p.remove(0),
+        Err(e) => unreachable!("the built-in demo policy is invalid: {e}"),
+    }
+}

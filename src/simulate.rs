@@ -1,0 +1,382 @@
+//! `simulate` and `demo`: the real controller cycle ([`Controller`]) against the twin, cycle after cycle, until the
+//! cluster holds at or below the policy's target with nothing in flight, until no safe move can improve it, or until
+//! a cycle limit. Then an audit of the end state against the start.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::ledger::memory::MemoryLedger;
+use crate::model::{Cluster, InstanceStatus, Snapshot, TaskStatus};
+use crate::placement::{Constraint, Facts, PlacementIndex};
+use crate::plan::Status;
+use crate::policy::{Mode, Policy};
+use crate::reconcile::{error_policy, Controller, CycleReport};
+use crate::twin::{Twin, TwinConfig};
+
+/// Skip labels that time or the end of in-flight work can clear: a cycle that only hit these is not stuck.
+const TEMPORARY: [&str; 6] = [
+    "service-cooldown",
+    "instance-cooldown",
+    "in-flight",
+    "cycle-budget",
+    "hour-budget",
+    "concurrent-drains",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub max_cycles: u32,
+    pub twin: TwinConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_cycles: 200,
+            twin: TwinConfig::default(),
+        }
+    }
+}
+
+/// How a simulation ended, and what it cost.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub cluster: String,
+    pub policy: String,
+    /// The policy said `dry-run`; the simulation acted as if `enforce`.
+    pub simulated_as_enforced: bool,
+    pub cycles: u32,
+    pub converged: bool,
+    /// Why it stopped, in a sentence.
+    pub outcome: String,
+    pub score_before: f64,
+    pub score_after: f64,
+    pub target: f64,
+    pub actions_by_kind: BTreeMap<String, u32>,
+    pub tasks_restarted: u32,
+    pub mispredictions: u32,
+    pub failed_actions: u32,
+    /// The twin's count of ticks with a service below its healthy floor because of an API call (must be 0).
+    pub floor_violations: u64,
+    pub backed_off: Vec<String>,
+    pub simulated_seconds: i64,
+    /// Broken rules found by auditing the end state against the start (must be empty).
+    pub violations: Vec<String>,
+}
+
+/// One line of progress, for `demo` and `simulate -o table`.
+pub struct Progress<'a> {
+    pub cycle: u32,
+    pub elapsed_seconds: i64,
+    pub report: &'a CycleReport,
+}
+
+/// Runs the controller against a twin of `snapshot` until it converges, gets stuck, or reaches the cycle limit.
+pub async fn run(
+    snapshot: Snapshot,
+    policy: &Policy,
+    options: Options,
+    mut on_cycle: impl FnMut(&Progress<'_>),
+) -> (Report, Snapshot) {
+    let initial = snapshot.clone();
+    let cluster_name = snapshot.cluster.clone();
+    let twin = Twin::new(snapshot, options.twin);
+    let ledger = MemoryLedger::new();
+    let start = twin.now();
+    let mut controller = Controller::new(&twin, &ledger, policy.clone(), &cluster_name).enforce_always();
+    let mut score_before = None;
+    let mut score_after = 0.0;
+    let mut converged = false;
+    let mut outcome = format!("stopped after {} cycles without holding the target", options.max_cycles);
+    for cycle in 1..=options.max_cycles {
+        let now = twin.now();
+        match controller.cycle(now).await {
+            Ok(report) => {
+                score_before.get_or_insert(report.plan.before.score);
+                score_after = report.plan.before.score;
+                on_cycle(&Progress {
+                    cycle,
+                    elapsed_seconds: (now - start).num_seconds(),
+                    report: &report,
+                });
+                let quiet = report.in_flight == 0 && report.acted.is_empty() && twin.is_steady();
+                if quiet && report.plan.status == Status::Balanced && !report.plan.episode {
+                    converged = true;
+                    outcome = format!(
+                        "converged: score {:.3} at or below the target {} with nothing in flight",
+                        report.plan.before.score, policy.threshold.target
+                    );
+                    break;
+                }
+                let stuck = report.plan.skipped.iter().all(|s| !TEMPORARY.contains(&s.label));
+                if quiet && matches!(report.plan.status, Status::NothingSafe | Status::Halted) && stuck {
+                    outcome = format!("not converged: {}", report.plan.summary);
+                    break;
+                }
+                twin.advance(report.requeue_after);
+            }
+            Err(e) => twin.advance(error_policy(&e)),
+        }
+    }
+    // Let what the last cycle started play out before the audit (no new moves).
+    for _ in 0..60 {
+        if twin.is_steady() {
+            break;
+        }
+        twin.advance(std::time::Duration::from_secs(30));
+    }
+    let stats = controller.stats.clone();
+    let end = twin.snapshot();
+    let twin_stats = twin.stats();
+    let report = Report {
+        cluster: cluster_name,
+        policy: policy.name.clone(),
+        simulated_as_enforced: policy.mode == Mode::DryRun,
+        cycles: stats.cycles,
+        converged,
+        outcome,
+        score_before: score_before.unwrap_or(0.0),
+        score_after,
+        target: policy.threshold.target,
+        actions_by_kind: stats.actions_by_kind,
+        tasks_restarted: stats.tasks_restarted,
+        mispredictions: stats.mispredictions,
+        failed_actions: stats.failed,
+        floor_violations: twin_stats.floor_violations,
+        backed_off: stats.backed_off,
+        simulated_seconds: (twin.now() - start).num_seconds(),
+        violations: audit(&initial, &end, policy),
+    };
+    (report, end)
+}
+
+/// Everything the controller must never cause, checked on the end state: over-reserved instances, port clashes,
+/// broken constraints, untouchable tasks moved, foreign DRAINING instances set ACTIVE.
+pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String> {
+    let mut v = Vec::new();
+    let Ok(cluster) = Cluster::new(end.clone()) else {
+        return vec!["the end state has duplicate ARNs".into()];
+    };
+    for i in cluster.instances() {
+        let id = i
+            .ec2_instance_id
+            .clone()
+            .unwrap_or_else(|| i.container_instance_arn.clone());
+        for name in ["CPU", "MEMORY"] {
+            if i.remaining(name).and_then(|r| r.number()).is_some_and(|n| n < 0.0) {
+                v.push(format!("{id}: {name} over-reserved"));
+            }
+        }
+        let mut ports = BTreeSet::new();
+        for t in cluster.tasks_on(&i.container_instance_arn) {
+            for b in t.containers.iter().flat_map(|c| &c.network_bindings) {
+                if let Some(p) = b.host_port {
+                    if !ports.insert((p, b.protocol.clone().map(|p| p.to_string()))) {
+                        v.push(format!("{id}: host port {p} bound twice"));
+                    }
+                }
+            }
+        }
+    }
+    let index = PlacementIndex::new(&cluster);
+    for svc in cluster.services() {
+        let Ok(request) = index.request_for_service(svc) else {
+            continue;
+        };
+        for t in cluster.tasks_of(&svc.service_name) {
+            let Some(i) = t.container_instance_arn.as_deref().and_then(|a| cluster.instance(a)) else {
+                continue;
+            };
+            let groups: Vec<&str> = cluster
+                .tasks_on(&i.container_instance_arn)
+                .filter_map(|t| t.group.as_deref())
+                .collect();
+            for c in &request.constraints {
+                match c {
+                    Constraint::MemberOf { text, expr } => {
+                        let facts = Facts {
+                            instance: i,
+                            running: i.running_tasks_count,
+                            groups: &groups,
+                        };
+                        if !expr.eval(&facts) {
+                            v.push(format!(
+                                "{}: task {} breaks memberOf({text})",
+                                svc.service_name, t.task_arn
+                            ));
+                        }
+                    }
+                    Constraint::DistinctInstance => {
+                        let same = cluster
+                            .tasks_on(&i.container_instance_arn)
+                            .filter(|o| o.group == t.group && o.desired_status != TaskStatus::Stopped)
+                            .count();
+                        if same > 1 {
+                            v.push(format!(
+                                "{}: two tasks on one instance despite distinctInstance",
+                                svc.service_name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Untouchables: standalone, protected and excluded services' tasks that ran at the start still run, on the same
+    // instance.
+    let before = Cluster::new(initial.clone()).ok();
+    if let Some(before) = &before {
+        for t in before.tasks().iter().filter(|t| t.last_status == TaskStatus::Running) {
+            let excluded = t
+                .service_name()
+                .and_then(|s| before.service(s))
+                .is_some_and(|s| policy.exclude.service_reason(s).is_some());
+            let protected = initial
+                .protected_tasks
+                .iter()
+                .any(|p| p.task_arn == t.task_arn && p.protection_enabled);
+            let standalone = t.service_name().is_none();
+            let on_foreign_drain = t
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| before.instance(a))
+                .is_some_and(|i| i.status != InstanceStatus::Active);
+            if (excluded || protected || standalone) && !on_foreign_drain {
+                let still = cluster.task(&t.task_arn).is_some_and(|e| {
+                    e.desired_status != TaskStatus::Stopped && e.container_instance_arn == t.container_instance_arn
+                });
+                if !still {
+                    v.push(format!("untouchable task {} was moved or stopped", t.task_arn));
+                }
+            }
+        }
+        for i in before
+            .instances()
+            .iter()
+            .filter(|i| i.status == InstanceStatus::Draining)
+        {
+            if cluster
+                .instance(&i.container_instance_arn)
+                .is_some_and(|e| e.status == InstanceStatus::Active)
+            {
+                v.push(format!(
+                    "foreign DRAINING instance {} was set ACTIVE",
+                    i.container_instance_arn
+                ));
+            }
+            if cluster
+                .tasks_on(&i.container_instance_arn)
+                .any(|t| before.task(&t.task_arn).is_none())
+            {
+                v.push(format!(
+                    "a new task landed on foreign DRAINING instance {}",
+                    i.container_instance_arn
+                ));
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// One line per cycle; with `bars`, each instance's observed load as a bar under it.
+pub fn render_cycle(p: &Progress<'_>, bars: bool) -> String {
+    use std::fmt::Write as _;
+    let plan = &p.report.plan;
+    let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &plan.actions {
+        *sent.entry(a.kind).or_default() += 1;
+    }
+    let sent: Vec<String> = if p.report.acted.is_empty() {
+        vec!["nothing".into()]
+    } else {
+        sent.iter().map(|(k, n)| format!("{k} ×{n}")).collect()
+    };
+    let mut out = format!(
+        "cycle {:>3}  t+{:>3}m{:02}s  score {:.3}  sent {:<28} settled {:>2}  in flight {:>2}\n",
+        p.cycle,
+        p.elapsed_seconds / 60,
+        p.elapsed_seconds % 60,
+        plan.before.score,
+        sent.join(", "),
+        p.report.settled.len(),
+        p.report.in_flight
+    );
+    if bars {
+        let max = plan
+            .before
+            .instances
+            .iter()
+            .filter_map(|i| i.load)
+            .fold(0.0f64, f64::max);
+        for i in &plan.before.instances {
+            let name = i.ec2_instance_id.as_deref().unwrap_or(&i.container_instance_arn);
+            let (bar, value) = match i.load {
+                Some(l) => {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // bounded to 0..=40
+                    let n = if max > 0.0 {
+                        ((l / max) * 40.0).round() as usize
+                    } else {
+                        0
+                    };
+                    (
+                        format!("{}{}", "█".repeat(n), "·".repeat(40 - n.min(40))),
+                        format!("{l:5.2}"),
+                    )
+                }
+                None => ("(not balanced)".to_owned(), "    -".to_owned()),
+            };
+            let _ = writeln!(out, "    {name:<12} {bar} {value}");
+        }
+    }
+    out
+}
+
+/// The end-of-run summary.
+pub fn render_report(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", r.outcome);
+    if r.simulated_as_enforced {
+        let _ = writeln!(out, "(policy {} is dry-run; simulated as if enforced)", r.policy);
+    }
+    let kinds: Vec<String> = r.actions_by_kind.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let _ = writeln!(
+        out,
+        "score {:.3} → {:.3} (target {}) in {} cycles, {}m{:02}s simulated",
+        r.score_before,
+        r.score_after,
+        r.target,
+        r.cycles,
+        r.simulated_seconds / 60,
+        r.simulated_seconds % 60
+    );
+    let _ = writeln!(
+        out,
+        "actions: {}; tasks restarted {}; mispredictions {}; failed {}; floor violations {}",
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
+        r.tasks_restarted,
+        r.mispredictions,
+        r.failed_actions,
+        r.floor_violations
+    );
+    if r.violations.is_empty() {
+        let _ = writeln!(
+            out,
+            "audit: no broken constraints, over-reserved instances, port clashes or moved untouchables"
+        );
+    } else {
+        let _ = writeln!(out, "audit found {} violation(s):", r.violations.len());
+        for v in &r.violations {
+            let _ = writeln!(out, "  - {v}");
+        }
+    }
+    out
+}

@@ -1,0 +1,243 @@
+//! The twin: a deterministic simulation of an ECS cluster (EC2 launch type), behind the same [`EcsApi`] the controller
+//! uses against AWS. It follows ECS-SEMANTICS.md rule by rule (see [`scheduler`]), places every task with the
+//! placement engine, breaks ties with a seeded RNG, and takes its time from its own clock, advanced by the caller.
+//!
+//! What it models: the task lifecycle (PENDING → RUNNING → STOPPED with delays), the service scheduler (replacement
+//! after StopTask, rolling `forceNewDeployment` within minimum/maximum percent, draining, daemons, PENDING when
+//! nothing fits, retried every tick), and the bookkeeping ECS keeps (`remainingResources`, running and pending
+//! counts, deployments). What it does not: load balancers and health checks (a task is healthy once RUNNING),
+//! capacity providers and scaling, task failures, throttling (see `docs/twin.md`, issue "Talking to AWS").
+
+pub mod scheduler;
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ecs::{EcsApi, EcsError, InstanceState};
+use crate::model::{DeploymentStatus, InstanceStatus, RolloutState, Snapshot, TaskStatus};
+
+/// Timing and randomness of a twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwinConfig {
+    /// Simulated time per scheduler pass.
+    pub tick: Duration,
+    /// PENDING → RUNNING.
+    pub start_delay: Duration,
+    /// Desired STOPPED → STOPPED (SIGTERM, then SIGKILL after the stop timeout).
+    pub stop_delay: Duration,
+    /// Seeds the tie-breaks among equally good instances.
+    pub seed: u64,
+}
+
+impl Default for TwinConfig {
+    fn default() -> Self {
+        TwinConfig {
+            tick: Duration::from_secs(10),
+            start_delay: Duration::from_secs(30),
+            stop_delay: Duration::from_secs(30),
+            seed: 1,
+        }
+    }
+}
+
+/// What the twin counted while it ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwinStats {
+    pub tasks_started: u64,
+    pub tasks_stopped: u64,
+    /// Scheduler passes in which a task of a service could not be placed (it stays PENDING in ECS's terms).
+    pub placement_failures: u64,
+    /// Ticks in which a service disrupted by an API call had fewer healthy tasks than its floor
+    /// (`ceil(minimumHealthyPercent × desired / 100)`). The controller must never cause one.
+    pub floor_violations: u64,
+    /// The services that had a floor violation.
+    pub floor_violators: Vec<String>,
+}
+
+/// Everything that changes as the twin runs.
+pub struct State {
+    pub(crate) snap: Snapshot,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) config: TwinConfig,
+    pub(crate) next_id: u64,
+    /// Services an API call disrupted and that are not steady again yet (for floor accounting).
+    pub(crate) disrupted: HashSet<String>,
+    pub(crate) stats: TwinStats,
+}
+
+/// A simulated ECS cluster. Interior mutability, so it can sit behind `&self` like an API client.
+pub struct Twin {
+    state: Mutex<State>,
+}
+
+/// The default clock when a snapshot does not say when it was taken.
+fn default_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+}
+
+impl Twin {
+    /// A twin that starts as the snapshot shows the cluster, at the snapshot's `capturedAt`.
+    pub fn new(snapshot: Snapshot, config: TwinConfig) -> Twin {
+        // Without `capturedAt`, start a day after the newest thing the snapshot mentions: deterministic, and past
+        // every grace period. A snapshot that needs another clock says so with `capturedAt`.
+        let latest = snapshot
+            .container_instances
+            .iter()
+            .filter_map(|i| i.registered_at)
+            .chain(snapshot.tasks.iter().filter_map(|t| t.created_at))
+            .max()
+            .map(|t| t + chrono::Duration::days(1));
+        let now = snapshot.captured_at.or(latest).unwrap_or_else(default_start);
+        Twin {
+            state: Mutex::new(State {
+                snap: snapshot,
+                now,
+                rng: fastrand::Rng::with_seed(config.seed),
+                config,
+                next_id: 1,
+                disrupted: HashSet::new(),
+                stats: TwinStats::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug in the twin itself; the state is still usable for a report.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    /// Runs the scheduler tick by tick until `by` of simulated time has passed.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.lock();
+        let tick = state.config.tick.max(Duration::from_millis(1));
+        let mut left = by;
+        while !left.is_zero() {
+            let step = left.min(tick);
+            state.now += chrono::Duration::from_std(step).unwrap_or(chrono::Duration::zero());
+            scheduler::tick(&mut state);
+            left -= step;
+        }
+    }
+
+    /// The cluster as it is now, in the snapshot format.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        let mut snap = state.snap.clone();
+        snap.captured_at = Some(state.now);
+        snap
+    }
+
+    pub fn stats(&self) -> TwinStats {
+        self.lock().stats.clone()
+    }
+
+    /// True when every service has its desired tasks RUNNING on one completed deployment and nothing is stopping.
+    pub fn is_steady(&self) -> bool {
+        let state = self.lock();
+        scheduler::all_steady(&state)
+    }
+}
+
+impl EcsApi for Twin {
+    async fn observe(&self) -> Result<Snapshot, EcsError> {
+        Ok(self.snapshot())
+    }
+
+    async fn stop_task(&self, task_arn: &str, reason: &str) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        let now = state.now;
+        let task = state
+            .snap
+            .tasks
+            .iter_mut()
+            .find(|t| t.task_arn == task_arn)
+            .ok_or_else(|| EcsError::NotFound(format!("task {task_arn}")))?;
+        if task.last_status == TaskStatus::Stopped {
+            return Err(EcsError::Invalid(format!("task {task_arn} is already stopped")));
+        }
+        if reason.len() > 255 {
+            return Err(EcsError::Invalid("reason is longer than 255 characters".into()));
+        }
+        task.desired_status = TaskStatus::Stopped;
+        task.stopping_at.get_or_insert(now);
+        task.stopped_reason = Some(reason.to_owned());
+        if let Some(service) = task.service_name().map(str::to_owned) {
+            state.disrupted.insert(service);
+        }
+        Ok(())
+    }
+
+    async fn force_new_deployment(&self, service: &str) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        let now = state.now;
+        let id = format!("ecs-svc/twin{:016}", state.next_id);
+        state.next_id += 1;
+        let svc = state
+            .snap
+            .services
+            .iter_mut()
+            .find(|s| s.service_name == service)
+            .ok_or_else(|| EcsError::NotFound(format!("service {service}")))?;
+        let mut primary = svc
+            .deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+            .cloned()
+            .ok_or_else(|| EcsError::Invalid(format!("service {service} has no primary deployment")))?;
+        for d in &mut svc.deployments {
+            if d.status == DeploymentStatus::Primary {
+                d.status = DeploymentStatus::Active;
+            }
+        }
+        primary.id = id;
+        primary.status = DeploymentStatus::Primary;
+        primary.running_count = 0;
+        primary.pending_count = 0;
+        primary.rollout_state = Some(RolloutState::InProgress);
+        primary.created_at = Some(now);
+        primary.updated_at = Some(now);
+        svc.deployments.insert(0, primary);
+        state.disrupted.insert(service.to_owned());
+        Ok(())
+    }
+
+    async fn set_instance_state(&self, arn: &str, to: InstanceState) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        let instance = state
+            .snap
+            .container_instances
+            .iter_mut()
+            .find(|i| i.container_instance_arn == arn)
+            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))?;
+        // Only ACTIVE → DRAINING and DRAINING → ACTIVE are allowed (ECS-SEMANTICS §3).
+        match (&instance.status, to) {
+            (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,
+            (InstanceStatus::Draining, InstanceState::Active) => instance.status = InstanceStatus::Active,
+            (from, to) => {
+                return Err(EcsError::Invalid(format!(
+                    "container instance {arn} cannot go from {from} to {to:?}"
+                )))
+            }
+        }
+        instance.version = instance.version.map(|v| v + 1);
+        let services: Vec<String> = state
+            .snap
+            .tasks
+            .iter()
+            .filter(|t| t.container_instance_arn.as_deref() == Some(arn))
+            .filter_map(|t| t.service_name().map(str::to_owned))
+            .collect();
+        state.disrupted.extend(services);
+        Ok(())
+    }
+}

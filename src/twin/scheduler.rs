@@ -1,0 +1,573 @@
+//! The twin's scheduler: one pass per tick. Each rule cites ECS-SEMANTICS.md.
+//!
+//! Order of a pass:
+//! 1. Task lifecycle: PENDING tasks start after `start_delay`; tasks whose desired status is STOPPED stop after
+//!    `stop_delay` and give back their resources (§3 StopTask: SIGTERM, then SIGKILL after the stop timeout).
+//! 2. Daemon tasks on DRAINING instances are stopped (§3 UpdateContainerInstancesState).
+//! 3. Each REPLICA service: **start** what is missing from the primary deployment (replacements after StopTask,
+//!    new tasks of a forced deployment, replacements for tasks on DRAINING instances) while the service stays within
+//!    `maximumPercent` (rounded down); then **stop** tasks of old deployments and on DRAINING instances while the
+//!    healthy count stays at or above `minimumHealthyPercent` (rounded up) (§3 UpdateService, draining). Starting
+//!    first is what makes `maximumPercent` > 100 start-before-stop. A task that cannot be placed is retried next pass
+//!    (it stays PENDING in ECS's terms, §2).
+//! 4. Each DAEMON service: one task on every ACTIVE, connected instance that lacks one (§2).
+//! 5. Counts, deployments and rollout state are brought up to date; floor violations are counted.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::model::ecs::resource;
+use crate::model::{
+    Cluster, Container, DeploymentStatus, InstanceStatus, NetworkBinding, Protocol, RolloutState, SchedulingStrategy,
+    Service, Task, TaskStatus,
+};
+use crate::placement::{Footprint, Overlay, PlacementIndex};
+
+use super::State;
+
+/// How long STOPPED tasks stay visible (ECS keeps them about an hour).
+const STOPPED_RETENTION: i64 = 3600;
+
+pub(crate) fn tick(state: &mut State) {
+    lifecycle(state);
+    stop_daemons_on_draining(state);
+    for s in 0..state.snap.services.len() {
+        match state.snap.services[s].scheduling_strategy {
+            SchedulingStrategy::Daemon => schedule_daemon(state, s),
+            _ => schedule_replica(state, s),
+        }
+    }
+    update_counts(state);
+    account_floors(state);
+}
+
+fn std_to_chrono(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::zero())
+}
+
+/// ECS's healthy floor and ceiling for a service (§3: minimum rounded up, maximum rounded down).
+fn bounds(svc: &Service) -> (u32, u32) {
+    let d = u64::from(svc.desired_count);
+    let floor = (u64::from(svc.minimum_healthy_percent()) * d).div_ceil(100);
+    let ceiling = (u64::from(svc.maximum_percent()) * d / 100).max(d.min(1));
+    (
+        u32::try_from(floor).unwrap_or(u32::MAX),
+        u32::try_from(ceiling).unwrap_or(u32::MAX),
+    )
+}
+
+fn is_live(t: &Task) -> bool {
+    t.desired_status != TaskStatus::Stopped && t.last_status != TaskStatus::Stopped
+}
+
+fn is_healthy(t: &Task) -> bool {
+    is_live(t) && t.last_status == TaskStatus::Running
+}
+
+/// Step 1: PENDING → RUNNING after `start_delay`; desired STOPPED → STOPPED after `stop_delay`, resources released.
+fn lifecycle(state: &mut State) {
+    let now = state.now;
+    let (start, stop) = (
+        std_to_chrono(state.config.start_delay),
+        std_to_chrono(state.config.stop_delay),
+    );
+    let mut released: Vec<(usize, Footprint, Vec<String>)> = Vec::new();
+    for t in &mut state.snap.tasks {
+        if t.last_status == TaskStatus::Stopped {
+            continue;
+        }
+        if t.desired_status == TaskStatus::Stopped {
+            let since = t.stopping_at.unwrap_or(now);
+            if now - since >= stop || t.last_status == TaskStatus::Pending {
+                t.last_status = TaskStatus::Stopped;
+                t.stopped_at = Some(now);
+                t.stop_code.get_or_insert_with(|| "UserInitiated".into());
+                for c in &mut t.containers {
+                    c.last_status = Some("STOPPED".into());
+                }
+                if let Some(i) = t
+                    .container_instance_arn
+                    .as_deref()
+                    .and_then(|a| position(&state.snap.container_instances, a))
+                {
+                    let gpus: Vec<String> = t.containers.iter().flat_map(|c| c.gpu_ids.clone()).collect();
+                    if let Ok(fp) = Footprint::of_task(t) {
+                        released.push((i, fp, gpus));
+                    }
+                }
+                state.stats.tasks_stopped += 1;
+            }
+        } else if t.last_status == TaskStatus::Pending && now - t.created_at.unwrap_or(now) >= start {
+            t.last_status = TaskStatus::Running;
+            t.started_at = Some(now);
+            for c in &mut t.containers {
+                c.last_status = Some("RUNNING".into());
+            }
+        }
+    }
+    for (i, fp, gpus) in released {
+        adjust_instance(&mut state.snap.container_instances[i], &fp, &gpus, false);
+    }
+    let horizon = now - Duration::seconds(STOPPED_RETENTION);
+    state
+        .snap
+        .tasks
+        .retain(|t| t.last_status != TaskStatus::Stopped || t.stopped_at.is_none_or(|s| s > horizon));
+}
+
+fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<usize> {
+    instances.iter().position(|i| i.container_instance_arn == arn)
+}
+
+/// ECS's bookkeeping on an instance for a task started (`take`) or stopped.
+fn adjust_instance(instance: &mut crate::model::ContainerInstance, fp: &Footprint, gpus: &[String], take: bool) {
+    let sign: i64 = if take { -1 } else { 1 };
+    for r in &mut instance.remaining_resources {
+        match r.name.as_str() {
+            resource::CPU => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(fp.cpu)),
+            resource::MEMORY => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(fp.memory)),
+            resource::PORTS | resource::PORTS_UDP => {
+                let ports = if r.name == resource::PORTS {
+                    &fp.tcp_ports
+                } else {
+                    &fp.udp_ports
+                };
+                let set = r.string_set_value.get_or_insert_with(Vec::new);
+                if take {
+                    set.extend(ports.iter().map(u16::to_string));
+                } else {
+                    set.retain(|p| p.parse::<u16>().map_or(true, |p| !ports.contains(&p)));
+                }
+            }
+            resource::GPU => {
+                let set = r.string_set_value.get_or_insert_with(Vec::new);
+                if take {
+                    set.retain(|g| !gpus.contains(g));
+                } else {
+                    set.extend(gpus.iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Step 2: daemon tasks on a DRAINING instance are stopped (§3).
+fn stop_daemons_on_draining(state: &mut State) {
+    let now = state.now;
+    let daemons: Vec<String> = state
+        .snap
+        .services
+        .iter()
+        .filter(|s| s.scheduling_strategy == SchedulingStrategy::Daemon)
+        .map(|s| s.service_name.clone())
+        .collect();
+    let draining: Vec<String> = state
+        .snap
+        .container_instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Draining)
+        .map(|i| i.container_instance_arn.clone())
+        .collect();
+    for t in &mut state.snap.tasks {
+        let on_draining = t.container_instance_arn.as_ref().is_some_and(|a| draining.contains(a));
+        let daemon = t.service_name().is_some_and(|s| daemons.iter().any(|d| d == s));
+        if on_draining && daemon && is_live(t) {
+            t.desired_status = TaskStatus::Stopped;
+            t.stopping_at = Some(now);
+            t.stopped_reason = Some("Container instance is draining".into());
+        }
+    }
+}
+
+/// Places one new task of service `s` (for deployment `deployment`), optionally only on instance `only`.
+/// Returns whether it was placed.
+fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>) -> bool {
+    let cluster = match Cluster::new(state.snap.clone()) {
+        Ok(c) => c,
+        Err(_) => return false,
+    };
+    let index = PlacementIndex::new(&cluster);
+    let svc = &state.snap.services[s];
+    let Ok(request) = index.request_for_service(svc) else {
+        state.stats.placement_failures += 1;
+        return false;
+    };
+    let p = index.candidates(&request, &Overlay::new());
+    let choices: Vec<usize> = match only {
+        Some(i) => p.feasible.iter().copied().filter(|&f| f == i).collect(),
+        None => p.candidates,
+    };
+    if choices.is_empty() {
+        state.stats.placement_failures += 1;
+        return false;
+    }
+    // ECS does not document its tie-break among equally good instances: a seeded choice stands in for it.
+    let at = choices[state.rng.usize(..choices.len())];
+    let Some(td) = svc
+        .task_definition
+        .as_deref()
+        .and_then(|arn| cluster.task_definition(arn))
+        .cloned()
+    else {
+        return false;
+    };
+    let fp = request.footprint.clone();
+    drop(cluster);
+    let instance = &mut state.snap.container_instances[at];
+    let gpus: Vec<String> = instance
+        .remaining(resource::GPU)
+        .and_then(|r| r.string_set_value.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .take(fp.gpus as usize)
+        .collect();
+    adjust_instance(instance, &fp, &gpus, true);
+    let instance_arn = instance.container_instance_arn.clone();
+    let az = instance.availability_zone().map(str::to_owned);
+    let svc_name = state.snap.services[s].service_name.clone();
+    let prefix = state
+        .snap
+        .cluster_arn
+        .as_deref()
+        .and_then(|a| a.split(":cluster/").next())
+        .unwrap_or("arn:aws:ecs:twin:000000000000")
+        .to_owned();
+    let task_arn = format!("{prefix}:task/{}/twin{:020}", state.snap.cluster, state.next_id);
+    state.next_id += 1;
+    let mut tcp = fp.tcp_ports.iter();
+    let mut udp = fp.udp_ports.iter();
+    let containers: Vec<Container> = td
+        .container_definitions
+        .iter()
+        .enumerate()
+        .map(|(k, c)| Container {
+            name: c.name.clone(),
+            container_arn: None,
+            last_status: Some("PENDING".into()),
+            cpu: Some(c.cpu.to_string()),
+            memory: c.memory.map(|m| m.to_string()),
+            memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+            network_bindings: c
+                .port_mappings
+                .iter()
+                .filter_map(|pm| {
+                    let udp_port = pm.protocol == Some(Protocol::Udp);
+                    let host = if udp_port { udp.next() } else { tcp.next() }?;
+                    Some(NetworkBinding {
+                        bind_ip: Some("0.0.0.0".into()),
+                        container_port: pm.container_port,
+                        host_port: Some(*host),
+                        protocol: Some(if udp_port { Protocol::Udp } else { Protocol::Tcp }),
+                        container_port_range: None,
+                        host_port_range: None,
+                    })
+                })
+                .collect(),
+            gpu_ids: if k == 0 { gpus.clone() } else { Vec::new() },
+        })
+        .collect();
+    let now = state.now;
+    state.snap.tasks.push(Task {
+        task_arn,
+        cluster_arn: state.snap.cluster_arn.clone(),
+        container_instance_arn: Some(instance_arn),
+        task_definition_arn: td.task_definition_arn.clone(),
+        group: Some(format!("service:{svc_name}")),
+        started_by: Some(deployment.to_owned()),
+        last_status: TaskStatus::Pending,
+        desired_status: TaskStatus::Running,
+        launch_type: Some("EC2".into()),
+        capacity_provider_name: None,
+        availability_zone: az,
+        cpu: Some(fp.cpu.to_string()),
+        memory: Some(fp.memory.to_string()),
+        created_at: Some(now),
+        started_at: None,
+        stopping_at: None,
+        stopped_at: None,
+        stopped_reason: None,
+        stop_code: None,
+        version: Some(1),
+        containers,
+        tags: Vec::new(),
+    });
+    state.stats.tasks_started += 1;
+    true
+}
+
+fn primary_id(svc: &Service) -> Option<String> {
+    svc.deployments
+        .iter()
+        .find(|d| d.status == DeploymentStatus::Primary)
+        .map(|d| d.id.clone())
+}
+
+/// Step 3, the replica scheduler for one service: start within `maximumPercent`, then stop within
+/// `minimumHealthyPercent`.
+fn schedule_replica(state: &mut State, s: usize) {
+    let svc = &state.snap.services[s];
+    if svc.status != "ACTIVE" {
+        return;
+    }
+    let name = svc.service_name.clone();
+    let desired = svc.desired_count;
+    let (floor, ceiling) = bounds(svc);
+    let primary = primary_id(svc).unwrap_or_default();
+    let deployment_ids: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
+    let draining: Vec<&str> = state
+        .snap
+        .container_instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Draining)
+        .map(|i| i.container_instance_arn.as_str())
+        .collect();
+    // A task belongs to the primary deployment when started by it, or by nothing the service still lists.
+    let is_primary = |t: &Task| {
+        let by = t.started_by.as_deref().unwrap_or("");
+        by == primary || !deployment_ids.iter().any(|d| d == by)
+    };
+    let on_draining = |t: &Task| {
+        t.container_instance_arn
+            .as_deref()
+            .is_some_and(|a| draining.contains(&a))
+    };
+    let live: Vec<usize> = state
+        .snap
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.service_name() == Some(name.as_str()) && is_live(t))
+        .map(|(k, _)| k)
+        .collect();
+    let settled = live
+        .iter()
+        .filter(|&&k| is_primary(&state.snap.tasks[k]) && !on_draining(&state.snap.tasks[k]))
+        .count();
+    let mut total = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    let mut missing = desired.saturating_sub(u32::try_from(settled).unwrap_or(u32::MAX));
+    let mut to_stop: Vec<usize> = live
+        .iter()
+        .copied()
+        .filter(|&k| !is_primary(&state.snap.tasks[k]) || on_draining(&state.snap.tasks[k]))
+        .collect();
+    // Scale-in of the primary beyond desired: extra settled tasks go too.
+    let extra = settled.saturating_sub(desired as usize);
+    to_stop.extend(
+        live.iter()
+            .copied()
+            .filter(|&k| is_primary(&state.snap.tasks[k]) && !on_draining(&state.snap.tasks[k]))
+            .take(extra),
+    );
+
+    // Start first: within maximumPercent, new tasks start before old ones stop.
+    while missing > 0 && total < ceiling {
+        if !place(state, s, &primary, None) {
+            break;
+        }
+        missing -= 1;
+        total += 1;
+    }
+    // Then stop old and draining tasks while the healthy count stays at or above the floor.
+    let now = state.now;
+    let mut healthy = state
+        .snap
+        .tasks
+        .iter()
+        .filter(|t| t.service_name() == Some(name.as_str()) && is_healthy(t))
+        .count() as u32;
+    for k in to_stop {
+        let t = &mut state.snap.tasks[k];
+        let counts = u32::from(t.last_status == TaskStatus::Running);
+        if healthy - counts < floor {
+            continue;
+        }
+        // With maximumPercent 100 there is no room to start first: ECS stops down to the floor, then starts.
+        t.desired_status = TaskStatus::Stopped;
+        t.stopping_at = Some(now);
+        t.stopped_reason
+            .get_or_insert_with(|| "Task stopped by the service scheduler".into());
+        healthy -= counts;
+    }
+}
+
+/// Step 4: one daemon task on every ACTIVE, connected instance that lacks one (§2, ECS services: DAEMON).
+fn schedule_daemon(state: &mut State, s: usize) {
+    let svc = &state.snap.services[s];
+    if svc.status != "ACTIVE" {
+        return;
+    }
+    let name = svc.service_name.clone();
+    let deployment = primary_id(svc).unwrap_or_default();
+    let missing: Vec<usize> = state
+        .snap
+        .container_instances
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.can_take_tasks())
+        .filter(|(_, i)| {
+            !state.snap.tasks.iter().any(|t| {
+                t.service_name() == Some(name.as_str())
+                    && is_live(t)
+                    && t.container_instance_arn.as_deref() == Some(i.container_instance_arn.as_str())
+            })
+        })
+        .map(|(k, _)| k)
+        .collect();
+    for i in missing {
+        place(state, s, &deployment, Some(i));
+    }
+}
+
+/// Step 5: running and pending counts on instances, services and deployments; finished rollouts.
+fn update_counts(state: &mut State) {
+    let now = state.now;
+    let mut per_instance: HashMap<&str, (u32, u32)> = HashMap::new();
+    for t in &state.snap.tasks {
+        if let Some(a) = t.container_instance_arn.as_deref() {
+            let e = per_instance.entry(a).or_default();
+            match t.last_status {
+                TaskStatus::Running => e.0 += 1,
+                TaskStatus::Pending | TaskStatus::Provisioning | TaskStatus::Activating => e.1 += 1,
+                _ => {}
+            }
+        }
+    }
+    let counts: Vec<(u32, u32)> = state
+        .snap
+        .container_instances
+        .iter()
+        .map(|i| {
+            per_instance
+                .get(i.container_instance_arn.as_str())
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect();
+    for (i, (running, pending)) in state.snap.container_instances.iter_mut().zip(counts) {
+        i.running_tasks_count = running;
+        i.pending_tasks_count = pending;
+    }
+    for s in 0..state.snap.services.len() {
+        let name = state.snap.services[s].service_name.clone();
+        let mut by_deployment: HashMap<String, (u32, u32)> = HashMap::new();
+        let (mut running, mut pending) = (0, 0);
+        for t in state
+            .snap
+            .tasks
+            .iter()
+            .filter(|t| t.service_name() == Some(name.as_str()) && is_live(t))
+        {
+            let e = by_deployment
+                .entry(t.started_by.clone().unwrap_or_default())
+                .or_default();
+            if t.last_status == TaskStatus::Running {
+                running += 1;
+                e.0 += 1;
+            } else {
+                pending += 1;
+                e.1 += 1;
+            }
+        }
+        let svc = &mut state.snap.services[s];
+        svc.running_count = running;
+        svc.pending_count = pending;
+        let primary = primary_id(svc).unwrap_or_default();
+        let old_alive = svc
+            .deployments
+            .iter()
+            .any(|d| d.id != primary && by_deployment.get(&d.id).is_some_and(|(r, p)| r + p > 0));
+        let desired = svc.desired_count;
+        let daemon = svc.scheduling_strategy == SchedulingStrategy::Daemon;
+        let primary_ids: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
+        for d in &mut svc.deployments {
+            let (r, p) = by_deployment.get(&d.id).copied().unwrap_or_default();
+            // Tasks started by something the service no longer lists count for the primary.
+            let (r, p) = if d.id == primary {
+                let orphans = by_deployment
+                    .iter()
+                    .filter(|(k, _)| !primary_ids.contains(k))
+                    .fold((0, 0), |acc, (_, v)| (acc.0 + v.0, acc.1 + v.1));
+                (r + orphans.0, p + orphans.1)
+            } else {
+                (r, p)
+            };
+            d.running_count = r;
+            d.pending_count = p;
+            if d.id == primary {
+                if daemon {
+                    d.desired_count = running + pending;
+                } else {
+                    d.desired_count = desired;
+                }
+            }
+        }
+        if daemon {
+            svc.desired_count = svc.running_count + svc.pending_count;
+        }
+        if !old_alive {
+            svc.deployments.retain(|d| d.id == primary);
+        }
+        if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == primary) {
+            if d.rollout_state == Some(RolloutState::InProgress) && !old_alive && d.running_count >= d.desired_count {
+                d.rollout_state = Some(RolloutState::Completed);
+                d.rollout_state_reason = Some(format!("ECS deployment {} completed.", d.id));
+                d.updated_at = Some(now);
+            }
+        }
+    }
+}
+
+/// Whether a service has all its desired tasks RUNNING on one completed deployment, and nothing pending.
+fn steady(svc: &Service) -> bool {
+    svc.running_count >= svc.desired_count
+        && svc.pending_count == 0
+        && svc.deployments.len() <= 1
+        && svc
+            .deployments
+            .first()
+            .is_none_or(|d| d.rollout_state.as_ref().is_none_or(|r| *r == RolloutState::Completed))
+}
+
+/// Counts ticks where a service an API call disrupted is below its healthy floor.
+fn account_floors(state: &mut State) {
+    let mut recovered = Vec::new();
+    for svc in &state.snap.services {
+        if !state.disrupted.contains(&svc.service_name) || svc.scheduling_strategy == SchedulingStrategy::Daemon {
+            continue;
+        }
+        let (floor, _) = bounds(svc);
+        if svc.running_count < floor {
+            state.stats.floor_violations += 1;
+            if !state.stats.floor_violators.contains(&svc.service_name) {
+                state.stats.floor_violators.push(svc.service_name.clone());
+            }
+        }
+        let stopping = state.snap.tasks.iter().any(|t| {
+            t.service_name() == Some(svc.service_name.as_str())
+                && t.desired_status == TaskStatus::Stopped
+                && t.last_status != TaskStatus::Stopped
+        });
+        if steady(svc) && !stopping {
+            recovered.push(svc.service_name.clone());
+        }
+    }
+    for s in recovered {
+        state.disrupted.remove(&s);
+    }
+}
+
+pub(crate) fn all_steady(state: &State) -> bool {
+    state.snap.services.iter().all(steady)
+        && !state
+            .snap
+            .tasks
+            .iter()
+            .any(|t| t.desired_status == TaskStatus::Stopped && t.last_status != TaskStatus::Stopped)
+}
+
+/// When a task became RUNNING, for tests and the reconcile loop's landing checks.
+pub fn started(task: &Task) -> Option<DateTime<Utc>> {
+    task.started_at
+}

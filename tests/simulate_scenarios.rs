@@ -1,0 +1,249 @@
+//! The controller against the twin, on whole scenarios: it converges where moves can reach the target, restarts few
+//! tasks, and never breaks anything (the audit of the end state is empty, the twin counts no floor violation).
+
+use std::path::Path;
+
+use ecs_rebalancer::model::{InstanceStatus, Snapshot};
+use ecs_rebalancer::policy::{self, Policy};
+use ecs_rebalancer::scenarios;
+use ecs_rebalancer::simulate::{self, Options, Report};
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+
+fn policy(extra: &str) -> Policy {
+    let text = format!(
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {{name: sim}}\nspec:\n  clusters: [sim]\n  \
+         metric: count\n  threshold: {{trigger: 0.2, target: 0.1}}\n  interval: 1m\n  \
+         cooldown: {{instance: 1m, service: 1m, newInstance: 0s}}\n{extra}"
+    );
+    policy::load_str(Path::new("sim.yaml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0)
+}
+
+fn run(snapshot: Snapshot, policy: &Policy) -> (Report, Snapshot) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(simulate::run(snapshot, policy, Options::default(), |_| {}))
+}
+
+fn assert_safe(r: &Report) {
+    assert!(r.violations.is_empty(), "audit: {:#?}", r.violations);
+    assert_eq!(r.floor_violations, 0, "{r:#?}");
+    assert_eq!(r.failed_actions, 0, "{r:#?}");
+}
+
+/// The fewest single-task moves that reach the target if tasks could go anywhere (no constraints, no strategies):
+/// move one task from the most to the least loaded instance until the score is at or below the target.
+fn greedy_moves(counts: &mut [f64], target: f64) -> u32 {
+    let score = |c: &[f64]| {
+        let n = c.len() as f64;
+        let mean = c.iter().sum::<f64>() / n;
+        let var = c.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        var.sqrt() / mean
+    };
+    let mut moves = 0;
+    while score(counts) > target {
+        let (hi, _) = counts.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
+        let (lo, _) = counts.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap();
+        counts[hi] -= 1.0;
+        counts[lo] += 1.0;
+        moves += 1;
+    }
+    moves
+}
+
+/// Six equal instances across three AZs, two of them new and empty after a scale-out; three spread services.
+fn scale_out() -> ClusterBuilder {
+    let mut b = ClusterBuilder::new("sim");
+    for (id, az) in [
+        ("a1", "a"),
+        ("b1", "b"),
+        ("c1", "c"),
+        ("a2", "a"),
+        ("b2", "b"),
+        ("c2", "c"),
+    ] {
+        b = b.instance(instance(id).az(az).cpu(4096).memory(16384));
+    }
+    b = b
+        .service(
+            service("web")
+                .spread("attribute:ecs.availability-zone")
+                .spread("instanceId")
+                .deployment(50, 200),
+        )
+        .service(service("api").deployment(50, 200))
+        .service(service("jobs").spread("instanceId").deployment(50, 200));
+    for id in ["a1", "b1", "c1"] {
+        b = b.tasks("web", id, 4).tasks("api", id, 2).tasks("jobs", id, 2);
+    }
+    b
+}
+
+#[test]
+fn scale_out_converges_with_few_restarts() {
+    let (r, _) = run(
+        scale_out().snapshot(),
+        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+    );
+    assert!(r.converged, "{r:#?}");
+    assert!(r.score_after <= 0.1 + 1e-9);
+    assert_safe(&r);
+    // 24 tasks on 3 of 6 equal instances: 8/8/8/0/0/0.
+    let greedy = greedy_moves(&mut [8.0, 8.0, 8.0, 0.0, 0.0, 0.0], 0.1);
+    assert!(
+        f64::from(r.tasks_restarted) <= 1.25 * f64::from(greedy),
+        "restarted {} tasks, a constraint-free greedy needs {greedy}",
+        r.tasks_restarted
+    );
+}
+
+#[test]
+fn the_demo_converges_safely() {
+    let (r, _) = run(scenarios::demo_snapshot(), &scenarios::demo_policy());
+    assert!(r.converged, "{r:#?}");
+    assert_safe(&r);
+    assert!(
+        r.score_after < r.score_before / 4.0,
+        "{} → {}",
+        r.score_before,
+        r.score_after
+    );
+}
+
+#[test]
+fn a_singleton_at_100_percent_is_redeployed_never_dropped() {
+    let b = ClusterBuilder::new("sim")
+        .instance(instance("hot").cpu(2048).memory(8192))
+        .instance(instance("cold").cpu(2048).memory(8192))
+        .service(service("single").cpu(1024).memory(2048).deployment(100, 200))
+        .service(service("web").deployment(50, 200))
+        .tasks("single", "hot", 1)
+        .tasks("web", "hot", 3)
+        .tasks("web", "cold", 1);
+    let text =
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: sim}\nspec:\n  clusters: [sim]\n  \
+                metric: mem-unreserved\n  threshold: {trigger: 0.2, target: 0.1}\n  interval: 1m\n  \
+                actions: [stop-tasks, redeploy-services]\n  cooldown: {instance: 1m, service: 1m, newInstance: 0s}\n";
+    let p = policy::load_str(Path::new("sim.yaml"), text).unwrap().remove(0);
+    let (r, _) = run(b.snapshot(), &p);
+    assert_safe(&r);
+    assert_eq!(r.actions_by_kind.get("redeploy-service"), Some(&1), "{r:#?}");
+    assert!(r.actions_by_kind.get("stop-task").is_none_or(|n| *n <= 2), "{r:#?}");
+}
+
+#[test]
+fn a_foreign_draining_instance_is_never_set_active_and_nothing_lands_on_it() {
+    let mut snap = scale_out().tasks("web", "a2", 2).snapshot();
+    let foreign = snap
+        .container_instances
+        .iter_mut()
+        .find(|i| i.ec2_instance_id.as_deref() == Some("i-a2"))
+        .unwrap();
+    foreign.status = InstanceStatus::Draining;
+    let arn = foreign.container_instance_arn.clone();
+    let (r, end) = run(
+        snap,
+        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+    );
+    assert_safe(&r);
+    let after = end
+        .container_instances
+        .iter()
+        .find(|i| i.container_instance_arn == arn)
+        .unwrap();
+    assert_eq!(after.status, InstanceStatus::Draining);
+}
+
+#[test]
+fn untouchables_stay_where_they_are() {
+    let snap = scale_out()
+        .service(service("batch-etl").spread("instanceId").deployment(0, 200))
+        .tasks("batch-etl", "a1", 3)
+        .standalone_task("report", "b1", 256, 512)
+        .service(service("agent").daemon())
+        .tasks("agent", "a1", 1)
+        .tasks("agent", "b1", 1)
+        .tasks("agent", "c1", 1)
+        .snapshot();
+    let extra = "  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n  exclude: {services: [\"batch-*\"]}\n";
+    let (r, _) = run(snap, &policy(extra));
+    assert_safe(&r);
+    assert!(r.tasks_restarted > 0);
+}
+
+#[test]
+fn binpack_services_are_left_where_a_stop_would_bring_them_back() {
+    let mut b = ClusterBuilder::new("sim");
+    for id in ["hot", "cold1", "cold2"] {
+        b = b.instance(instance(id).cpu(4096).memory(16384));
+    }
+    let b = b
+        .service(service("cache").memory(2048).binpack("memory").deployment(0, 200))
+        .tasks("cache", "hot", 5);
+    let (r, _) = run(b.snapshot(), &policy(""));
+    assert_safe(&r);
+    assert!(!r.converged);
+    assert_eq!(
+        r.tasks_restarted, 0,
+        "every binpack replacement would land back on the hot instance"
+    );
+    assert!(r.outcome.contains("lands-on-source"), "{}", r.outcome);
+}
+
+#[test]
+fn a_disconnected_agent_receives_nothing_and_loses_nothing() {
+    let mut snap = scale_out().snapshot();
+    let c2 = snap
+        .container_instances
+        .iter_mut()
+        .find(|i| i.ec2_instance_id.as_deref() == Some("i-c2"))
+        .unwrap();
+    c2.agent_connected = false;
+    let arn = c2.container_instance_arn.clone();
+    let (r, end) = run(
+        snap,
+        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+    );
+    assert_safe(&r);
+    assert!(!end
+        .tasks
+        .iter()
+        .any(|t| t.container_instance_arn.as_deref() == Some(arn.as_str())));
+}
+
+#[test]
+fn simulate_command_writes_a_summary_and_the_final_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap_path = dir.path().join("start.json");
+    scale_out().snapshot().save(&snap_path).unwrap();
+    let policy_path = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy_path,
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: sim}\nspec:\n  clusters: [sim]\n  \
+         metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n  cooldown: {instance: 1m, service: 1m}\n  \
+         budgets: {perCycle: 10, perHour: 200, perService: 50%}\n",
+    )
+    .unwrap();
+    let end_path = dir.path().join("end.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+        .args(["simulate", "--snapshot"])
+        .arg(&snap_path)
+        .arg("--policy")
+        .arg(&policy_path)
+        .arg("--final-snapshot")
+        .arg(&end_path)
+        .args(["-o", "json", "--seed", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["converged"], true, "{v:#}");
+    assert_eq!(v["simulatedAsEnforced"], true, "the policy is dry-run");
+    assert_eq!(v["floorViolations"], 0);
+    assert!(v["actionsByKind"]["stop-task"].as_u64().unwrap() > 0);
+    let end = Snapshot::load(&end_path).unwrap();
+    assert_eq!(end.cluster, "sim");
+}
