@@ -73,6 +73,9 @@ enum Command {
         /// Write the end state here, in the snapshot format.
         #[arg(long)]
         final_snapshot: Option<PathBuf>,
+        /// Also play the scenario with the two behaviours used in the field, and compare.
+        #[arg(long)]
+        compare_baselines: bool,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -176,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_cycles,
             seed,
             final_snapshot,
+            compare_baselines,
             output,
         } => {
             let cluster = load_cluster(&snapshot)?;
@@ -188,7 +192,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             };
             let table = matches!(output, Output::Table);
-            let (report, end) = runtime()?.block_on(simulate::run(cluster.into_snapshot(), &chosen, options, |p| {
+            let start = cluster.into_snapshot();
+            let rt = runtime()?;
+            let (report, end) = rt.block_on(simulate::run(start.clone(), &chosen, options, |p| {
                 if table {
                     print!("{}", simulate::render_cycle(p, false));
                 }
@@ -196,9 +202,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(path) = final_snapshot {
                 end.save(&path)?;
             }
+            let baselines = if compare_baselines {
+                rt.block_on(simulate::baselines(
+                    &start,
+                    &chosen,
+                    options,
+                    simulate::BASELINE_DURATION,
+                ))
+            } else {
+                Vec::new()
+            };
             let text = match output {
+                Output::Table if compare_baselines => {
+                    simulate::render_report(&report) + "\n" + &simulate::render_comparison(&report, &baselines)
+                }
                 Output::Table => simulate::render_report(&report),
-                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
+                Output::Json => {
+                    let mut v = serde_json::to_value(&report)?;
+                    if compare_baselines {
+                        v["baselines"] = serde_json::to_value(&baselines)?;
+                    }
+                    serde_json::to_string_pretty(&v)? + "\n"
+                }
             };
             std::io::stdout()
                 .write_all(text.as_bytes())
@@ -212,13 +237,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "Policy: even out task counts per unit of capacity (trigger 0.30, target 0.20); the controller acts \
                  on the twin, a simulated ECS.\n"
             );
-            let (report, _) = runtime()?.block_on(simulate::run(
+            let rt = runtime()?;
+            let (report, _) = rt.block_on(simulate::run(
                 scenarios::demo_snapshot(),
                 &policy,
                 simulate::Options::default(),
                 |p| print!("{}", simulate::render_cycle(p, true)),
             ));
             print!("\n{}", simulate::render_report(&report));
+            let baselines = rt.block_on(simulate::baselines(
+                &scenarios::demo_snapshot(),
+                &policy,
+                simulate::Options::default(),
+                simulate::BASELINE_DURATION,
+            ));
+            println!("\nThe same cluster with the two behaviours used in the field (2 hours simulated):");
+            print!("{}", simulate::render_comparison(&report, &baselines));
             Ok(())
         }
         Command::Placement {

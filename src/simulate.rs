@@ -56,6 +56,8 @@ pub struct Report {
     pub target: f64,
     pub actions_by_kind: BTreeMap<String, u32>,
     pub tasks_restarted: u32,
+    /// Tasks the twin started during the run (replacements and redeployed tasks), for comparison with baselines.
+    pub tasks_started: u64,
     pub mispredictions: u32,
     pub failed_actions: u32,
     /// The twin's count of ticks with a service below its healthy floor because of an API call (must be 0).
@@ -142,6 +144,7 @@ pub async fn run(
         target: policy.threshold.target,
         actions_by_kind: stats.actions_by_kind,
         tasks_restarted: stats.tasks_restarted,
+        tasks_started: twin_stats.tasks_started,
         mispredictions: stats.mispredictions,
         failed_actions: stats.failed,
         floor_violations: twin_stats.floor_violations,
@@ -380,3 +383,162 @@ pub fn render_report(r: &Report) -> String {
     }
     out
 }
+
+/// One behaviour's totals on a scenario, for `--compare-baselines`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineResult {
+    pub name: String,
+    /// Tasks the twin started (replacements, redeployed tasks, daemons restarted after a drain).
+    pub tasks_started: u64,
+    pub final_score: f64,
+    pub floor_violations: u64,
+    pub simulated_seconds: i64,
+}
+
+/// The policy's score of a snapshot.
+fn score_of(snapshot: &Snapshot, policy: &Policy) -> f64 {
+    Cluster::new(snapshot.clone()).map_or(0.0, |c| {
+        crate::plan::plan(
+            &c,
+            policy,
+            &Default::default(),
+            c.snapshot().captured_at.unwrap_or_default(),
+            Default::default(),
+        )
+        .before
+        .score
+    })
+}
+
+/// Sample coefficient of variation of task counts (running + pending) over ACTIVE instances, as the partial-drain
+/// tool computes it.
+fn count_cv(snapshot: &Snapshot) -> f64 {
+    let counts: Vec<f64> = snapshot
+        .container_instances
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Active)
+        .map(|i| f64::from(i.running_tasks_count + i.pending_tasks_count))
+        .collect();
+    let n = counts.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mean = counts.iter().sum::<f64>() / n;
+    let var = counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    if mean > 0.0 {
+        var.sqrt() / mean
+    } else {
+        0.0
+    }
+}
+
+/// The two behaviours used in the field, played on the same scenario, from their published descriptions:
+/// (a) "partial drain" (maginetv/ecs-task-balancer): every 20 minutes, while the sample CV of per-instance task
+/// counts on ACTIVE instances is above 20 %, set the busiest instance DRAINING for 45 s, then ACTIVE again, at most
+/// two instances a run; (b) force-redeploy every service when an empty instance joins (aws-samples
+/// ecs-refarch-task-rebalancing). Each runs for `duration` of simulated time.
+pub async fn baselines(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    options: Options,
+    duration: std::time::Duration,
+) -> Vec<BaselineResult> {
+    use crate::ecs::{EcsApi, InstanceState};
+    use std::time::Duration;
+    let mut out = Vec::new();
+
+    let twin = Twin::new(snapshot.clone(), options.twin);
+    let start = twin.now();
+    let mut elapsed = Duration::ZERO;
+    while elapsed < duration {
+        for _ in 0..2 {
+            let now = twin.snapshot();
+            if count_cv(&now) <= 0.20 {
+                break;
+            }
+            let Some(busiest) = now
+                .container_instances
+                .iter()
+                .filter(|i| i.status == InstanceStatus::Active)
+                .max_by_key(|i| i.running_tasks_count + i.pending_tasks_count)
+                .map(|i| i.container_instance_arn.clone())
+            else {
+                break;
+            };
+            if twin.set_instance_state(&busiest, InstanceState::Draining).await.is_ok() {
+                twin.advance(Duration::from_secs(45));
+                let _ = twin.set_instance_state(&busiest, InstanceState::Active).await;
+            }
+        }
+        twin.advance(Duration::from_secs(20 * 60));
+        elapsed += Duration::from_secs(20 * 60);
+    }
+    out.push(BaselineResult {
+        name: "partial drain (maginetv/ecs-task-balancer)".into(),
+        tasks_started: twin.stats().tasks_started,
+        final_score: score_of(&twin.snapshot(), policy),
+        floor_violations: twin.stats().floor_violations,
+        simulated_seconds: (twin.now() - start).num_seconds(),
+    });
+
+    let twin = Twin::new(snapshot.clone(), options.twin);
+    let start = twin.now();
+    let empty_joined = Cluster::new(snapshot.clone()).is_ok_and(|c| {
+        c.instances()
+            .iter()
+            .any(|i| i.can_take_tasks() && c.tasks_on(&i.container_instance_arn).count() == 0)
+            || c.instances().iter().any(|i| {
+                i.can_take_tasks()
+                    && c.tasks_on(&i.container_instance_arn).all(|t| {
+                        t.service_name()
+                            .and_then(|s| c.service(s))
+                            .is_some_and(|s| s.scheduling_strategy == crate::model::SchedulingStrategy::Daemon)
+                    })
+            })
+    });
+    if empty_joined {
+        for s in &snapshot.services {
+            if s.scheduling_strategy != crate::model::SchedulingStrategy::Daemon {
+                let _ = twin.force_new_deployment(&s.service_name).await;
+            }
+        }
+    }
+    twin.advance(duration);
+    out.push(BaselineResult {
+        name: "redeploy every service on a new instance (ecs-refarch-task-rebalancing)".into(),
+        tasks_started: twin.stats().tasks_started,
+        final_score: score_of(&twin.snapshot(), policy),
+        floor_violations: twin.stats().floor_violations,
+        simulated_seconds: (twin.now() - start).num_seconds(),
+    });
+    out
+}
+
+/// The comparison table: ecs-rebalancer's run and the baselines.
+pub fn render_comparison(ours: &Report, baselines: &[BaselineResult]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<72} {:>8} {:>8} {:>8}",
+        "behaviour", "started", "score", "floor"
+    );
+    let _ = writeln!(
+        out,
+        "{:<72} {:>8} {:>8.3} {:>8}",
+        "ecs-rebalancer (this policy)", ours.tasks_started, ours.score_after, ours.floor_violations
+    );
+    for b in baselines {
+        let _ = writeln!(
+            out,
+            "{:<72} {:>8} {:>8.3} {:>8}",
+            b.name, b.tasks_started, b.final_score, b.floor_violations
+        );
+    }
+    let _ = writeln!(out, "started: tasks the twin started (replacements, redeployed tasks, daemons after a drain); score: the policy's final score; floor: ticks below a service's healthy floor");
+    out
+}
+
+/// How long each baseline plays: six runs of the partial-drain tool.
+pub const BASELINE_DURATION: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);

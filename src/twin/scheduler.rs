@@ -32,14 +32,34 @@ const STOPPED_RETENTION: i64 = 3600;
 pub(crate) fn tick(state: &mut State) {
     lifecycle(state);
     stop_daemons_on_draining(state);
+    // One placement index per pass: tasks placed during the pass are added to an overlay, so every placement sees
+    // the ones before it without rebuilding the index (ECS-SEMANTICS §2: placement sees current reservations).
+    let Ok(cluster) = Cluster::new(state.snap.clone()) else {
+        return;
+    };
+    let index = PlacementIndex::new(&cluster);
+    let mut pass = Pass {
+        index: &index,
+        overlay: Overlay::new(),
+        requests: HashMap::new(),
+    };
     for s in 0..state.snap.services.len() {
         match state.snap.services[s].scheduling_strategy {
-            SchedulingStrategy::Daemon => schedule_daemon(state, s),
-            _ => schedule_replica(state, s),
+            SchedulingStrategy::Daemon => schedule_daemon(state, s, &mut pass),
+            _ => schedule_replica(state, s, &mut pass),
         }
     }
     update_counts(state);
     account_floors(state);
+}
+
+/// What one scheduler pass shares between placements.
+struct Pass<'i, 'c> {
+    index: &'i PlacementIndex<'c>,
+    /// Tasks placed so far in this pass.
+    overlay: Overlay,
+    /// Each service's placement request, built on first use (`None`: the service cannot be placed).
+    requests: HashMap<usize, Option<crate::placement::TaskRequest>>,
 }
 
 fn std_to_chrono(d: std::time::Duration) -> Duration {
@@ -76,6 +96,13 @@ fn lifecycle(state: &mut State) {
     for t in &mut state.snap.tasks {
         if t.last_status == TaskStatus::Stopped {
             continue;
+        }
+        // A snapshot may show a task stopping or pending without saying since when: the clock starts now.
+        if t.desired_status == TaskStatus::Stopped && t.stopping_at.is_none() {
+            t.stopping_at = Some(now);
+        }
+        if t.last_status == TaskStatus::Pending && t.created_at.is_none() {
+            t.created_at = Some(now);
         }
         if t.desired_status == TaskStatus::Stopped {
             let since = t.stopping_at.unwrap_or(now);
@@ -183,18 +210,17 @@ fn stop_daemons_on_draining(state: &mut State) {
 
 /// Places one new task of service `s` (for deployment `deployment`), optionally only on instance `only`.
 /// Returns whether it was placed.
-fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>) -> bool {
-    let cluster = match Cluster::new(state.snap.clone()) {
-        Ok(c) => c,
-        Err(_) => return false,
-    };
-    let index = PlacementIndex::new(&cluster);
-    let svc = &state.snap.services[s];
-    let Ok(request) = index.request_for_service(svc) else {
+fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>, pass: &mut Pass<'_, '_>) -> bool {
+    let index = pass.index;
+    let request = pass
+        .requests
+        .entry(s)
+        .or_insert_with(|| index.request_for_service(&index.cluster().services()[s]).ok());
+    let Some(request) = request.as_ref() else {
         state.stats.placement_failures += 1;
         return false;
     };
-    let p = index.candidates(&request, &Overlay::new());
+    let p = index.candidates(request, &pass.overlay);
     let choices: Vec<usize> = match only {
         Some(i) => p.feasible.iter().copied().filter(|&f| f == i).collect(),
         None => p.candidates,
@@ -205,16 +231,17 @@ fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>) -> 
     }
     // ECS does not document its tie-break among equally good instances: a seeded choice stands in for it.
     let at = choices[state.rng.usize(..choices.len())];
+    let svc = &state.snap.services[s];
     let Some(td) = svc
         .task_definition
         .as_deref()
-        .and_then(|arn| cluster.task_definition(arn))
+        .and_then(|arn| index.cluster().task_definition(arn))
         .cloned()
     else {
         return false;
     };
+    pass.overlay.start(at, &request.group, request.footprint.clone());
     let fp = request.footprint.clone();
-    drop(cluster);
     let instance = &mut state.snap.container_instances[at];
     let gpus: Vec<String> = instance
         .remaining(resource::GPU)
@@ -306,7 +333,7 @@ fn primary_id(svc: &Service) -> Option<String> {
 
 /// Step 3, the replica scheduler for one service: start within `maximumPercent`, then stop within
 /// `minimumHealthyPercent`.
-fn schedule_replica(state: &mut State, s: usize) {
+fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
     let svc = &state.snap.services[s];
     if svc.status != "ACTIVE" {
         return;
@@ -363,7 +390,7 @@ fn schedule_replica(state: &mut State, s: usize) {
 
     // Start first: within maximumPercent, new tasks start before old ones stop.
     while missing > 0 && total < ceiling {
-        if !place(state, s, &primary, None) {
+        if !place(state, s, &primary, None, pass) {
             break;
         }
         missing -= 1;
@@ -380,7 +407,9 @@ fn schedule_replica(state: &mut State, s: usize) {
     for k in to_stop {
         let t = &mut state.snap.tasks[k];
         let counts = u32::from(t.last_status == TaskStatus::Running);
-        if healthy - counts < floor {
+        // A PENDING task is not healthy: stopping it never lowers the healthy count (§3: PENDING tasks on a
+        // DRAINING instance stop at once).
+        if counts == 1 && healthy.saturating_sub(1) < floor {
             continue;
         }
         // With maximumPercent 100 there is no room to start first: ECS stops down to the floor, then starts.
@@ -393,13 +422,26 @@ fn schedule_replica(state: &mut State, s: usize) {
 }
 
 /// Step 4: one daemon task on every ACTIVE, connected instance that lacks one (§2, ECS services: DAEMON).
-fn schedule_daemon(state: &mut State, s: usize) {
+fn schedule_daemon(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
     let svc = &state.snap.services[s];
     if svc.status != "ACTIVE" {
         return;
     }
     let name = svc.service_name.clone();
     let deployment = primary_id(svc).unwrap_or_default();
+    let listed: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
+    // A forced deployment replaces daemon tasks instance by instance: the old task stops, then the new one starts
+    // where it was (daemons default to minimum 0 % / maximum 100 %).
+    let now = state.now;
+    for t in &mut state.snap.tasks {
+        let by = t.started_by.as_deref().unwrap_or("");
+        let old = by != deployment && listed.iter().any(|d| d == by);
+        if t.service_name() == Some(name.as_str()) && is_live(t) && old {
+            t.desired_status = TaskStatus::Stopped;
+            t.stopping_at = Some(now);
+            t.stopped_reason = Some("Task stopped by a new deployment".into());
+        }
+    }
     let missing: Vec<usize> = state
         .snap
         .container_instances
@@ -416,7 +458,7 @@ fn schedule_daemon(state: &mut State, s: usize) {
         .map(|(k, _)| k)
         .collect();
     for i in missing {
-        place(state, s, &deployment, Some(i));
+        place(state, s, &deployment, Some(i), pass);
     }
 }
 
