@@ -7,9 +7,16 @@ use std::path::PathBuf;
 
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 
-/// `old` full instances and `new` empty ones across three AZs, `services` spread services of `per_old` tasks per
-/// old instance each.
-fn scale_out(name: &str, old: usize, new: usize, services: usize, per_old: usize) -> ecs_rebalancer::model::Snapshot {
+/// `old` full instances and `new` empty ones across three AZs, and `services` services (a third each: AZ-then-
+/// instance spread, instance spread, the ECS default) with `per_old` tasks on every `every`-th old instance.
+fn scale_out(
+    name: &str,
+    old: usize,
+    new: usize,
+    services: usize,
+    per_old: usize,
+    every: usize,
+) -> ecs_rebalancer::model::Snapshot {
     let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
     let mut b = ClusterBuilder::new(name);
     for i in 0..old + new {
@@ -36,7 +43,7 @@ fn scale_out(name: &str, old: usize, new: usize, services: usize, per_old: usize
     }
     for i in 0..old {
         for s in 0..services {
-            if (i + s) % 2 == 0 {
+            if (i + s) % every == 0 {
                 b = b.tasks(&format!("svc-{s:03}"), &format!("{i:04}"), per_old);
             }
         }
@@ -52,8 +59,12 @@ fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: write_scenarios DIR"));
     std::fs::create_dir_all(&dir).expect("create DIR");
     let scenarios = [
-        ("scale-out-12", scale_out("scale-out-12", 8, 4, 12, 2)),
-        ("scale-out-500", scale_out("scale-out-500", 400, 100, 60, 1)),
+        ("scale-out-12", scale_out("scale-out-12", 8, 4, 12, 2, 2)),
+        ("scale-out-500", scale_out("scale-out-500", 400, 100, 60, 1, 2)),
+        (
+            "scale-out-500-dense",
+            scale_out("scale-out-500-dense", 400, 100, 12, 2, 1),
+        ),
     ];
     for (name, snap) in scenarios {
         snap.save(&dir.join(format!("{name}.json"))).expect("write snapshot");
