@@ -14,7 +14,13 @@
 //!   → defaulted [`policy::Policy`].
 //! - [`placement`]: where ECS can and will put a new task (resources, constraints, strategies), pure.
 //! - [`plan`]: the planner: load, score, safety rules, and the fewest safe moves, pure.
+//! - [`ecs`]: the `EcsApi` trait the controller observes and acts through.
+//! - [`twin`]: a deterministic simulation of an ECS cluster behind `EcsApi`.
+//! - [`ledger`]: the durable record of moves and cooldowns (`Ledger` trait; in-memory implementation).
+//! - [`reconcile`]: one controller cycle: observe → settle → plan → re-check → claim → act.
+//! - [`simulate`], [`scenarios`]: the controller against the twin (`simulate`, `demo`), with an end-state audit.
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
+//! - `testing`: cluster builders shared by tests, benchmarks and the demo scenario.
 //!
 //! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
 //! `anyhow` appears only in the binary.

@@ -32,7 +32,7 @@
 //!   numbers, and text otherwise.
 //!
 //! Regular expressions: ECS evaluates Java regular expressions; this uses the `regex` crate, matched against the
-//! **whole** value, as Java's `String.matches` does. Differences handled (see [`translate`]):
+//! **whole** value, as Java's `String.matches` does. Differences handled (see `translate`):
 //! - `\d`, `\w`, `\s` and `\b` are ASCII-only in Java unless flagged otherwise; they are rewritten to ASCII classes
 //!   here, while `.` and `\p{Lu}` keep their Unicode meaning, as in Java.
 //! - Java constructs the `regex` crate lacks (look-around `(?=` `(?!` `(?<=` `(?<!`, back-references `\1`,
