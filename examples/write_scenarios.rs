@@ -5,55 +5,7 @@
 
 use std::path::PathBuf;
 
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
-
-/// `old` full instances and `new` empty ones across three AZs, and `services` services (a third each: AZ-then-
-/// instance spread, instance spread, the ECS default) with `per_old` tasks on every `every`-th old instance.
-fn scale_out(
-    name: &str,
-    old: usize,
-    new: usize,
-    services: usize,
-    per_old: usize,
-    every: usize,
-) -> ecs_rebalancer::model::Snapshot {
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-    let mut b = ClusterBuilder::new(name);
-    for i in 0..old + new {
-        let registered = if i < old {
-            "2026-11-01T08:00:00Z"
-        } else {
-            "2026-11-28T09:00:00Z"
-        };
-        b = b.instance(
-            instance(&format!("{i:04}"))
-                .cpu(8192)
-                .memory(32768)
-                .az(azs[i % 3])
-                .registered_at(registered),
-        );
-    }
-    for s in 0..services {
-        let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
-        b = b.service(match s % 3 {
-            0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
-            1 => svc.spread("instanceId"),
-            _ => svc,
-        });
-    }
-    for i in 0..old {
-        for s in 0..services {
-            if (i + s) % every == 0 {
-                b = b.tasks(&format!("svc-{s:03}"), &format!("{i:04}"), per_old);
-            }
-        }
-    }
-    let mut snap = b.snapshot();
-    snap.captured_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
-        .ok()
-        .map(|t| t.to_utc());
-    snap
-}
+use ecs_rebalancer::scenarios::scale_out;
 
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: write_scenarios DIR"));

@@ -247,3 +247,30 @@ fn simulate_command_writes_a_summary_and_the_final_snapshot() {
     let end = Snapshot::load(&end_path).unwrap();
     assert_eq!(end.cluster, "sim");
 }
+
+/// 500 instances after a scale-out (400 full, 100 empty; 12 services, 9,600 tasks). ECS's spread keeps each
+/// service's counts within one task per instance, so the predictable moves run out above a tight target; the
+/// controller must get as far as those moves go, as cheaply as a constraint-free greedy would, and break nothing.
+#[test]
+fn a_500_instance_scale_out_gets_as_far_as_predictable_moves_go_and_breaks_nothing() {
+    let snapshot = scenarios::scale_out("sim", 400, 100, 12, 2, 1);
+    let (r, end) = run(
+        snapshot,
+        &policy("  budgets: {perCycle: 50, perHour: 5000, perService: 25%}\n"),
+    );
+    assert_safe(&r);
+    assert_eq!(end.container_instances.len(), 500);
+    assert!(r.score_after < 0.2, "{r:#?}");
+    assert!(
+        r.outcome.contains("lands-on-source"),
+        "stops only where the landing is predictable: {}",
+        r.outcome
+    );
+    let mut counts: Vec<f64> = [24.0; 400].iter().chain([0.0; 100].iter()).copied().collect();
+    let greedy = greedy_moves(&mut counts, r.score_after);
+    assert!(
+        f64::from(r.tasks_restarted) <= 1.25 * f64::from(greedy),
+        "restarted {}, greedy {greedy}",
+        r.tasks_restarted
+    );
+}
