@@ -81,6 +81,11 @@ enum Command {
     },
     /// Watch the controller rebalance a built-in cluster after a scale-out (no AWS, no network).
     Demo,
+    /// The twin as a local ECS.
+    Twin {
+        #[command(subcommand)]
+        command: TwinCommand,
+    },
     /// Show where ECS could and would place a new task of a service, and why every other instance is ruled out.
     Placement {
         #[arg(long)]
@@ -97,6 +102,23 @@ enum Command {
         snapshot: PathBuf,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum TwinCommand {
+    /// Serve the twin of a snapshot behind ECS's JSON 1.1 protocol (point an AWS SDK or the AWS CLI at it).
+    Serve {
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Address to listen on; loopback only is sensible.
+        #[arg(long, default_value = "127.0.0.1:4566")]
+        listen: std::net::SocketAddr,
+        /// Simulated seconds per wall-clock second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -255,6 +277,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", simulate::render_comparison(&report, &baselines));
             Ok(())
         }
+        Command::Twin {
+            command:
+                TwinCommand::Serve {
+                    snapshot,
+                    listen,
+                    speed,
+                    seed,
+                },
+        } => {
+            let cluster = load_cluster(&snapshot)?;
+            let twin = std::sync::Arc::new(ecs_rebalancer::twin::Twin::new(
+                cluster.into_snapshot(),
+                TwinConfig {
+                    seed,
+                    ..TwinConfig::default()
+                },
+            ));
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                println!("listening on {}", listener.local_addr()?);
+                use std::io::Write as _;
+                std::io::stdout().flush()?;
+                ecs_rebalancer::twin::server::serve(
+                    twin,
+                    listener,
+                    ecs_rebalancer::twin::server::ServeConfig { speed },
+                )
+                .await?;
+                anyhow::Ok(())
+            })
+        }
         Command::Placement {
             snapshot,
             service,
@@ -335,5 +390,5 @@ fn choose_policy(path: &std::path::Path, cluster: &str, any_cluster: bool) -> an
 
 /// A single-threaded runtime: the twin and the controller need no more.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_time().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }

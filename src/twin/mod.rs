@@ -6,9 +6,12 @@
 //! after StopTask, rolling `forceNewDeployment` within minimum/maximum percent, draining, daemons, PENDING when
 //! nothing fits, retried every tick), and the bookkeeping ECS keeps (`remainingResources`, running and pending
 //! counts, deployments). What it does not: load balancers and health checks (a task is healthy once RUNNING),
-//! capacity providers and scaling, task failures, throttling (see `docs/twin.md`, issue "Talking to AWS").
+//! capacity providers and scaling, task failures, throttling (see `docs/simulate.md`).
+//!
+//! [`server`] puts it behind ECS's JSON 1.1 protocol (`twin serve`, `docs/twin.md`).
 
 pub mod scheduler;
+pub mod server;
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};

@@ -1,0 +1,445 @@
+//! The twin behind ECS's JSON 1.1 protocol over HTTP (`twin serve`): `POST /` with
+//! `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>`, JSON bodies in ECS's camelCase shapes, timestamps
+//! as epoch seconds, errors as `{"__type": …, "message": …}` with HTTP 400 and an `x-amzn-ErrorType` header.
+//!
+//! Served: the reads and writes the controller uses, with AWS's pagination (`maxResults` 1..=100, opaque
+//! `nextToken`) and batch limits (100 instances or tasks per describe, 10 services, 10 instances per state update).
+//! The scheduler advances on its own clock: `speed` simulated seconds per wall-clock second.
+//!
+//! Not yet served (issue "Talking to AWS" continues): throttling by token bucket, fault injection.
+//!
+//! Two endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
+//! format) and `GET /__twin/calls` (how many calls of each operation were served).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::ecs::{EcsApi, EcsError, InstanceState};
+use crate::model::{Snapshot, TaskStatus};
+
+use super::Twin;
+
+/// The `X-Amz-Target` prefix of ECS's operations.
+pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+
+/// How the served twin runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeConfig {
+    /// Simulated seconds per wall-clock second (1.0 is real time).
+    pub speed: f64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig { speed: 1.0 }
+    }
+}
+
+struct Shared {
+    twin: Arc<Twin>,
+    calls: Mutex<BTreeMap<String, u64>>,
+}
+
+/// An AWS-shaped error.
+struct ApiError {
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: "InvalidParameterException",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EcsError> for ApiError {
+    fn from(e: EcsError) -> Self {
+        match e {
+            EcsError::Invalid(m) | EcsError::NotFound(m) => ApiError::invalid(m),
+            EcsError::Throttled(m) => ApiError {
+                code: "ThrottlingException",
+                message: m,
+            },
+            EcsError::Unknown(m) => ApiError {
+                code: "ServerException",
+                message: m,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = if self.code == "ServerException" {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = json!({"__type": self.code, "message": self.message}).to_string();
+        (
+            status,
+            [
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amzn-errortype", self.code),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// The router serving `twin`.
+pub fn router(twin: Arc<Twin>) -> Router {
+    let shared = Arc::new(Shared {
+        twin,
+        calls: Mutex::new(BTreeMap::new()),
+    });
+    Router::new()
+        .route("/", post(handle))
+        .route("/__twin/snapshot", get(snapshot))
+        .route("/__twin/calls", get(calls))
+        .with_state(shared)
+}
+
+/// Serves until the listener fails; the twin's scheduler advances in the background.
+pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: ServeConfig) -> std::io::Result<()> {
+    let clock = Arc::clone(&twin);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            clock.advance(Duration::from_secs_f64(config.speed.max(0.0)));
+        }
+    });
+    axum::serve(listener, router(twin)).await
+}
+
+async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
+    let body = serde_json::to_string(&shared.twin.snapshot()).unwrap_or_default();
+    ([("content-type", "application/json")], body).into_response()
+}
+
+async fn calls(State(shared): State<Arc<Shared>>) -> Response {
+    let calls = shared.calls.lock().map(|c| c.clone()).unwrap_or_default();
+    ([("content-type", "application/json")], json!(calls).to_string()).into_response()
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(operation) = target.strip_prefix(TARGET_PREFIX) else {
+        return ApiError {
+            code: "UnknownOperationException",
+            message: format!("unknown target {target:?}"),
+        }
+        .into_response();
+    };
+    if let Ok(mut calls) = shared.calls.lock() {
+        *calls.entry(operation.to_owned()).or_default() += 1;
+    }
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return ApiError::invalid(format!("malformed JSON: {e}")).into_response(),
+        }
+    };
+    match dispatch(&shared.twin, operation, &request).await {
+        Ok(mut v) => {
+            to_wire(&mut v);
+            ([("content-type", "application/x-amz-json-1.1")], v.to_string()).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// ECS's JSON protocol sends timestamps as epoch seconds; the model writes RFC 3339.
+fn to_wire(v: &mut Value) {
+    const TIMESTAMPS: [&str; 9] = [
+        "createdAt",
+        "startedAt",
+        "stoppingAt",
+        "stoppedAt",
+        "registeredAt",
+        "updatedAt",
+        "expirationDate",
+        "pullStartedAt",
+        "pullStoppedAt",
+    ];
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if let (true, Value::String(s)) = (TIMESTAMPS.contains(&k.as_str()), &*child) {
+                    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+                        #[allow(clippy::cast_precision_loss)] // epoch milliseconds fit an f64 exactly
+                        let secs = t.timestamp_millis() as f64 / 1000.0;
+                        *child = json!(secs);
+                    }
+                } else {
+                    to_wire(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_wire),
+        _ => {}
+    }
+}
+
+fn string<'a>(req: &'a Value, key: &str) -> Option<&'a str> {
+    req.get(key).and_then(Value::as_str)
+}
+
+fn strings(req: &Value, key: &str) -> Result<Vec<String>, ApiError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::invalid(format!("{key} must be strings")))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid(format!("{key} must be a list"))),
+    }
+}
+
+/// The request's cluster must be the twin's (by name or ARN); absent means `default`, as in ECS.
+fn check_cluster(snap: &Snapshot, req: &Value) -> Result<(), ApiError> {
+    let asked = string(req, "cluster").unwrap_or("default");
+    let name = asked.rsplit('/').next().unwrap_or(asked);
+    if name == snap.cluster || Some(asked) == snap.cluster_arn.as_deref() {
+        Ok(())
+    } else {
+        Err(ApiError {
+            code: "ClusterNotFoundException",
+            message: "Cluster not found.".into(),
+        })
+    }
+}
+
+/// One page of `items` per `maxResults` (1..=100, default 100) and the opaque `nextToken` (an offset).
+fn page(items: Vec<String>, req: &Value) -> Result<Value, ApiError> {
+    let max = match req.get("maxResults") {
+        None | Some(Value::Null) => 100,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=100) => n as usize,
+            _ => return Err(ApiError::invalid("maxResults must be between 1 and 100")),
+        },
+    };
+    let start = match string(req, "nextToken") {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("twin-offset-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| ApiError::invalid("invalid nextToken"))?,
+    };
+    let end = (start + max).min(items.len());
+    let mut out = json!({"arns": items[start..end]});
+    if end < items.len() {
+        out["nextToken"] = json!(format!("twin-offset-{end}"));
+    }
+    Ok(out)
+}
+
+/// Names the list key of a page (`taskArns`, …).
+fn listed(mut page: Value, key: &str) -> Value {
+    if let Some(arns) = page.as_object_mut().and_then(|m| m.remove("arns")) {
+        page[key] = arns;
+    }
+    page
+}
+
+/// Matches a name or an ARN against an ARN whose last segment is the name.
+fn names(arn: &str, asked: &str) -> bool {
+    arn == asked || arn.rsplit('/').next() == Some(asked)
+}
+
+fn batch(req: &Value, key: &str, limit: usize) -> Result<Vec<String>, ApiError> {
+    let ids = strings(req, key)?;
+    if ids.len() > limit {
+        return Err(ApiError::invalid(format!("{key} can have at most {limit} items")));
+    }
+    Ok(ids)
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiError> {
+    let snap = twin.snapshot();
+    if operation != "DescribeTaskDefinition" {
+        check_cluster(&snap, req)?;
+    }
+    match operation {
+        "ListContainerInstances" => {
+            let status = string(req, "status");
+            let arns = snap
+                .container_instances
+                .iter()
+                .filter(|i| status.is_none_or(|s| i.status.as_str() == s))
+                .map(|i| i.container_instance_arn.clone())
+                .collect();
+            Ok(listed(page(arns, req)?, "containerInstanceArns"))
+        }
+        "ListServices" => {
+            let arns = snap.services.iter().map(|s| s.service_arn.clone()).collect();
+            Ok(listed(page(arns, req)?, "serviceArns"))
+        }
+        "ListTasks" => {
+            let instance = string(req, "containerInstance");
+            let service = string(req, "serviceName");
+            let family = string(req, "family");
+            let started_by = string(req, "startedBy");
+            let desired = string(req, "desiredStatus").unwrap_or("RUNNING");
+            let arns = snap
+                .tasks
+                .iter()
+                .filter(|t| {
+                    t.desired_status.as_str() == desired
+                        || (desired == "RUNNING" && t.desired_status == TaskStatus::Pending)
+                })
+                .filter(|t| instance.is_none_or(|i| t.container_instance_arn.as_deref().is_some_and(|a| names(a, i))))
+                .filter(|t| service.is_none_or(|s| t.service_name() == Some(s.rsplit('/').next().unwrap_or(s))))
+                .filter(|t| {
+                    family.is_none_or(|f| {
+                        t.task_definition_arn
+                            .rsplit('/')
+                            .next()
+                            .and_then(|d| d.split(':').next())
+                            == Some(f)
+                    })
+                })
+                .filter(|t| started_by.is_none_or(|s| t.started_by.as_deref() == Some(s)))
+                .map(|t| t.task_arn.clone())
+                .collect();
+            Ok(listed(page(arns, req)?, "taskArns"))
+        }
+        "DescribeContainerInstances" => {
+            let ids = batch(req, "containerInstances", 100)?;
+            let (found, failures) = describe(&ids, &snap.container_instances, |i| &i.container_instance_arn);
+            Ok(json!({"containerInstances": found, "failures": failures}))
+        }
+        "DescribeTasks" => {
+            let ids = batch(req, "tasks", 100)?;
+            let (found, failures) = describe(&ids, &snap.tasks, |t| &t.task_arn);
+            Ok(json!({"tasks": found, "failures": failures}))
+        }
+        "DescribeServices" => {
+            let ids = batch(req, "services", 10)?;
+            let (found, failures) = describe(&ids, &snap.services, |s| &s.service_arn);
+            Ok(json!({"services": found, "failures": failures}))
+        }
+        "DescribeTaskDefinition" => {
+            let asked = string(req, "taskDefinition").ok_or_else(|| ApiError::invalid("taskDefinition is required"))?;
+            let td = snap
+                .task_definitions
+                .iter()
+                .find(|d| names(&d.task_definition_arn, asked))
+                .ok_or_else(|| ApiError {
+                    code: "ClientException",
+                    message: "Unable to describe task definition.".into(),
+                })?;
+            Ok(json!({"taskDefinition": to_value(td), "tags": []}))
+        }
+        "StopTask" => {
+            let asked = string(req, "task").ok_or_else(|| ApiError::invalid("task is required"))?;
+            let arn = snap
+                .tasks
+                .iter()
+                .find(|t| names(&t.task_arn, asked))
+                .map(|t| t.task_arn.clone())
+                .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+            twin.stop_task(&arn, string(req, "reason").unwrap_or("")).await?;
+            let task = twin.snapshot().tasks.into_iter().find(|t| t.task_arn == arn);
+            Ok(json!({"task": to_value(&task)}))
+        }
+        "UpdateService" => {
+            let asked = string(req, "service").ok_or_else(|| ApiError::invalid("service is required"))?;
+            let name = snap
+                .services
+                .iter()
+                .find(|s| names(&s.service_arn, asked) || s.service_name == asked)
+                .map(|s| s.service_name.clone())
+                .ok_or_else(|| ApiError {
+                    code: "ServiceNotFoundException",
+                    message: "Service not found.".into(),
+                })?;
+            if req.get("forceNewDeployment").and_then(Value::as_bool) == Some(true) {
+                twin.force_new_deployment(&name).await?;
+            }
+            let service = twin.snapshot().services.into_iter().find(|s| s.service_name == name);
+            Ok(json!({"service": to_value(&service)}))
+        }
+        "UpdateContainerInstancesState" => {
+            let ids = batch(req, "containerInstances", 10)?;
+            let to = match string(req, "status") {
+                Some("DRAINING") => InstanceState::Draining,
+                Some("ACTIVE") => InstanceState::Active,
+                other => return Err(ApiError::invalid(format!("status {other:?} is not ACTIVE or DRAINING"))),
+            };
+            let mut updated = Vec::new();
+            let mut failures = Vec::new();
+            for id in &ids {
+                let Some(arn) = snap
+                    .container_instances
+                    .iter()
+                    .find(|i| names(&i.container_instance_arn, id))
+                    .map(|i| i.container_instance_arn.clone())
+                else {
+                    failures.push(json!({"arn": id, "reason": "MISSING"}));
+                    continue;
+                };
+                match twin.set_instance_state(&arn, to).await {
+                    Ok(()) => updated.push(arn),
+                    Err(e) => failures.push(json!({"arn": arn, "reason": "INVALID", "detail": e.to_string()})),
+                }
+            }
+            let now = twin.snapshot();
+            let found: Vec<Value> = now
+                .container_instances
+                .iter()
+                .filter(|i| updated.contains(&i.container_instance_arn))
+                .map(to_value)
+                .collect();
+            Ok(json!({"containerInstances": found, "failures": failures}))
+        }
+        other => Err(ApiError {
+            code: "UnknownOperationException",
+            message: format!("the twin does not serve {other}"),
+        }),
+    }
+}
+
+/// Items named by `ids` (ARN or last ARN segment), in request order, and a `MISSING` failure for the rest.
+fn describe<T: serde::Serialize>(ids: &[String], items: &[T], arn: impl Fn(&T) -> &String) -> (Vec<Value>, Vec<Value>) {
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for id in ids {
+        match items.iter().find(|i| names(arn(i), id)) {
+            Some(i) => found.push(to_value(i)),
+            None => failures.push(json!({"arn": id, "reason": "MISSING"})),
+        }
+    }
+    (found, failures)
+}

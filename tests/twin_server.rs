@@ -1,0 +1,290 @@
+//! The twin behind ECS's JSON 1.1 protocol: pagination, batch limits, error shapes, timestamps, mutations. Driven
+//! with raw HTTP/1.1 on 127.0.0.1 so the wire format itself is under test.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::twin::server::{serve, ServeConfig, TARGET_PREFIX};
+use ecs_rebalancer::twin::{Twin, TwinConfig};
+
+/// Starts a twin server on an ephemeral loopback port; returns its address.
+async fn start(builder: ClusterBuilder) -> String {
+    let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(twin, listener, ServeConfig { speed: 0.0 }));
+    addr
+}
+
+/// One raw HTTP/1.1 request; returns status, the `x-amzn-errortype` header, and the JSON body.
+async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    target: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let body = body.to_string();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    if let Some(op) = target {
+        request.push_str(&format!(
+            "x-amz-target: {TARGET_PREFIX}{op}\r\ncontent-type: application/x-amz-json-1.1\r\n"
+        ));
+    }
+    request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, payload) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let error_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amzn-errortype: ").map(str::to_owned));
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(payload)
+    } else {
+        payload.to_owned()
+    };
+    (
+        status,
+        error_type,
+        serde_json::from_str(&payload).unwrap_or(Value::Null),
+    )
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn big_cluster(instances: usize) -> ClusterBuilder {
+    let mut b = ClusterBuilder::new("wire").service(service("web").cpu(16).memory(32));
+    for i in 0..instances {
+        b = b.instance(instance(&format!("{i:04}")).cpu(4096).memory(16384));
+    }
+    for i in 0..instances {
+        b = b.tasks("web", &format!("{i:04}"), 1);
+    }
+    b
+}
+
+#[tokio::test]
+async fn list_calls_page_by_100_with_an_opaque_next_token() {
+    let addr = start(big_cluster(250)).await;
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut req = json!({"cluster": "wire"});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let (status, _, body) = call(&addr, "POST", "/", Some("ListContainerInstances"), &req).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        seen.extend(
+            body["containerInstanceArns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+        match body.get("nextToken").and_then(Value::as_str) {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 250);
+
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("ListTasks"),
+        &json!({"cluster": "wire", "maxResults": 60, "serviceName": "web"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["taskArns"].as_array().unwrap().len(), 60);
+    assert!(body["nextToken"].is_string());
+
+    let (status, kind, _) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("ListTasks"),
+        &json!({"cluster": "wire", "maxResults": 101}),
+    )
+    .await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    let (status, kind, _) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("ListTasks"),
+        &json!({"cluster": "wire", "nextToken": "forged"}),
+    )
+    .await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+}
+
+#[tokio::test]
+async fn describe_calls_enforce_batch_limits_and_report_missing_items() {
+    let addr = start(big_cluster(120)).await;
+    let (_, _, listed) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "wire"})).await;
+    let mut arns: Vec<Value> = listed["taskArns"].as_array().unwrap().clone();
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("DescribeTasks"),
+        &json!({"cluster": "wire", "tasks": arns}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["tasks"].as_array().unwrap().len(), 100);
+    let created = &body["tasks"][0]["cpu"];
+    assert_eq!(created, "16", "numbers ECS sends as strings stay strings");
+
+    arns.push(json!("arn:aws:ecs:eu-west-1:111122223333:task/wire/missing"));
+    let (status, kind, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("DescribeTasks"),
+        &json!({"cluster": "wire", "tasks": arns}),
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterException")),
+        "{body}"
+    );
+    assert_eq!(body["__type"], "InvalidParameterException");
+
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("DescribeTasks"),
+        &json!({"cluster": "wire", "tasks": ["arn:aws:ecs:eu-west-1:111122223333:task/wire/missing"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["failures"][0]["reason"], "MISSING");
+
+    let services: Vec<String> = (0..11).map(|i| format!("s{i}")).collect();
+    let (status, kind, _) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("DescribeServices"),
+        &json!({"cluster": "wire", "services": services}),
+    )
+    .await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+}
+
+#[tokio::test]
+async fn errors_have_aws_shapes() {
+    let addr = start(big_cluster(2)).await;
+    let (status, kind, body) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "elsewhere"})).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("ClusterNotFoundException")));
+    assert_eq!(body["message"], "Cluster not found.");
+    let (status, kind, _) = call(&addr, "POST", "/", Some("RunTask"), &json!({"cluster": "wire"})).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("UnknownOperationException")));
+    let (status, kind, _) = call(&addr, "POST", "/", None, &json!({})).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("UnknownOperationException")));
+}
+
+#[tokio::test]
+async fn mutations_change_the_twin_and_timestamps_are_epoch_seconds() {
+    let addr = start(big_cluster(12)).await;
+    let (_, _, listed) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "wire"})).await;
+    let task = listed["taskArns"][0].as_str().unwrap().to_owned();
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("StopTask"),
+        &json!({"cluster": "wire", "task": task, "reason": "ecs-rebalancer stop-task:x"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["task"]["desiredStatus"], "STOPPED");
+    assert_eq!(body["task"]["stoppedReason"], "ecs-rebalancer stop-task:x");
+    assert!(
+        body["task"]["stoppingAt"].is_f64(),
+        "timestamps are epoch seconds: {}",
+        body["task"]["stoppingAt"]
+    );
+
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateService"),
+        &json!({"cluster": "wire", "service": "web", "forceNewDeployment": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["service"]["deployments"].as_array().unwrap().len(), 2);
+    assert!(body["service"]["deployments"][0]["createdAt"].is_f64());
+
+    let (_, _, listed) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("ListContainerInstances"),
+        &json!({"cluster": "wire"}),
+    )
+    .await;
+    let instances: Vec<Value> = listed["containerInstanceArns"].as_array().unwrap().clone();
+    let (status, kind, _) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateContainerInstancesState"),
+        &json!({"cluster": "wire", "containerInstances": instances, "status": "DRAINING"}),
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterException")),
+        "at most 10 a call"
+    );
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateContainerInstancesState"),
+        &json!({"cluster": "wire", "containerInstances": [instances[0], "nope"], "status": "DRAINING"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["containerInstances"][0]["status"], "DRAINING");
+    assert_eq!(body["failures"][0]["reason"], "MISSING");
+
+    let (status, _, snapshot) = call(&addr, "GET", "/__twin/snapshot", None, &json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(snapshot["cluster"], "wire");
+    let (_, _, calls) = call(&addr, "GET", "/__twin/calls", None, &json!({})).await;
+    assert_eq!(calls["ListTasks"], 1);
+    assert_eq!(calls["StopTask"], 1);
+}
