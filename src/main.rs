@@ -79,6 +79,18 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Capture a live cluster to a snapshot file, through the AWS SDK (credentials and region from the default
+    /// chain; endpoints from --endpoint-url or AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_ECS).
+    Snapshot {
+        #[arg(long, env = "ECS_CLUSTER")]
+        cluster: String,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Send ECS requests here (as the AWS CLI's --endpoint-url), e.g. a local `twin serve`.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+    },
     /// Watch the controller rebalance a built-in cluster after a scale-out (no AWS, no network).
     Demo,
     /// The twin as a local ECS.
@@ -250,6 +262,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
+            Ok(())
+        }
+        Command::Snapshot {
+            cluster,
+            output,
+            endpoint_url,
+        } => {
+            use ecs_rebalancer::ecs::EcsApi as _;
+            let snapshot = runtime()?.block_on(async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if let Some(url) = &endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                let conf = loader.load().await;
+                let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::new(aws_sdk_ecs::Client::new(&conf), &cluster);
+                ecs.observe().await
+            })?;
+            match output {
+                Some(path) => snapshot.save(&path)?,
+                None => println!("{}", serde_json::to_string_pretty(&snapshot)?),
+            }
             Ok(())
         }
         Command::Demo => {

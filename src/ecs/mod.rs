@@ -3,6 +3,8 @@
 //!
 //! Methods return futures that are `Send`, so the controller can run on a multi-threaded runtime.
 
+pub mod sdk;
+
 use std::future::Future;
 
 use crate::model::Snapshot;
@@ -22,6 +24,9 @@ pub enum EcsError {
     /// The call may or may not have happened (timeout, 5xx): re-read before deciding.
     #[error("outcome unknown: {0}")]
     Unknown(String),
+    /// An observation came back with `failures[]` or a missing page: nothing may be decided on it.
+    #[error("incomplete observation: {0}")]
+    Incomplete(String),
 }
 
 impl EcsError {
@@ -32,6 +37,7 @@ impl EcsError {
             EcsError::NotFound(_) => "not_found",
             EcsError::Throttled(_) => "throttled",
             EcsError::Unknown(_) => "unknown",
+            EcsError::Incomplete(_) => "incomplete",
         }
     }
 }

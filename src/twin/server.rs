@@ -72,7 +72,7 @@ impl From<EcsError> for ApiError {
                 code: "ThrottlingException",
                 message: m,
             },
-            EcsError::Unknown(m) => ApiError {
+            EcsError::Unknown(m) | EcsError::Incomplete(m) => ApiError {
                 code: "ServerException",
                 message: m,
             },

@@ -1,0 +1,510 @@
+//! `EcsApi` over `aws-sdk-ecs`: the only file that imports it.
+//!
+//! Observing reads every page (`maxResults` 100 and `nextToken`) and describes in ECS's batches (100 instances or
+//! tasks, 10 services), with tags; task definitions are described once per distinct ARN. A snapshot is complete or
+//! it is not returned: a failed call or any `failures[]` entry is an error, so the cycle acts on nothing.
+//! Mutations are sent once; an error whose outcome is unknown (timeout, dispatch failure, 5xx) is reported as
+//! [`EcsError::Unknown`] for the reconcile loop to settle by re-reading ECS, never retried here.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types as sdk;
+use aws_sdk_ecs::Client;
+use chrono::{DateTime, Utc};
+
+use crate::model::{self, Snapshot};
+
+use super::{EcsApi, EcsError, InstanceState};
+
+/// ECS's page size and batch limits (ECS-SEMANTICS §4).
+const PAGE: i32 = 100;
+const DESCRIBE_BATCH: usize = 100;
+const SERVICES_BATCH: usize = 10;
+
+/// An ECS cluster reached through the AWS SDK.
+pub struct SdkEcs {
+    client: Client,
+    cluster: String,
+}
+
+impl SdkEcs {
+    pub fn new(client: Client, cluster: &str) -> SdkEcs {
+        SdkEcs {
+            client,
+            cluster: cluster.to_owned(),
+        }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkError<E>) -> EcsError {
+    let detail = |e: &dyn std::fmt::Debug| format!("{operation}: {e:?}");
+    match &e {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            let message = format!("{operation}: {code}: {}", service.err().message().unwrap_or(""));
+            match code {
+                "ThrottlingException" | "TooManyRequestsException" => EcsError::Throttled(message),
+                "ClusterNotFoundException" | "ServiceNotFoundException" => EcsError::NotFound(message),
+                "InvalidParameterException" | "ClientException" | "ServiceNotActiveException" => {
+                    EcsError::Invalid(message)
+                }
+                _ if service.raw().status().is_server_error() => EcsError::Unknown(message),
+                _ => EcsError::Invalid(message),
+            }
+        }
+        _ => EcsError::Unknown(detail(&e)),
+    }
+}
+
+fn time(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_owned)
+}
+
+fn failures(operation: &str, failures: &[sdk::Failure]) -> Result<(), EcsError> {
+    match failures.first() {
+        None => Ok(()),
+        Some(f) => Err(EcsError::Incomplete(format!(
+            "{operation}: {} failure(s), first {} {}",
+            failures.len(),
+            f.arn().unwrap_or("?"),
+            f.reason().unwrap_or("?")
+        ))),
+    }
+}
+
+impl EcsApi for SdkEcs {
+    async fn observe(&self) -> Result<Snapshot, EcsError> {
+        let c = &self.cluster;
+        // Every page first; nothing is decided on a partial view.
+        let mut instance_arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_container_instances()
+                .cluster(c)
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("ListContainerInstances", e))?;
+            instance_arns.extend(out.container_instance_arns().iter().cloned());
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut task_arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_tasks()
+                .cluster(c)
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("ListTasks", e))?;
+            task_arns.extend(out.task_arns().iter().cloned());
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut service_arns = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_services()
+                .cluster(c)
+                .max_results(PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("ListServices", e))?;
+            service_arns.extend(out.service_arns().iter().cloned());
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+
+        let mut container_instances = Vec::with_capacity(instance_arns.len());
+        for batch in instance_arns.chunks(DESCRIBE_BATCH) {
+            let out = self
+                .client
+                .describe_container_instances()
+                .cluster(c)
+                .set_container_instances(Some(batch.to_vec()))
+                .include(sdk::ContainerInstanceField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeContainerInstances", e))?;
+            failures("DescribeContainerInstances", out.failures())?;
+            container_instances.extend(out.container_instances().iter().map(instance));
+        }
+        let mut tasks = Vec::with_capacity(task_arns.len());
+        for batch in task_arns.chunks(DESCRIBE_BATCH) {
+            let out = self
+                .client
+                .describe_tasks()
+                .cluster(c)
+                .set_tasks(Some(batch.to_vec()))
+                .include(sdk::TaskField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeTasks", e))?;
+            failures("DescribeTasks", out.failures())?;
+            tasks.extend(out.tasks().iter().map(task));
+        }
+        let mut services = Vec::with_capacity(service_arns.len());
+        for batch in service_arns.chunks(SERVICES_BATCH) {
+            let out = self
+                .client
+                .describe_services()
+                .cluster(c)
+                .set_services(Some(batch.to_vec()))
+                .include(sdk::ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeServices", e))?;
+            failures("DescribeServices", out.failures())?;
+            services.extend(out.services().iter().map(service));
+        }
+        let definitions: BTreeSet<String> = tasks
+            .iter()
+            .map(|t: &model::Task| t.task_definition_arn.clone())
+            .chain(
+                services
+                    .iter()
+                    .filter_map(|s: &model::Service| s.task_definition.clone()),
+            )
+            .collect();
+        let mut task_definitions = Vec::with_capacity(definitions.len());
+        for arn in definitions {
+            let out = self
+                .client
+                .describe_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeTaskDefinition", e))?;
+            if let Some(td) = out.task_definition() {
+                task_definitions.push(task_definition(td));
+            }
+        }
+        let cluster_arn = tasks
+            .iter()
+            .find_map(|t| t.cluster_arn.clone())
+            .or_else(|| services.iter().find_map(|s| s.cluster_arn.clone()));
+        Ok(Snapshot {
+            cluster: c.rsplit('/').next().unwrap_or(c).to_owned(),
+            cluster_arn,
+            captured_at: Some(Utc::now()),
+            container_instances,
+            tasks,
+            services,
+            task_definitions,
+            utilization: Default::default(),
+            protected_tasks: Vec::new(),
+        })
+    }
+
+    async fn stop_task(&self, task_arn: &str, reason: &str) -> Result<(), EcsError> {
+        self.client
+            .stop_task()
+            .cluster(&self.cluster)
+            .task(task_arn)
+            .reason(reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("StopTask", e))
+    }
+
+    async fn force_new_deployment(&self, service: &str) -> Result<(), EcsError> {
+        self.client
+            .update_service()
+            .cluster(&self.cluster)
+            .service(service)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("UpdateService", e))
+    }
+
+    async fn set_instance_state(&self, arn: &str, state: InstanceState) -> Result<(), EcsError> {
+        let status = match state {
+            InstanceState::Active => sdk::ContainerInstanceStatus::Active,
+            InstanceState::Draining => sdk::ContainerInstanceStatus::Draining,
+        };
+        let out = self
+            .client
+            .update_container_instances_state()
+            .cluster(&self.cluster)
+            .container_instances(arn)
+            .status(status)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateContainerInstancesState", e))?;
+        match out.failures().first() {
+            None => Ok(()),
+            Some(f) => Err(EcsError::Invalid(format!(
+                "UpdateContainerInstancesState: {} {}",
+                f.arn().unwrap_or(arn),
+                f.reason().unwrap_or("?")
+            ))),
+        }
+    }
+}
+
+/// The SDK reports absent numbers as 0, so the resource's `type` says which value is meant.
+fn resource(r: &sdk::Resource) -> model::Resource {
+    let kind = r.r#type();
+    model::Resource {
+        name: r.name().unwrap_or_default().to_owned(),
+        kind: owned(kind),
+        integer_value: (kind == Some("INTEGER")).then(|| i64::from(r.integer_value())),
+        long_value: (kind == Some("LONG")).then(|| r.long_value()),
+        double_value: (kind == Some("DOUBLE")).then(|| r.double_value()),
+        string_set_value: r.string_set_value.clone(),
+    }
+}
+
+fn tags(t: &[sdk::Tag]) -> Vec<model::Tag> {
+    t.iter()
+        .map(|t| model::Tag {
+            key: t.key().unwrap_or_default().to_owned(),
+            value: t.value().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+fn instance(i: &sdk::ContainerInstance) -> model::ContainerInstance {
+    model::ContainerInstance {
+        container_instance_arn: i.container_instance_arn().unwrap_or_default().to_owned(),
+        ec2_instance_id: owned(i.ec2_instance_id()),
+        status: model::InstanceStatus::from(i.status().unwrap_or("")),
+        status_reason: owned(i.status_reason()),
+        agent_connected: i.agent_connected(),
+        registered_resources: i.registered_resources().iter().map(resource).collect(),
+        remaining_resources: i.remaining_resources().iter().map(resource).collect(),
+        attributes: i
+            .attributes()
+            .iter()
+            .map(|a| model::Attribute {
+                name: a.name().to_owned(),
+                value: owned(a.value()),
+            })
+            .collect(),
+        registered_at: time(i.registered_at()),
+        version_info: i.version_info().map(|v| model::VersionInfo {
+            agent_version: owned(v.agent_version()),
+            agent_hash: owned(v.agent_hash()),
+            docker_version: owned(v.docker_version()),
+        }),
+        running_tasks_count: u32::try_from(i.running_tasks_count()).unwrap_or(0),
+        pending_tasks_count: u32::try_from(i.pending_tasks_count()).unwrap_or(0),
+        capacity_provider_name: owned(i.capacity_provider_name()),
+        version: (i.version() != 0).then_some(i.version()),
+        tags: tags(i.tags()),
+    }
+}
+
+fn protocol(p: Option<&sdk::TransportProtocol>) -> Option<model::Protocol> {
+    p.map(|p| model::Protocol::from(p.as_str()))
+}
+
+fn port(p: Option<i32>) -> Option<u16> {
+    p.and_then(|p| u16::try_from(p).ok())
+}
+
+fn task(t: &sdk::Task) -> model::Task {
+    model::Task {
+        task_arn: t.task_arn().unwrap_or_default().to_owned(),
+        cluster_arn: owned(t.cluster_arn()),
+        container_instance_arn: owned(t.container_instance_arn()),
+        task_definition_arn: t.task_definition_arn().unwrap_or_default().to_owned(),
+        group: owned(t.group()),
+        started_by: owned(t.started_by()),
+        last_status: model::TaskStatus::from(t.last_status().unwrap_or("")),
+        desired_status: model::TaskStatus::from(t.desired_status().unwrap_or("")),
+        launch_type: t.launch_type().map(|l| l.as_str().to_owned()),
+        capacity_provider_name: owned(t.capacity_provider_name()),
+        availability_zone: owned(t.availability_zone()),
+        cpu: owned(t.cpu()),
+        memory: owned(t.memory()),
+        created_at: time(t.created_at()),
+        started_at: time(t.started_at()),
+        stopping_at: time(t.stopping_at()),
+        stopped_at: time(t.stopped_at()),
+        stopped_reason: owned(t.stopped_reason()),
+        stop_code: t.stop_code().map(|s| s.as_str().to_owned()),
+        version: (t.version() != 0).then_some(t.version()),
+        containers: t
+            .containers()
+            .iter()
+            .map(|c| model::Container {
+                name: c.name().unwrap_or_default().to_owned(),
+                container_arn: owned(c.container_arn()),
+                last_status: owned(c.last_status()),
+                cpu: owned(c.cpu()),
+                memory: owned(c.memory()),
+                memory_reservation: owned(c.memory_reservation()),
+                network_bindings: c
+                    .network_bindings()
+                    .iter()
+                    .map(|b| model::NetworkBinding {
+                        bind_ip: owned(b.bind_ip()),
+                        container_port: port(b.container_port()),
+                        host_port: port(b.host_port()),
+                        protocol: protocol(b.protocol()),
+                        container_port_range: owned(b.container_port_range()),
+                        host_port_range: owned(b.host_port_range()),
+                    })
+                    .collect(),
+                gpu_ids: c.gpu_ids().to_vec(),
+            })
+            .collect(),
+        tags: tags(t.tags()),
+    }
+}
+
+fn service(s: &sdk::Service) -> model::Service {
+    model::Service {
+        service_arn: s.service_arn().unwrap_or_default().to_owned(),
+        service_name: s.service_name().unwrap_or_default().to_owned(),
+        cluster_arn: owned(s.cluster_arn()),
+        status: s.status().unwrap_or_default().to_owned(),
+        desired_count: u32::try_from(s.desired_count()).unwrap_or(0),
+        running_count: u32::try_from(s.running_count()).unwrap_or(0),
+        pending_count: u32::try_from(s.pending_count()).unwrap_or(0),
+        launch_type: s.launch_type().map(|l| l.as_str().to_owned()),
+        capacity_provider_strategy: s
+            .capacity_provider_strategy()
+            .iter()
+            .map(|c| model::ecs::CapacityProviderStrategyItem {
+                capacity_provider: c.capacity_provider().to_owned(),
+                weight: u32::try_from(c.weight()).unwrap_or(0),
+                base: u32::try_from(c.base()).unwrap_or(0),
+            })
+            .collect(),
+        task_definition: owned(s.task_definition()),
+        scheduling_strategy: s.scheduling_strategy().map_or(model::SchedulingStrategy::Replica, |x| {
+            model::SchedulingStrategy::from(x.as_str())
+        }),
+        deployment_configuration: s.deployment_configuration().map(|d| model::DeploymentConfiguration {
+            minimum_healthy_percent: d.minimum_healthy_percent().and_then(|v| u32::try_from(v).ok()),
+            maximum_percent: d.maximum_percent().and_then(|v| u32::try_from(v).ok()),
+            deployment_circuit_breaker: d
+                .deployment_circuit_breaker()
+                .map(|b| model::ecs::DeploymentCircuitBreaker {
+                    enable: b.enable(),
+                    rollback: b.rollback(),
+                }),
+        }),
+        deployment_controller: s.deployment_controller().map(|d| model::ecs::DeploymentController {
+            kind: d.r#type().as_str().to_owned(),
+        }),
+        placement_constraints: s
+            .placement_constraints()
+            .iter()
+            .map(|p| model::PlacementConstraint {
+                kind: model::PlacementConstraintType::from(p.r#type().map_or("", |t| t.as_str())),
+                expression: owned(p.expression()),
+            })
+            .collect(),
+        placement_strategy: s
+            .placement_strategy()
+            .iter()
+            .map(|p| model::PlacementStrategy {
+                kind: model::PlacementStrategyType::from(p.r#type().map_or("", |t| t.as_str())),
+                field: owned(p.field()),
+            })
+            .collect(),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| model::Deployment {
+                id: d.id().unwrap_or_default().to_owned(),
+                status: model::DeploymentStatus::from(d.status().unwrap_or("")),
+                task_definition: owned(d.task_definition()),
+                desired_count: u32::try_from(d.desired_count()).unwrap_or(0),
+                running_count: u32::try_from(d.running_count()).unwrap_or(0),
+                pending_count: u32::try_from(d.pending_count()).unwrap_or(0),
+                failed_tasks: u32::try_from(d.failed_tasks()).unwrap_or(0),
+                rollout_state: d.rollout_state().map(|r| model::RolloutState::from(r.as_str())),
+                rollout_state_reason: owned(d.rollout_state_reason()),
+                launch_type: d.launch_type().map(|l| l.as_str().to_owned()),
+                created_at: time(d.created_at()),
+                updated_at: time(d.updated_at()),
+            })
+            .collect(),
+        created_at: time(s.created_at()),
+        tags: tags(s.tags()),
+        availability_zone_rebalancing: s.availability_zone_rebalancing().map(|a| a.as_str().to_owned()),
+    }
+}
+
+fn task_definition(d: &sdk::TaskDefinition) -> model::TaskDefinition {
+    model::TaskDefinition {
+        task_definition_arn: d.task_definition_arn().unwrap_or_default().to_owned(),
+        family: owned(d.family()),
+        revision: u32::try_from(d.revision()).ok(),
+        network_mode: d.network_mode().map(|m| model::NetworkMode::from(m.as_str())),
+        container_definitions: d
+            .container_definitions()
+            .iter()
+            .map(|c| model::ContainerDefinition {
+                name: c.name().unwrap_or_default().to_owned(),
+                image: owned(c.image()),
+                cpu: u32::try_from(c.cpu()).unwrap_or(0),
+                memory: c.memory().and_then(|v| u32::try_from(v).ok()),
+                memory_reservation: c.memory_reservation().and_then(|v| u32::try_from(v).ok()),
+                essential: c.essential(),
+                port_mappings: c
+                    .port_mappings()
+                    .iter()
+                    .map(|p| model::PortMapping {
+                        container_port: port(p.container_port()),
+                        host_port: port(p.host_port()),
+                        protocol: protocol(p.protocol()),
+                        container_port_range: owned(p.container_port_range()),
+                    })
+                    .collect(),
+                resource_requirements: c
+                    .resource_requirements()
+                    .iter()
+                    .map(|r| model::ecs::ResourceRequirement {
+                        kind: r.r#type().as_str().to_owned(),
+                        value: r.value().to_owned(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        placement_constraints: d
+            .placement_constraints()
+            .iter()
+            .map(|p| model::PlacementConstraint {
+                kind: model::PlacementConstraintType::from(p.r#type().map_or("", |t| t.as_str())),
+                expression: owned(p.expression()),
+            })
+            .collect(),
+        requires_compatibilities: d
+            .requires_compatibilities()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+        cpu: owned(d.cpu()),
+        memory: owned(d.memory()),
+        status: d.status().map(|s| s.as_str().to_owned()),
+    }
+}
