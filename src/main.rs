@@ -131,6 +131,12 @@ enum TwinCommand {
         speed: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Throttle with ECS's documented token buckets (ThrottlingException when empty).
+        #[arg(long)]
+        throttle: bool,
+        /// Share (0..1) of mutations applied but answered with a 500, as if the response were lost.
+        #[arg(long, default_value_t = 0.0)]
+        drop_mutation_responses: f64,
     },
 }
 
@@ -317,6 +323,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     listen,
                     speed,
                     seed,
+                    throttle,
+                    drop_mutation_responses,
                 },
         } => {
             let cluster = load_cluster(&snapshot)?;
@@ -334,12 +342,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("listening on {}", listener.local_addr()?);
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
-                ecs_rebalancer::twin::server::serve(
-                    twin,
-                    listener,
-                    ecs_rebalancer::twin::server::ServeConfig { speed },
-                )
-                .await?;
+                let config = ecs_rebalancer::twin::server::ServeConfig {
+                    speed,
+                    throttle: throttle.then_some(ecs_rebalancer::twin::server::Rates::ECS),
+                    drop_mutation_responses,
+                    seed,
+                };
+                ecs_rebalancer::twin::server::serve(twin, listener, config).await?;
                 anyhow::Ok(())
             })
         }

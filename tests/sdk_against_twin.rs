@@ -18,7 +18,14 @@ async fn served(builder: ClusterBuilder) -> (Arc<Twin>, String) {
     let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(serve(Arc::clone(&twin), listener, ServeConfig { speed: 0.0 }));
+    tokio::spawn(serve(
+        Arc::clone(&twin),
+        listener,
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    ));
     (twin, addr)
 }
 
@@ -182,4 +189,98 @@ fn the_snapshot_command_captures_a_served_twin_exactly() {
     assert_eq!(json(&after.container_instances), json(&before.container_instances));
     assert_eq!(json(&after.tasks), json(&before.tasks));
     assert_eq!(json(&after.services), json(&before.services));
+}
+
+async fn served_with(builder: ClusterBuilder, config: ServeConfig) -> (Arc<Twin>, String) {
+    let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(Arc::clone(&twin), listener, config));
+    (twin, addr)
+}
+
+#[tokio::test]
+async fn throttled_reads_recover_through_the_sdk_retries() {
+    use ecs_rebalancer::twin::server::Rates;
+    let tight = Rates {
+        cluster_read: (3.0, 20.0),
+        cluster_modify: (3.0, 20.0),
+        service_read: (3.0, 20.0),
+        service_modify: (3.0, 20.0),
+    };
+    let config = ServeConfig {
+        speed: 0.0,
+        throttle: Some(tight),
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(large(), config).await;
+    let seen = client(&addr, "wire").observe().await.unwrap();
+    assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(total > 31, "throttled calls were retried: {calls}");
+}
+
+/// A StopTask applied by ECS whose response is lost: the adapter says the outcome is unknown and does not re-send;
+/// the controller's next cycle finds the task stopping with its action id and never stops another for it.
+#[tokio::test]
+async fn a_stop_task_whose_response_is_lost_is_not_repeated() {
+    use ecs_rebalancer::ledger::memory::MemoryLedger;
+    use ecs_rebalancer::reconcile::Controller;
+
+    let config = ServeConfig {
+        speed: 0.0,
+        drop_mutation_responses: 1.0,
+        ..ServeConfig::default()
+    };
+    let cluster = ClusterBuilder::new("wire")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 6);
+    let (twin, addr) = served_with(cluster, config).await;
+    let ecs = client(&addr, "wire");
+
+    let task = twin.snapshot().tasks[0].task_arn.clone();
+    let e = ecs.stop_task(&task, "by hand").await.unwrap_err();
+    assert!(matches!(e, EcsError::Unknown(_)), "{e:?}");
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    assert_eq!(calls["StopTask"], 1, "a mutation is never retried by the SDK");
+    assert_eq!(
+        twin.snapshot().tasks[0].desired_status,
+        TaskStatus::Stopped,
+        "yet it happened"
+    );
+
+    let policy = ecs_rebalancer::policy::load_str(
+        std::path::Path::new("p.yaml"),
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  clusters: [wire]\n  \
+         metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  mode: enforce\n  \
+         budgets: {perCycle: 1, perHour: 100, perService: 100%}\n",
+    )
+    .unwrap()
+    .remove(0);
+    let ledger = MemoryLedger::new();
+    let mut controller = Controller::new(&ecs, &ledger, policy, "wire");
+    let first = controller.cycle(twin.now()).await.unwrap();
+    assert!(
+        first.acted.is_empty(),
+        "the lost response is not counted as sent: {:?}",
+        first.not_sent
+    );
+    let claimed = ledger.all();
+    assert_eq!(claimed.len(), 1);
+    twin.advance(std::time::Duration::from_secs(20));
+    controller.cycle(twin.now()).await.unwrap();
+    let records = ledger.all();
+    let same = records.iter().filter(|r| r.id == claimed[0].id).count();
+    assert_eq!(same, 1, "the same action is never claimed twice");
+    let stopped_twice = twin
+        .snapshot()
+        .tasks
+        .iter()
+        .filter(|t| t.stopped_reason.as_deref().is_some_and(|r| r.contains(&claimed[0].id)))
+        .count();
+    assert_eq!(stopped_twice, 1, "one task stopped for the action");
 }

@@ -16,7 +16,14 @@ async fn start(builder: ClusterBuilder) -> String {
     let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(serve(twin, listener, ServeConfig { speed: 0.0 }));
+    tokio::spawn(serve(
+        twin,
+        listener,
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    ));
     addr
 }
 

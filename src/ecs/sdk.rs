@@ -17,6 +17,13 @@ use crate::model::{self, Snapshot};
 
 use super::{EcsApi, EcsError, InstanceState};
 
+/// Mutations are sent exactly once: the SDK's standard retries (which re-send on throttling, timeouts and 5xx) are
+/// switched off for them, because a retried StopTask or UpdateService can repeat an action that already happened
+/// (ECS-SEMANTICS §3). An unknown outcome goes back to the reconcile loop, which re-reads ECS.
+fn once() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
+}
+
 /// ECS's page size and batch limits (ECS-SEMANTICS §4).
 const PAGE: i32 = 100;
 const DESCRIBE_BATCH: usize = 100;
@@ -223,6 +230,8 @@ impl EcsApi for SdkEcs {
             .cluster(&self.cluster)
             .task(task_arn)
             .reason(reason)
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map(|_| ())
@@ -235,6 +244,8 @@ impl EcsApi for SdkEcs {
             .cluster(&self.cluster)
             .service(service)
             .force_new_deployment(true)
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map(|_| ())
@@ -252,6 +263,8 @@ impl EcsApi for SdkEcs {
             .cluster(&self.cluster)
             .container_instances(arn)
             .status(status)
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map_err(|e| classify("UpdateContainerInstancesState", e))?;

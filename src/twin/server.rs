@@ -6,7 +6,8 @@
 //! `nextToken`) and batch limits (100 instances or tasks per describe, 10 services, 10 instances per state update).
 //! The scheduler advances on its own clock: `speed` simulated seconds per wall-clock second.
 //!
-//! Not yet served (issue "Talking to AWS" continues): throttling by token bucket, fault injection.
+//! Throttling by token buckets at ECS's documented rates (optional), and fault injection: a share of mutations
+//! applied but answered with a 500, as when a response is lost.
 //!
 //! Two endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
 //! format) and `GET /__twin/calls` (how many calls of each operation were served).
@@ -36,17 +37,91 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 pub struct ServeConfig {
     /// Simulated seconds per wall-clock second (1.0 is real time).
     pub speed: f64,
+    /// Token buckets per ECS's documented rates, scaled (`None`: no throttling).
+    pub throttle: Option<Rates>,
+    /// Share (0..=1) of mutations that are applied but answered with a 500, as if the response were lost.
+    pub drop_mutation_responses: f64,
+    /// Seeds the choice of which responses to drop.
+    pub seed: u64,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        ServeConfig { speed: 1.0 }
+        ServeConfig {
+            speed: 1.0,
+            throttle: None,
+            drop_mutation_responses: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+/// Burst and refill per second of ECS's throttle buckets (ECS-SEMANTICS §4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub cluster_read: (f64, f64),
+    pub cluster_modify: (f64, f64),
+    pub service_read: (f64, f64),
+    pub service_modify: (f64, f64),
+}
+
+impl Rates {
+    /// ECS's documented buckets.
+    pub const ECS: Rates = Rates {
+        cluster_read: (100.0, 20.0),
+        cluster_modify: (100.0, 40.0),
+        service_read: (100.0, 20.0),
+        service_modify: (50.0, 5.0),
+    };
+}
+
+/// One token bucket.
+struct Bucket {
+    burst: f64,
+    refill: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new((burst, refill): (f64, f64)) -> Bucket {
+        Bucket {
+            burst,
+            refill,
+            tokens: burst,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Which bucket an operation draws from.
+fn bucket_of(operation: &str) -> usize {
+    match operation {
+        "DescribeContainerInstances" | "DescribeTasks" | "ListContainerInstances" | "ListTasks" => 0,
+        "StopTask" | "UpdateContainerInstancesState" => 1,
+        "UpdateService" => 3,
+        _ => 2,
     }
 }
 
 struct Shared {
     twin: Arc<Twin>,
     calls: Mutex<BTreeMap<String, u64>>,
+    buckets: Option<Mutex<[Bucket; 4]>>,
+    drop_rate: f64,
+    rng: Mutex<fastrand::Rng>,
 }
 
 /// An AWS-shaped error.
@@ -101,10 +176,20 @@ impl IntoResponse for ApiError {
 }
 
 /// The router serving `twin`.
-pub fn router(twin: Arc<Twin>) -> Router {
+pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
     let shared = Arc::new(Shared {
         twin,
         calls: Mutex::new(BTreeMap::new()),
+        buckets: config.throttle.map(|r| {
+            Mutex::new([
+                Bucket::new(r.cluster_read),
+                Bucket::new(r.cluster_modify),
+                Bucket::new(r.service_read),
+                Bucket::new(r.service_modify),
+            ])
+        }),
+        drop_rate: config.drop_mutation_responses,
+        rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
     });
     Router::new()
         .route("/", post(handle))
@@ -125,7 +210,7 @@ pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: S
             clock.advance(Duration::from_secs_f64(config.speed.max(0.0)));
         }
     });
-    axum::serve(listener, router(twin)).await
+    axum::serve(listener, router(twin, config)).await
 }
 
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
@@ -154,6 +239,23 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if let Ok(mut calls) = shared.calls.lock() {
         *calls.entry(operation.to_owned()).or_default() += 1;
     }
+    if let Some(buckets) = &shared.buckets {
+        let allowed = buckets
+            .lock()
+            .map(|mut b| b[bucket_of(operation)].take())
+            .unwrap_or(true);
+        if !allowed {
+            return ApiError {
+                code: "ThrottlingException",
+                message: "Rate exceeded".into(),
+            }
+            .into_response();
+        }
+    }
+    let mutation = matches!(
+        operation,
+        "StopTask" | "UpdateService" | "UpdateContainerInstancesState"
+    );
     let request: Value = if body.is_empty() {
         json!({})
     } else {
@@ -162,7 +264,24 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             Err(e) => return ApiError::invalid(format!("malformed JSON: {e}")).into_response(),
         }
     };
-    match dispatch(&shared.twin, operation, &request).await {
+    let result = dispatch(&shared.twin, operation, &request).await;
+    let dropped = mutation
+        && result.is_ok()
+        && shared.drop_rate > 0.0
+        && shared
+            .rng
+            .lock()
+            .map(|mut r| r.f64() < shared.drop_rate)
+            .unwrap_or(false);
+    if dropped {
+        // The mutation happened; the caller is told nothing useful, as when a response is lost.
+        return ApiError {
+            code: "ServerException",
+            message: "injected fault: the response was dropped after the change was applied".into(),
+        }
+        .into_response();
+    }
+    match result {
         Ok(mut v) => {
             to_wire(&mut v);
             ([("content-type", "application/x-amz-json-1.1")], v.to_string()).into_response()
