@@ -94,6 +94,13 @@ async fn observe_reads_every_page_and_batch_and_returns_the_twin_exactly() {
     assert_eq!(calls["DescribeContainerInstances"], 2);
     assert_eq!(calls["ListServices"], 1);
     assert_eq!(calls["DescribeServices"], 2);
+    assert_eq!(calls["DescribeTaskDefinition"], 12);
+
+    // Task definitions are immutable by ARN: the next observation describes none again.
+    ecs.observe().await.unwrap();
+    let calls: Value = reqwest_free_get(&addr, "/__twin/calls").await;
+    assert_eq!(calls["DescribeTaskDefinition"], 12);
+    assert_eq!(calls["ListTasks"], 24);
 }
 
 #[tokio::test]

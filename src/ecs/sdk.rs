@@ -33,6 +33,8 @@ const SERVICES_BATCH: usize = 10;
 pub struct SdkEcs {
     client: Client,
     cluster: String,
+    /// Task definitions are immutable by ARN: each is described once for the life of the adapter.
+    definitions: std::sync::Mutex<std::collections::HashMap<String, model::TaskDefinition>>,
 }
 
 impl SdkEcs {
@@ -40,7 +42,12 @@ impl SdkEcs {
         SdkEcs {
             client,
             cluster: cluster.to_owned(),
+            definitions: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn cached(&self, arn: &str) -> Option<model::TaskDefinition> {
+        self.definitions.lock().ok().and_then(|c| c.get(arn).cloned())
     }
 }
 
@@ -196,6 +203,10 @@ impl EcsApi for SdkEcs {
             .collect();
         let mut task_definitions = Vec::with_capacity(definitions.len());
         for arn in definitions {
+            if let Some(td) = self.cached(&arn) {
+                task_definitions.push(td);
+                continue;
+            }
             let out = self
                 .client
                 .describe_task_definition()
@@ -204,7 +215,11 @@ impl EcsApi for SdkEcs {
                 .await
                 .map_err(|e| classify("DescribeTaskDefinition", e))?;
             if let Some(td) = out.task_definition() {
-                task_definitions.push(task_definition(td));
+                let td = task_definition(td);
+                if let Ok(mut cache) = self.definitions.lock() {
+                    cache.insert(arn.clone(), td.clone());
+                }
+                task_definitions.push(td);
             }
         }
         let cluster_arn = tasks
