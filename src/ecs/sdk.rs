@@ -79,6 +79,24 @@ fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
 }
 
+/// Follows `nextToken` until the last page; `page` fetches one page from a token.
+async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<String>, EcsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<String>, Option<String>), EcsError>>,
+{
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(all),
+        }
+    }
+}
+
 fn failures(operation: &str, failures: &[sdk::Failure]) -> Result<(), EcsError> {
     match failures.first() {
         None => Ok(()),
@@ -95,11 +113,9 @@ impl EcsApi for SdkEcs {
     async fn observe(&self) -> Result<Snapshot, EcsError> {
         let c = &self.cluster;
         // Every page first; nothing is decided on a partial view.
-        let mut instance_arns = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
+        let client = &self.client;
+        let instance_arns = all_pages(|token| async move {
+            let out = client
                 .list_container_instances()
                 .cluster(c)
                 .max_results(PAGE)
@@ -107,17 +123,11 @@ impl EcsApi for SdkEcs {
                 .send()
                 .await
                 .map_err(|e| classify("ListContainerInstances", e))?;
-            instance_arns.extend(out.container_instance_arns().iter().cloned());
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        let mut task_arns = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
+            Ok((out.container_instance_arns().to_vec(), owned(out.next_token())))
+        })
+        .await?;
+        let task_arns = all_pages(|token| async move {
+            let out = client
                 .list_tasks()
                 .cluster(c)
                 .max_results(PAGE)
@@ -125,17 +135,11 @@ impl EcsApi for SdkEcs {
                 .send()
                 .await
                 .map_err(|e| classify("ListTasks", e))?;
-            task_arns.extend(out.task_arns().iter().cloned());
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        let mut service_arns = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
+            Ok((out.task_arns().to_vec(), owned(out.next_token())))
+        })
+        .await?;
+        let service_arns = all_pages(|token| async move {
+            let out = client
                 .list_services()
                 .cluster(c)
                 .max_results(PAGE)
@@ -143,12 +147,9 @@ impl EcsApi for SdkEcs {
                 .send()
                 .await
                 .map_err(|e| classify("ListServices", e))?;
-            service_arns.extend(out.service_arns().iter().cloned());
-            token = out.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+            Ok((out.service_arns().to_vec(), owned(out.next_token())))
+        })
+        .await?;
 
         let mut container_instances = Vec::with_capacity(instance_arns.len());
         for batch in instance_arns.chunks(DESCRIBE_BATCH) {
