@@ -399,15 +399,7 @@ pub struct BaselineResult {
 /// The policy's score of a snapshot.
 fn score_of(snapshot: &Snapshot, policy: &Policy) -> f64 {
     Cluster::new(snapshot.clone()).map_or(0.0, |c| {
-        crate::plan::plan(
-            &c,
-            policy,
-            &Default::default(),
-            c.snapshot().captured_at.unwrap_or_default(),
-            Default::default(),
-        )
-        .before
-        .score
+        crate::plan::score(&c, policy, c.snapshot().captured_at.unwrap_or_default())
     })
 }
 

@@ -98,6 +98,16 @@ pub struct Plan {
     pub skipped: Vec<Skip>,
 }
 
+/// The score of a cluster under a policy at `now` (what [`Plan::before`] reports), without planning any move.
+pub fn score(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>) -> f64 {
+    let scored = cluster
+        .instances()
+        .iter()
+        .map(|i| safety::instance_not_scored(i, policy, now).is_none())
+        .collect();
+    LoadModel::new(cluster, policy.metric, scored).score()
+}
+
 /// Plans one cycle.
 pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTime<Utc>, episode: Episode) -> Plan {
     search::Search::new(cluster, policy, ledger, now).run(episode)

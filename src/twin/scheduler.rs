@@ -69,10 +69,9 @@ fn std_to_chrono(d: std::time::Duration) -> Duration {
 /// ECS's healthy floor and ceiling for a service (§3: minimum rounded up, maximum rounded down).
 fn bounds(svc: &Service) -> (u32, u32) {
     let d = u64::from(svc.desired_count);
-    let floor = (u64::from(svc.minimum_healthy_percent()) * d).div_ceil(100);
     let ceiling = (u64::from(svc.maximum_percent()) * d / 100).max(d.min(1));
     (
-        u32::try_from(floor).unwrap_or(u32::MAX),
+        crate::plan::safety::floor(svc),
         u32::try_from(ceiling).unwrap_or(u32::MAX),
     )
 }
