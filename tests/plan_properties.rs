@@ -859,7 +859,12 @@ impl Built {
                 .any(|b| b.kind == "stop-task" && b.service_name.as_deref() == Some(name)),
             "{name} is both redeployed and has a task stopped"
         );
-        for t in self.cluster.tasks_of(name) {
+        // A task already being stopped (desired STOPPED) is not one the deployment stops, protected or not.
+        for t in self
+            .cluster
+            .tasks_of(name)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+        {
             prop_assert!(
                 !self.protected(&t.task_arn),
                 "redeploy of {name} holding protected {}",
