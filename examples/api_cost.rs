@@ -8,8 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-
 use ecs_rebalancer::ecs::sdk::SdkEcs;
 use ecs_rebalancer::ecs::EcsApi;
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
@@ -44,13 +42,8 @@ async fn main() {
             ..ServeConfig::default()
         },
     ));
-    let config = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(format!("http://{addr}"))
-        .build();
-    let ecs = SdkEcs::new(aws_sdk_ecs::Client::from_conf(config), "cost");
+    // Unpaced: this counts calls; pacing to a share of ECS's buckets would only make it slower (docs/benchmarks.md).
+    let ecs = SdkEcs::from_conf(&ecs_rebalancer::aws::local(&format!("http://{addr}")), None, "cost").read_share(None);
     let t = Instant::now();
     let snap = ecs.observe().await.expect("observe");
     let took = t.elapsed();

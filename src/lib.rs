@@ -25,6 +25,7 @@
 //! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
 //! `anyhow` appears only in the binary.
 
+pub mod aws;
 pub mod ecs;
 pub mod ledger;
 pub mod model;
@@ -38,6 +39,7 @@ pub mod simulate;
 #[doc(hidden)]
 pub mod testing;
 pub mod twin;
+pub mod utilization;
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]

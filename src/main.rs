@@ -1,6 +1,6 @@
 //! The `ecs-rebalancer` command line: argument parsing and wiring only. Everything it does lives in the library.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,6 +90,17 @@ enum Command {
         /// Send ECS requests here (as the AWS CLI's --endpoint-url), e.g. a local `twin serve`.
         #[arg(long)]
         endpoint_url: Option<String>,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// Also read each instance's actual CPU and memory use from CloudWatch Container Insights.
+        #[arg(long)]
+        utilization: bool,
+        /// With --utilization: average datapoints over this window, ending at the newest datapoint.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
+        /// With --utilization: an instance whose newest datapoint is older than this is unknown.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        stale_after: std::time::Duration,
     },
     /// Watch the controller rebalance a built-in cluster after a scale-out (no AWS, no network).
     Demo,
@@ -135,9 +146,30 @@ enum TwinCommand {
         #[arg(long)]
         throttle: bool,
         /// Share (0..1) of mutations applied but answered with a 500, as if the response were lost.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
         drop_mutation_responses: f64,
+        /// Share (0..1) of calls answered with a 500 ServerException, nothing applied.
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        error_rate: f64,
+        /// Share (0..1) of describe calls that report an item in failures[] (an incomplete observation).
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        describe_failures: f64,
+        /// Latency added to every answer, e.g. 50ms.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        latency: std::time::Duration,
     },
+}
+
+/// Options of every command that talks to AWS.
+#[derive(clap::Args)]
+struct AwsArgs {
+    /// Refuse to run unless the credentials belong to this account (checked with STS GetCallerIdentity first).
+    #[arg(long, env = "AWS_ACCOUNT_ID")]
+    expect_account: Option<String>,
+    /// Share (0..1) of ECS's read throttle buckets this process may spend; the buckets are shared by every caller in
+    /// the account and Region. 0 turns pacing off.
+    #[arg(long, default_value_t = ecs_rebalancer::ecs::sdk::DEFAULT_READ_SHARE, value_parser = share)]
+    read_share: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -274,16 +306,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cluster,
             output,
             endpoint_url,
+            aws,
+            utilization,
+            window,
+            stale_after,
         } => {
             use ecs_rebalancer::ecs::EcsApi as _;
+            use ecs_rebalancer::utilization::{cloudwatch::CloudWatch, Window, WithUtilization};
             let snapshot = runtime()?.block_on(async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(url) = &endpoint_url {
-                    loader = loader.endpoint_url(url);
+                let conf = ecs_rebalancer::aws::load().await;
+                ecs_rebalancer::aws::guard(&conf, aws.expect_account.as_deref()).await?;
+                let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf(&conf, endpoint_url.as_deref(), &cluster)
+                    .read_share((aws.read_share > 0.0).then_some(aws.read_share));
+                let ecs = match std::io::stderr().is_terminal() {
+                    true => ecs.on_progress(progress_line),
+                    false => ecs,
+                };
+                let snapshot = if utilization {
+                    let window = Window { window, stale_after };
+                    WithUtilization::new(ecs, CloudWatch::from_conf(&conf, None, window))
+                        .observe()
+                        .await
+                } else {
+                    ecs.observe().await
+                };
+                if std::io::stderr().is_terminal() {
+                    eprint!("\r\x1b[2K");
                 }
-                let conf = loader.load().await;
-                let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::new(aws_sdk_ecs::Client::new(&conf), &cluster);
-                ecs.observe().await
+                anyhow::Ok(snapshot?)
             })?;
             match output {
                 Some(path) => snapshot.save(&path)?,
@@ -325,6 +375,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seed,
                     throttle,
                     drop_mutation_responses,
+                    error_rate,
+                    describe_failures,
+                    latency,
                 },
         } => {
             let cluster = load_cluster(&snapshot)?;
@@ -345,7 +398,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let config = ecs_rebalancer::twin::server::ServeConfig {
                     speed,
                     throttle: throttle.then_some(ecs_rebalancer::twin::server::Rates::ECS),
-                    drop_mutation_responses,
+                    faults: ecs_rebalancer::twin::server::Faults {
+                        error_rate,
+                        latency,
+                        drop_mutation_responses,
+                        describe_failures,
+                    },
                     seed,
                 };
                 ecs_rebalancer::twin::server::serve(twin, listener, config).await?;
@@ -428,6 +486,20 @@ fn choose_policy(path: &std::path::Path, cluster: &str, any_cluster: bool) -> an
             ))
         })?;
     Ok(chosen.clone())
+}
+
+/// One line on a terminal, rewritten as an observation goes: `tasks: 1200/20000`.
+fn progress_line(p: ecs_rebalancer::ecs::sdk::Progress) {
+    let total = p.total.map(|t| format!("/{t}")).unwrap_or_else(|| " listed".into());
+    eprint!("\r\x1b[2K{}: {}{total}", p.what, p.done);
+}
+
+/// A share of calls: a number from 0 to 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
 }
 
 /// A single-threaded runtime: the twin and the controller need no more.

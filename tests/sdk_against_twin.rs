@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -11,7 +10,7 @@ use ecs_rebalancer::ecs::sdk::SdkEcs;
 use ecs_rebalancer::ecs::{EcsApi, EcsError, InstanceState};
 use ecs_rebalancer::model::TaskStatus;
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
-use ecs_rebalancer::twin::server::{serve, ServeConfig};
+use ecs_rebalancer::twin::server::{serve, Faults, ServeConfig};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 async fn served(builder: ClusterBuilder) -> (Arc<Twin>, String) {
@@ -30,13 +29,7 @@ async fn served(builder: ClusterBuilder) -> (Arc<Twin>, String) {
 }
 
 fn client(addr: &str, cluster: &str) -> SdkEcs {
-    let config = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(format!("http://{addr}"))
-        .build();
-    SdkEcs::new(aws_sdk_ecs::Client::from_conf(config), cluster)
+    SdkEcs::from_conf(&ecs_rebalancer::aws::local(&format!("http://{addr}")), None, cluster)
 }
 
 /// 150 instances, 1,200 tasks, 12 services: two pages of instances, twelve of tasks, two batches of services.
@@ -145,15 +138,17 @@ async fn reqwest_free_get(addr: &str, path: &str) -> Value {
 }
 
 /// The user's path: `twin serve` in one process, `snapshot --endpoint-url` in another, static credentials from the
-/// environment as the SDK's default chain reads them.
+/// environment as the SDK's default chain reads them. 500 instances and 4,800 tasks come back exactly.
 #[test]
-fn the_snapshot_command_captures_a_served_twin_exactly() {
+fn the_snapshot_command_captures_a_served_500_instance_twin_exactly() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().unwrap();
     let start = dir.path().join("start.json");
-    large().snapshot().save(&start).unwrap();
+    let cluster = ecs_rebalancer::scenarios::scale_out("wire", 400, 100, 12, 1, 1);
+    assert_eq!((cluster.container_instances.len(), cluster.tasks.len()), (500, 4800));
+    cluster.save(&start).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
         .args(["twin", "serve", "--listen", "127.0.0.1:0", "--speed", "0", "--snapshot"])
         .arg(&start)
@@ -178,6 +173,9 @@ fn the_snapshot_command_captures_a_served_twin_exactly() {
             "wire",
             "--endpoint-url",
             &format!("http://{addr}"),
+            // Unpaced: pacing is shown by `paced_reads_stay_inside_the_buckets_and_are_never_throttled`.
+            "--read-share",
+            "0",
             "-o",
         ])
         .arg(&captured)
@@ -186,6 +184,7 @@ fn the_snapshot_command_captures_a_served_twin_exactly() {
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCOUNT_ID")
         .output()
         .unwrap();
     server.kill().ok();
@@ -196,6 +195,9 @@ fn the_snapshot_command_captures_a_served_twin_exactly() {
     assert_eq!(json(&after.container_instances), json(&before.container_instances));
     assert_eq!(json(&after.tasks), json(&before.tasks));
     assert_eq!(json(&after.services), json(&before.services));
+    assert_eq!(after.container_instances.len(), 500);
+    assert_eq!(after.tasks.len(), 4800);
+    assert!(out.stderr.is_empty(), "no progress line when stderr is not a terminal");
 }
 
 async fn served_with(builder: ClusterBuilder, config: ServeConfig) -> (Arc<Twin>, String) {
@@ -237,7 +239,10 @@ async fn a_stop_task_whose_response_is_lost_is_not_repeated() {
 
     let config = ServeConfig {
         speed: 0.0,
-        drop_mutation_responses: 1.0,
+        faults: Faults {
+            drop_mutation_responses: 1.0,
+            ..Faults::default()
+        },
         ..ServeConfig::default()
     };
     let cluster = ClusterBuilder::new("wire")
@@ -290,4 +295,230 @@ async fn a_stop_task_whose_response_is_lost_is_not_repeated() {
         .filter(|t| t.stopped_reason.as_deref().is_some_and(|r| r.contains(&claimed[0].id)))
         .count();
     assert_eq!(stopped_twice, 1, "one task stopped for the action");
+}
+
+fn enforce_policy() -> ecs_rebalancer::policy::Policy {
+    ecs_rebalancer::policy::load_str(
+        std::path::Path::new("p.yaml"),
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  clusters: [wire]\n  \
+         metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  mode: enforce\n  \
+         budgets: {perCycle: 3, perHour: 100, perService: 100%}\n",
+    )
+    .unwrap()
+    .remove(0)
+}
+
+/// A hot cluster the controller would act on at once.
+fn hot() -> ClusterBuilder {
+    ClusterBuilder::new("wire")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 6)
+}
+
+fn mutations(calls: &Value) -> u64 {
+    ["StopTask", "UpdateService", "UpdateContainerInstancesState"]
+        .iter()
+        .map(|op| calls[op].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// ECS answers a describe with an item in `failures[]`: the observation is incomplete, the cycle fails with a reason
+/// that names the call and the item, and nothing is claimed or sent. Once ECS answers in full, the same cycle acts.
+#[tokio::test]
+async fn an_incomplete_observation_yields_no_action() {
+    use ecs_rebalancer::ledger::memory::MemoryLedger;
+    use ecs_rebalancer::reconcile::{Controller, CycleError};
+
+    let config = ServeConfig {
+        speed: 0.0,
+        faults: Faults {
+            describe_failures: 1.0,
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(hot(), config).await;
+    let ecs = client(&addr, "wire");
+    let ledger = MemoryLedger::new();
+    let mut controller = Controller::new(&ecs, &ledger, enforce_policy(), "wire");
+    let e = controller.cycle(twin.now()).await.unwrap_err();
+    let CycleError::Observe(EcsError::Incomplete(why)) = &e else {
+        panic!("expected an incomplete observation, got {e:?}");
+    };
+    assert!(why.starts_with("DescribeContainerInstances: 1 failure(s)"), "{why}");
+    assert!(why.contains("MISSING"), "{why}");
+    assert!(ledger.all().is_empty(), "nothing claimed");
+    assert_eq!(
+        mutations(&reqwest_free_get(&addr, "/__twin/calls").await),
+        0,
+        "nothing sent"
+    );
+
+    // The same cluster through a twin that answers in full: the controller acts, so the refusal above was the fault's.
+    let (twin, addr) = served_with(
+        hot(),
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let ecs = client(&addr, "wire");
+    let ledger = MemoryLedger::new();
+    let mut controller = Controller::new(&ecs, &ledger, enforce_policy(), "wire");
+    let report = controller.cycle(twin.now()).await.unwrap();
+    assert!(!report.acted.is_empty(), "{report:?}");
+}
+
+/// ECS's internal errors (500) on reads are retried by the SDK's standard retries; on a mutation they are returned
+/// as an unknown outcome, sent once, and (here) nothing happened.
+#[tokio::test]
+async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
+    let config = ServeConfig {
+        speed: 0.0,
+        faults: Faults {
+            error_rate: 0.15,
+            ..Faults::default()
+        },
+        seed: 7,
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(large(), config).await;
+    let ecs = client(&addr, "wire");
+    let seen = ecs.observe().await.unwrap();
+    assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let reads: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(
+        reads > 43,
+        "the lower bound is 43 calls; failed ones were retried: {calls}"
+    );
+
+    let all_fail = ServeConfig {
+        speed: 0.0,
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(hot(), all_fail).await;
+    let task = twin.snapshot().tasks[0].task_arn.clone();
+    let e = client(&addr, "wire").stop_task(&task, "x").await.unwrap_err();
+    assert!(matches!(e, EcsError::Unknown(_)), "{e:?}");
+    assert_eq!(reqwest_free_get(&addr, "/__twin/calls").await["StopTask"], 1);
+    assert_eq!(twin.snapshot().tasks[0].desired_status, TaskStatus::Running);
+}
+
+/// Client-side pacing: with a share of ECS's read buckets, an observation larger than the share's burst waits for
+/// refill instead of being throttled, so a twin whose buckets are barely larger never refuses a call.
+#[tokio::test]
+async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
+    use ecs_rebalancer::twin::server::Rates;
+    // A share of 0.2: bursts of 20 cluster reads and service reads, refilled at 4 a second. The observation needs
+    // 28 cluster reads; the server's buckets are 0.24 of ECS's (24, refilled at 4.8 a second), so unpaced it refuses
+    // a few of them. (Buckets of exactly the same size would refuse the odd call: the two clocks measure
+    // refill between different instants, a request's latency apart.)
+    let share = 0.2;
+    let config = ServeConfig {
+        speed: 0.0,
+        throttle: Some(Rates::ECS.share(0.24)),
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(large(), config).await;
+    let seen = client(&addr, "wire").read_share(Some(share)).observe().await.unwrap();
+    assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(
+        total, 43,
+        "exactly the lower bound: no call was throttled and retried: {calls}"
+    );
+
+    // The same observation unpaced is throttled (the SDK's retries may or may not recover): the pacing did the work.
+    let (_, addr) = served_with(large(), config).await;
+    let unpaced = client(&addr, "wire").read_share(None).observe().await;
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(
+        total > 43 || matches!(unpaced, Err(EcsError::Throttled(_))),
+        "unpaced, some calls were throttled: {calls}"
+    );
+}
+
+/// Utilisation from CloudWatch Container Insights (served by the twin over RPC v2 CBOR, as `aws-sdk-cloudwatch`
+/// speaks it): 300 instances take two GetMetricData calls of at most 500 queries; instances with data come back as
+/// the twin holds them, instances without are unknown (absent), never zero.
+#[tokio::test]
+async fn utilization_comes_from_cloudwatch_in_calls_of_500_queries() {
+    use ecs_rebalancer::model::Utilization;
+    use ecs_rebalancer::utilization::cloudwatch::CloudWatch;
+    use ecs_rebalancer::utilization::{Window, WithUtilization};
+
+    let mut b = ClusterBuilder::new("wire").service(service("web"));
+    for i in 0..300 {
+        b = b.instance(instance(&format!("{i:04}")));
+    }
+    let mut start = b.snapshot();
+    let arns: Vec<String> = start
+        .container_instances
+        .iter()
+        .map(|i| i.container_instance_arn.clone())
+        .collect();
+    for (k, arn) in arns.iter().enumerate().filter(|(k, _)| k % 3 != 0) {
+        let u = Utilization {
+            cpu: Some(k as f64 / 400.0),
+            memory: (k % 2 == 0).then_some(0.5),
+        };
+        start.utilization.insert(arn.clone(), u);
+    }
+    let twin = Arc::new(Twin::new(start.clone(), TwinConfig::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(
+        Arc::clone(&twin),
+        listener,
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    ));
+
+    let conf = ecs_rebalancer::aws::local(&format!("http://{addr}"));
+    let window = Window {
+        window: std::time::Duration::from_secs(300),
+        stale_after: std::time::Duration::from_secs(600),
+    };
+    let observed = WithUtilization::new(
+        SdkEcs::from_conf(&conf, None, "wire"),
+        CloudWatch::from_conf(&conf, None, window),
+    )
+    .observe()
+    .await
+    .unwrap();
+    assert_eq!(
+        observed.utilization.len(),
+        200,
+        "a third of the instances have no data: unknown"
+    );
+    for (arn, want) in &start.utilization {
+        let got = observed.utilization[arn];
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(
+            close(got.cpu, want.cpu) && close(got.memory, want.memory),
+            "{arn}: {got:?} != {want:?}"
+        );
+    }
+    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    assert_eq!(
+        calls["GetMetricData"], 2,
+        "600 queries in calls of at most 500: {calls}"
+    );
 }

@@ -8,22 +8,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
-use ecs_rebalancer::twin::server::{serve, ServeConfig, TARGET_PREFIX};
+use ecs_rebalancer::twin::server::{serve, Faults, ServeConfig, TARGET_PREFIX};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 /// Starts a twin server on an ephemeral loopback port; returns its address.
 async fn start(builder: ClusterBuilder) -> String {
-    let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(serve(
-        twin,
-        listener,
+    start_with(
+        builder,
         ServeConfig {
             speed: 0.0,
             ..ServeConfig::default()
         },
-    ));
+    )
+    .await
+}
+
+async fn start_with(builder: ClusterBuilder, config: ServeConfig) -> String {
+    let twin = Arc::new(Twin::new(builder.snapshot(), TwinConfig::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(twin, listener, config));
     addr
 }
 
@@ -294,4 +298,71 @@ async fn mutations_change_the_twin_and_timestamps_are_epoch_seconds() {
     let (_, _, calls) = call(&addr, "GET", "/__twin/calls", None, &json!({})).await;
     assert_eq!(calls["ListTasks"], 1);
     assert_eq!(calls["StopTask"], 1);
+}
+
+/// Injected faults have ECS's shapes: an internal error is a 500 `ServerException`; a describe with a failure moves
+/// an item that exists into `failures[]` as `MISSING`; latency delays every answer by at least the amount asked.
+#[tokio::test]
+async fn injected_faults_have_aws_shapes() {
+    let cluster = || {
+        ClusterBuilder::new("wire")
+            .instance(instance("a"))
+            .instance(instance("b"))
+            .service(service("web"))
+            .tasks("web", "a", 2)
+    };
+    let faults = |f: Faults| ServeConfig {
+        speed: 0.0,
+        faults: f,
+        ..ServeConfig::default()
+    };
+    let ask = json!({"cluster": "wire"});
+
+    let addr = start_with(
+        cluster(),
+        faults(Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        }),
+    )
+    .await;
+    let (status, kind, body) = call(&addr, "POST", "/", Some("ListTasks"), &ask).await;
+    assert_eq!((status, kind.as_deref()), (500, Some("ServerException")), "{body}");
+
+    let addr = start_with(
+        cluster(),
+        faults(Faults {
+            describe_failures: 1.0,
+            ..Faults::default()
+        }),
+    )
+    .await;
+    let (_, _, listed) = call(&addr, "POST", "/", Some("ListContainerInstances"), &ask).await;
+    let arns = listed["containerInstanceArns"].clone();
+    assert_eq!(arns.as_array().unwrap().len(), 2, "lists are whole");
+    let (status, _, described) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("DescribeContainerInstances"),
+        &json!({"cluster": "wire", "containerInstances": arns}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(described["containerInstances"].as_array().unwrap().len(), 1);
+    assert_eq!(described["failures"], json!([{"arn": arns[1], "reason": "MISSING"}]));
+
+    let latency = std::time::Duration::from_millis(300);
+    let addr = start_with(
+        cluster(),
+        faults(Faults {
+            latency,
+            ..Faults::default()
+        }),
+    )
+    .await;
+    let t = std::time::Instant::now();
+    let (status, _, _) = call(&addr, "POST", "/", Some("ListTasks"), &ask).await;
+    assert_eq!(status, 200);
+    assert!(t.elapsed() >= latency, "answered after {:?}", t.elapsed());
 }

@@ -3,6 +3,7 @@
 //!
 //! Methods return futures that are `Send`, so the controller can run on a multi-threaded runtime.
 
+pub mod limit;
 pub mod sdk;
 
 use std::future::Future;

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{self, Snapshot};
 
+use super::limit::{BucketKind, Buckets, Rates};
 use super::{EcsApi, EcsError, InstanceState};
 
 /// Mutations are sent exactly once: the SDK's standard retries (which re-send on throttling, timeouts and 5xx) are
@@ -29,20 +30,77 @@ const PAGE: i32 = 100;
 const DESCRIBE_BATCH: usize = 100;
 const SERVICES_BATCH: usize = 10;
 
+/// The share of ECS's read buckets the adapter spends by default: the buckets are shared by every caller in the
+/// account and Region, and half leaves room for deploy pipelines, consoles and autoscalers.
+pub const DEFAULT_READ_SHARE: f64 = 0.5;
+
+/// How far an observation has got, for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// `instances`, `tasks`, `services` or `task definitions`.
+    pub what: &'static str,
+    /// Listed or described so far.
+    pub done: usize,
+    /// Known once listing is over (`None` while listing).
+    pub total: Option<usize>,
+}
+
+type ProgressFn = Box<dyn Fn(Progress) + Send + Sync>;
+
 /// An ECS cluster reached through the AWS SDK.
 pub struct SdkEcs {
     client: Client,
     cluster: String,
     /// Task definitions are immutable by ARN: each is described once for the life of the adapter.
     definitions: std::sync::Mutex<std::collections::HashMap<String, model::TaskDefinition>>,
+    /// Client-side pacing of reads (`None`: unpaced; the SDK's retries still handle throttling).
+    reads: Option<Buckets>,
+    progress: Option<ProgressFn>,
 }
 
 impl SdkEcs {
+    /// Reads paced to [`DEFAULT_READ_SHARE`] of ECS's buckets.
     pub fn new(client: Client, cluster: &str) -> SdkEcs {
         SdkEcs {
             client,
             cluster: cluster.to_owned(),
             definitions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            reads: Some(Buckets::new(Rates::ECS.share(DEFAULT_READ_SHARE))),
+            progress: None,
+        }
+    }
+
+    /// A client from a loaded AWS configuration; `endpoint_url` overrides the ECS endpoint only, as the AWS CLI's
+    /// `--endpoint-url` does (other services keep theirs).
+    pub fn from_conf(conf: &aws_config::SdkConfig, endpoint_url: Option<&str>, cluster: &str) -> SdkEcs {
+        let mut builder = aws_sdk_ecs::config::Builder::from(conf);
+        if let Some(url) = endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        SdkEcs::new(Client::from_conf(builder.build()), cluster)
+    }
+
+    /// Paces reads to `share` (0..=1) of ECS's read buckets; `None` does not pace.
+    pub fn read_share(mut self, share: Option<f64>) -> SdkEcs {
+        self.reads = share.map(|s| Buckets::new(Rates::ECS.share(s)));
+        self
+    }
+
+    /// Called as pages and batches come in.
+    pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> SdkEcs {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    async fn pace(&self, operation: &str) {
+        if let Some(buckets) = &self.reads {
+            buckets.take(BucketKind::of(operation)).await;
+        }
+    }
+
+    fn report(&self, what: &'static str, done: usize, total: Option<usize>) {
+        if let Some(f) = &self.progress {
+            f(Progress { what, done, total });
         }
     }
 
@@ -79,8 +137,8 @@ fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
 }
 
-/// Follows `nextToken` until the last page; `page` fetches one page from a token.
-async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<String>, EcsError>
+/// Follows `nextToken` until the last page; `page` fetches one page from a token, `seen` hears the running count.
+async fn all_pages<F, Fut>(mut page: F, seen: impl Fn(usize)) -> Result<Vec<String>, EcsError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<String>, Option<String>), EcsError>>,
@@ -90,6 +148,7 @@ where
     loop {
         let (items, next) = page(token).await?;
         all.extend(items);
+        seen(all.len());
         match next {
             Some(t) => token = Some(t),
             None => return Ok(all),
@@ -114,45 +173,58 @@ impl EcsApi for SdkEcs {
         let c = &self.cluster;
         // Every page first; nothing is decided on a partial view.
         let client = &self.client;
-        let instance_arns = all_pages(|token| async move {
-            let out = client
-                .list_container_instances()
-                .cluster(c)
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListContainerInstances", e))?;
-            Ok((out.container_instance_arns().to_vec(), owned(out.next_token())))
-        })
+        let instance_arns = all_pages(
+            |token| async move {
+                self.pace("ListContainerInstances").await;
+                let out = client
+                    .list_container_instances()
+                    .cluster(c)
+                    .max_results(PAGE)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ListContainerInstances", e))?;
+                Ok((out.container_instance_arns().to_vec(), owned(out.next_token())))
+            },
+            |n| self.report("instances", n, None),
+        )
         .await?;
-        let task_arns = all_pages(|token| async move {
-            let out = client
-                .list_tasks()
-                .cluster(c)
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListTasks", e))?;
-            Ok((out.task_arns().to_vec(), owned(out.next_token())))
-        })
+        let task_arns = all_pages(
+            |token| async move {
+                self.pace("ListTasks").await;
+                let out = client
+                    .list_tasks()
+                    .cluster(c)
+                    .max_results(PAGE)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ListTasks", e))?;
+                Ok((out.task_arns().to_vec(), owned(out.next_token())))
+            },
+            |n| self.report("tasks", n, None),
+        )
         .await?;
-        let service_arns = all_pages(|token| async move {
-            let out = client
-                .list_services()
-                .cluster(c)
-                .max_results(PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListServices", e))?;
-            Ok((out.service_arns().to_vec(), owned(out.next_token())))
-        })
+        let service_arns = all_pages(
+            |token| async move {
+                self.pace("ListServices").await;
+                let out = client
+                    .list_services()
+                    .cluster(c)
+                    .max_results(PAGE)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| classify("ListServices", e))?;
+                Ok((out.service_arns().to_vec(), owned(out.next_token())))
+            },
+            |n| self.report("services", n, None),
+        )
         .await?;
 
         let mut container_instances = Vec::with_capacity(instance_arns.len());
         for batch in instance_arns.chunks(DESCRIBE_BATCH) {
+            self.pace("DescribeContainerInstances").await;
             let out = self
                 .client
                 .describe_container_instances()
@@ -164,9 +236,11 @@ impl EcsApi for SdkEcs {
                 .map_err(|e| classify("DescribeContainerInstances", e))?;
             failures("DescribeContainerInstances", out.failures())?;
             container_instances.extend(out.container_instances().iter().map(instance));
+            self.report("instances", container_instances.len(), Some(instance_arns.len()));
         }
         let mut tasks = Vec::with_capacity(task_arns.len());
         for batch in task_arns.chunks(DESCRIBE_BATCH) {
+            self.pace("DescribeTasks").await;
             let out = self
                 .client
                 .describe_tasks()
@@ -178,9 +252,11 @@ impl EcsApi for SdkEcs {
                 .map_err(|e| classify("DescribeTasks", e))?;
             failures("DescribeTasks", out.failures())?;
             tasks.extend(out.tasks().iter().map(task));
+            self.report("tasks", tasks.len(), Some(task_arns.len()));
         }
         let mut services = Vec::with_capacity(service_arns.len());
         for batch in service_arns.chunks(SERVICES_BATCH) {
+            self.pace("DescribeServices").await;
             let out = self
                 .client
                 .describe_services()
@@ -192,6 +268,7 @@ impl EcsApi for SdkEcs {
                 .map_err(|e| classify("DescribeServices", e))?;
             failures("DescribeServices", out.failures())?;
             services.extend(out.services().iter().map(service));
+            self.report("services", services.len(), Some(service_arns.len()));
         }
         let definitions: BTreeSet<String> = tasks
             .iter()
@@ -203,11 +280,14 @@ impl EcsApi for SdkEcs {
             )
             .collect();
         let mut task_definitions = Vec::with_capacity(definitions.len());
+        let wanted = definitions.len();
         for arn in definitions {
+            self.report("task definitions", task_definitions.len(), Some(wanted));
             if let Some(td) = self.cached(&arn) {
                 task_definitions.push(td);
                 continue;
             }
+            self.pace("DescribeTaskDefinition").await;
             let out = self
                 .client
                 .describe_task_definition()

@@ -10,6 +10,7 @@
 //!
 //! [`server`] puts it behind ECS's JSON 1.1 protocol (`twin serve`, `docs/twin.md`).
 
+pub mod cloudwatch;
 pub mod scheduler;
 pub mod server;
 
@@ -138,6 +139,11 @@ impl Twin {
         let mut snap = state.snap.clone();
         snap.captured_at = Some(state.now);
         snap
+    }
+
+    /// Reads the current state without copying it (the served twin answers every describe from here).
+    pub fn read<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        f(&self.lock().snap)
     }
 
     pub fn stats(&self) -> TwinStats {

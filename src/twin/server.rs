@@ -6,8 +6,12 @@
 //! `nextToken`) and batch limits (100 instances or tasks per describe, 10 services, 10 instances per state update).
 //! The scheduler advances on its own clock: `speed` simulated seconds per wall-clock second.
 //!
-//! Throttling by token buckets at ECS's documented rates (optional), and fault injection: a share of mutations
-//! applied but answered with a 500, as when a response is lost.
+//! Throttling by token buckets at ECS's documented rates (optional), and fault injection ([`Faults`]): internal
+//! errors, added latency, mutations applied but answered with a 500 (a lost response), and describes that report an
+//! item in `failures[]`.
+//!
+//! CloudWatch's `GetMetricData` for Container Insights' instance metrics is served on the same port (see
+//! [`super::cloudwatch`]), so `AWS_ENDPOINT_URL` can point a whole controller at the twin.
 //!
 //! Two endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
 //! format) and `GET /__twin/calls` (how many calls of each operation were served).
@@ -24,6 +28,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
+pub use crate::ecs::limit::Rates;
+use crate::ecs::limit::{BucketKind, Buckets};
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::model::{Snapshot, TaskStatus};
 
@@ -39,9 +45,9 @@ pub struct ServeConfig {
     pub speed: f64,
     /// Token buckets per ECS's documented rates, scaled (`None`: no throttling).
     pub throttle: Option<Rates>,
-    /// Share (0..=1) of mutations that are applied but answered with a 500, as if the response were lost.
-    pub drop_mutation_responses: f64,
-    /// Seeds the choice of which responses to drop.
+    /// Faults injected into answers.
+    pub faults: Faults,
+    /// Seeds the choice of which calls get a fault.
     pub seed: u64,
 }
 
@@ -50,78 +56,56 @@ impl Default for ServeConfig {
         ServeConfig {
             speed: 1.0,
             throttle: None,
-            drop_mutation_responses: 0.0,
+            faults: Faults::default(),
             seed: 1,
         }
     }
 }
 
-/// Burst and refill per second of ECS's throttle buckets (ECS-SEMANTICS §4).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rates {
-    pub cluster_read: (f64, f64),
-    pub cluster_modify: (f64, f64),
-    pub service_read: (f64, f64),
-    pub service_modify: (f64, f64),
-}
-
-impl Rates {
-    /// ECS's documented buckets.
-    pub const ECS: Rates = Rates {
-        cluster_read: (100.0, 20.0),
-        cluster_modify: (100.0, 40.0),
-        service_read: (100.0, 20.0),
-        service_modify: (50.0, 5.0),
-    };
-}
-
-/// One token bucket.
-struct Bucket {
-    burst: f64,
-    refill: f64,
-    tokens: f64,
-    at: std::time::Instant,
-}
-
-impl Bucket {
-    fn new((burst, refill): (f64, f64)) -> Bucket {
-        Bucket {
-            burst,
-            refill,
-            tokens: burst,
-            at: std::time::Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Which bucket an operation draws from.
-fn bucket_of(operation: &str) -> usize {
-    match operation {
-        "DescribeContainerInstances" | "DescribeTasks" | "ListContainerInstances" | "ListTasks" => 0,
-        "StopTask" | "UpdateContainerInstancesState" => 1,
-        "UpdateService" => 3,
-        _ => 2,
-    }
+/// Faults the served twin injects, each as a share (0..=1) of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Calls answered with a 500 `ServerException` without being applied (ECS's own internal errors).
+    pub error_rate: f64,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Mutations applied but answered with a 500, as if the response were lost.
+    pub drop_mutation_responses: f64,
+    /// Describe calls that report their last item in `failures[]` as `MISSING` (an item that went away between the
+    /// list and the describe, or a partial answer): the observation is incomplete.
+    pub describe_failures: f64,
 }
 
 struct Shared {
     twin: Arc<Twin>,
     calls: Mutex<BTreeMap<String, u64>>,
-    buckets: Option<Mutex<[Bucket; 4]>>,
-    drop_rate: f64,
+    buckets: Option<Buckets>,
+    faults: Faults,
     rng: Mutex<fastrand::Rng>,
+}
+
+impl Shared {
+    /// True for a share `p` of calls, drawn from the seeded generator.
+    fn chance(&self, p: f64) -> bool {
+        p > 0.0 && self.rng.lock().map(|mut r| r.f64() < p).unwrap_or(false)
+    }
+}
+
+/// Moves the last described item of an answer into `failures[]` as `MISSING`.
+fn fail_last_item(answer: &mut Value) {
+    for (key, arn_key) in [
+        ("containerInstances", "containerInstanceArn"),
+        ("tasks", "taskArn"),
+        ("services", "serviceArn"),
+    ] {
+        let Some(item) = answer.get_mut(key).and_then(Value::as_array_mut).and_then(Vec::pop) else {
+            continue;
+        };
+        let arn = item.get(arn_key).cloned().unwrap_or(Value::Null);
+        if let Some(failures) = answer.get_mut("failures").and_then(Value::as_array_mut) {
+            failures.push(json!({"arn": arn, "reason": "MISSING"}));
+        }
+    }
 }
 
 /// An AWS-shaped error.
@@ -180,19 +164,13 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
     let shared = Arc::new(Shared {
         twin,
         calls: Mutex::new(BTreeMap::new()),
-        buckets: config.throttle.map(|r| {
-            Mutex::new([
-                Bucket::new(r.cluster_read),
-                Bucket::new(r.cluster_modify),
-                Bucket::new(r.service_read),
-                Bucket::new(r.service_modify),
-            ])
-        }),
-        drop_rate: config.drop_mutation_responses,
+        buckets: config.throttle.map(Buckets::new),
+        faults: config.faults,
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
     });
     Router::new()
         .route("/", post(handle))
+        .route(super::cloudwatch::PATH, post(metric_data))
         .route("/__twin/snapshot", get(snapshot))
         .route("/__twin/calls", get(calls))
         .with_state(shared)
@@ -211,6 +189,14 @@ pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: S
         }
     });
     axum::serve(listener, router(twin, config)).await
+}
+
+/// CloudWatch's `GetMetricData` (RPC v2 CBOR), counted with the ECS calls.
+async fn metric_data(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    if let Ok(mut calls) = shared.calls.lock() {
+        *calls.entry("GetMetricData".to_owned()).or_default() += 1;
+    }
+    shared.twin.read(|snap| super::cloudwatch::get_metric_data(snap, &body))
 }
 
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
@@ -239,12 +225,11 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if let Ok(mut calls) = shared.calls.lock() {
         *calls.entry(operation.to_owned()).or_default() += 1;
     }
+    if !shared.faults.latency.is_zero() {
+        tokio::time::sleep(shared.faults.latency).await;
+    }
     if let Some(buckets) = &shared.buckets {
-        let allowed = buckets
-            .lock()
-            .map(|mut b| b[bucket_of(operation)].take())
-            .unwrap_or(true);
-        if !allowed {
+        if buckets.try_take(BucketKind::of(operation)).is_err() {
             return ApiError {
                 code: "ThrottlingException",
                 message: "Rate exceeded".into(),
@@ -264,16 +249,20 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             Err(e) => return ApiError::invalid(format!("malformed JSON: {e}")).into_response(),
         }
     };
-    let result = dispatch(&shared.twin, operation, &request).await;
-    let dropped = mutation
-        && result.is_ok()
-        && shared.drop_rate > 0.0
-        && shared
-            .rng
-            .lock()
-            .map(|mut r| r.f64() < shared.drop_rate)
-            .unwrap_or(false);
-    if dropped {
+    if shared.chance(shared.faults.error_rate) {
+        return ApiError {
+            code: "ServerException",
+            message: "injected fault: internal error, nothing was applied".into(),
+        }
+        .into_response();
+    }
+    let mut result = dispatch(&shared.twin, operation, &request).await;
+    if operation.starts_with("Describe") && shared.chance(shared.faults.describe_failures) {
+        if let Ok(answer) = &mut result {
+            fail_last_item(answer);
+        }
+    }
+    if mutation && result.is_ok() && shared.chance(shared.faults.drop_mutation_responses) {
         // The mutation happened; the caller is told nothing useful, as when a response is lost.
         return ApiError {
             code: "ServerException",
@@ -406,9 +395,16 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiError> {
-    let snap = twin.snapshot();
+    match operation {
+        "StopTask" | "UpdateService" | "UpdateContainerInstancesState" => mutate(twin, operation, req).await,
+        _ => twin.read(|snap| read(snap, operation, req)),
+    }
+}
+
+/// A read, answered from the twin's state in place.
+fn read(snap: &Snapshot, operation: &str, req: &Value) -> Result<Value, ApiError> {
     if operation != "DescribeTaskDefinition" {
-        check_cluster(&snap, req)?;
+        check_cluster(snap, req)?;
     }
     match operation {
         "ListContainerInstances" => {
@@ -481,6 +477,18 @@ async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, Ap
                 })?;
             Ok(json!({"taskDefinition": to_value(td), "tags": []}))
         }
+        other => Err(ApiError {
+            code: "UnknownOperationException",
+            message: format!("the twin does not serve {other}"),
+        }),
+    }
+}
+
+/// A mutation, applied through the twin's `EcsApi`.
+async fn mutate(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiError> {
+    let snap = twin.snapshot();
+    check_cluster(&snap, req)?;
+    match operation {
         "StopTask" => {
             let asked = string(req, "task").ok_or_else(|| ApiError::invalid("task is required"))?;
             let arn = snap
@@ -552,10 +560,16 @@ async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, Ap
 
 /// Items named by `ids` (ARN or last ARN segment), in request order, and a `MISSING` failure for the rest.
 fn describe<T: serde::Serialize>(ids: &[String], items: &[T], arn: impl Fn(&T) -> &String) -> (Vec<Value>, Vec<Value>) {
+    let mut by_name: std::collections::HashMap<&str, &T> = std::collections::HashMap::with_capacity(items.len() * 2);
+    for item in items {
+        let a = arn(item).as_str();
+        by_name.insert(a.rsplit('/').next().unwrap_or(a), item);
+        by_name.insert(a, item);
+    }
     let mut found = Vec::new();
     let mut failures = Vec::new();
     for id in ids {
-        match items.iter().find(|i| names(arn(i), id)) {
+        match by_name.get(id.as_str()) {
             Some(i) => found.push(to_value(i)),
             None => failures.push(json!({"arn": id, "reason": "MISSING"})),
         }
