@@ -28,14 +28,17 @@
 pub mod aws;
 pub mod ecs;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod placement;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
 pub mod report;
+pub mod run;
 pub mod scenarios;
 pub mod simulate;
+pub mod status;
 #[doc(hidden)]
 pub mod testing;
 pub mod twin;

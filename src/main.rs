@@ -104,6 +104,39 @@ enum Command {
     },
     /// Watch the controller rebalance a built-in cluster after a scale-out (no AWS, no network).
     Demo,
+    /// Create the ledger table in DynamoDB (on-demand, TTL on expiresAt).
+    Init {
+        #[arg(long, env = "ECS_REBALANCER_TABLE")]
+        table: String,
+    },
+    /// One controller cycle under the cluster's lease, for cron or EventBridge Scheduler. Exit 0: the cycle ran;
+    /// 3: another replica holds the lease; 4: the cycle refused to act (incomplete observation, lease lost); 1: an
+    /// AWS or ledger error; 2: bad input.
+    Once {
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+    /// The controller, continuously: a cycle every policy interval while this replica holds the lease; policy edits
+    /// picked up; SIGTERM finishes the step in progress and releases the lease.
+    Run {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Serve /metrics, /healthz and /readyz here.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+    },
+    /// What the ledger says about a cluster: the leader, actions in flight and recent, cooldowns.
+    Status {
+        #[arg(long, env = "ECS_CLUSTER")]
+        cluster: String,
+        #[arg(long, env = "ECS_REBALANCER_TABLE")]
+        table: String,
+        /// How far back "recent" goes.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The twin as a local ECS.
     Twin {
         #[command(subcommand)]
@@ -160,6 +193,30 @@ enum TwinCommand {
     },
 }
 
+/// Options of `once` and `run`.
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// A policy file, or a folder of them; the one whose `clusters` matches --cluster is used.
+    #[arg(long)]
+    policy: PathBuf,
+    #[arg(long, env = "ECS_CLUSTER")]
+    cluster: String,
+    /// The ledger table (see `init`).
+    #[arg(long, env = "ECS_REBALANCER_TABLE")]
+    table: String,
+    /// Send ECS requests here (as the AWS CLI's --endpoint-url); other services follow AWS_ENDPOINT_URL_<SERVICE>.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// How long a lease renewal lets this replica act, and how long a follower waits for a silent leader.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    lease_duration: std::time::Duration,
+    /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act).
+    #[arg(long, hide = true)]
+    crash_at: Option<ecs_rebalancer::reconcile::CrashPoint>,
+}
+
 /// Options of every command that talks to AWS.
 #[derive(clap::Args)]
 struct AwsArgs {
@@ -190,14 +247,31 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// A command that ends with a particular exit code, its reason already reported.
+#[derive(Debug)]
+struct Exit(u8, String);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let controller = matches!(cli.command, Command::Run { .. } | Command::Once { .. });
+    logging(if controller { "info" } else { "warn" });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(BadInput(message)) = e.downcast_ref::<BadInput>() {
                 eprintln!("{message}");
                 ExitCode::from(EXIT_BAD_INPUT)
+            } else if let Some(Exit(code, message)) = e.downcast_ref::<Exit>() {
+                eprintln!("{message}");
+                ExitCode::from(*code)
             } else {
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
@@ -339,6 +413,106 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => snapshot.save(&path)?,
                 None => println!("{}", serde_json::to_string_pretty(&snapshot)?),
             }
+            Ok(())
+        }
+        Command::Init { table } => runtime()?.block_on(async {
+            let conf = ecs_rebalancer::aws::load().await;
+            ecs_rebalancer::ledger::dynamo::create_table(&conf, &table).await?;
+            println!("created table {table} (on-demand, TTL on expiresAt)");
+            anyhow::Ok(())
+        }),
+        Command::Once { controller } => {
+            let source = ecs_rebalancer::run::PolicySource::open(&controller.policy, &controller.cluster)
+                .map_err(|e| BadInput(e.to_string()))?;
+            runtime()?.block_on(async {
+                let (conf, settings) = connect(&controller).await?;
+                let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &controller.table);
+                let metrics = ecs_rebalancer::metrics::Metrics::default();
+                let policy = source.current().clone();
+                let ecs = ecs_client(&conf, &controller, &policy);
+                use ecs_rebalancer::run::OnceOutcome;
+                let outcome = match &ecs {
+                    Either::Plain(e) => ecs_rebalancer::run::once(e, &ledger, policy, &settings, &metrics).await,
+                    Either::Measured(e) => ecs_rebalancer::run::once(e, &ledger, policy, &settings, &metrics).await,
+                }?;
+                match outcome {
+                    OnceOutcome::Ran(report) => {
+                        println!(
+                            "{}: {} sent, {} settled, {} in flight",
+                            report.plan.summary,
+                            report.acted.len(),
+                            report.settled.len(),
+                            report.in_flight
+                        );
+                        Ok(())
+                    }
+                    OnceOutcome::NotLeader(holder) => Err(Exit(
+                        3,
+                        format!(
+                            "another replica holds the lease ({}); nothing done",
+                            holder.map_or_else(|| "?".into(), |f| format!("{} epoch {}", f.holder, f.epoch))
+                        ),
+                    )
+                    .into()),
+                    OnceOutcome::Refused(why) => Err(Exit(4, format!("refused to act: {why}")).into()),
+                }
+            })
+        }
+        Command::Run { controller, listen } => {
+            let source = ecs_rebalancer::run::PolicySource::open(&controller.policy, &controller.cluster)
+                .map_err(|e| BadInput(e.to_string()))?;
+            runtime()?.block_on(async {
+                let (conf, settings) = connect(&controller).await?;
+                let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &controller.table);
+                let metrics = std::sync::Arc::new(ecs_rebalancer::metrics::Metrics::default());
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+                let server = axum::serve(listener, ecs_rebalancer::metrics::router(metrics.clone()));
+                tokio::spawn(async move { server.await });
+                let ecs = ecs_client(&conf, &controller, source.current());
+                match &ecs {
+                    Either::Plain(e) => {
+                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await;
+                    }
+                    Either::Measured(e) => {
+                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        }
+        Command::Status {
+            cluster,
+            table,
+            since,
+            output,
+        } => {
+            use ecs_rebalancer::ledger::Ledger as _;
+            let status = runtime()?.block_on(async {
+                let conf = ecs_rebalancer::aws::load().await;
+                let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &table);
+                let now = chrono::Utc::now();
+                let from = now - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(1));
+                let actions = ledger.actions(&cluster).await?;
+                let actions = actions
+                    .into_iter()
+                    .filter(|a| a.state.in_flight() || a.updated_at > from)
+                    .collect();
+                let lease = ledger.read_lease(&cluster).await?;
+                let cooldowns = ledger.cooldowns(&cluster, now).await?;
+                anyhow::Ok(ecs_rebalancer::status::Status::new(
+                    &cluster, now, lease, actions, cooldowns,
+                ))
+            })?;
+            let text = match output {
+                Output::Table => status.to_table(),
+                Output::Json => serde_json::to_string_pretty(&status)? + "\n",
+            };
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
             Ok(())
         }
         Command::Demo => {
@@ -486,6 +660,77 @@ fn choose_policy(path: &std::path::Path, cluster: &str, any_cluster: bool) -> an
             ))
         })?;
     Ok(chosen.clone())
+}
+
+/// The ECS side of `once` and `run`: with CloudWatch utilisation when the policy balances on actual use.
+enum Either {
+    Plain(ecs_rebalancer::ecs::sdk::SdkEcs),
+    Measured(
+        ecs_rebalancer::utilization::WithUtilization<
+            ecs_rebalancer::ecs::sdk::SdkEcs,
+            ecs_rebalancer::utilization::cloudwatch::CloudWatch,
+        >,
+    ),
+}
+
+fn ecs_client(conf: &aws_config::SdkConfig, args: &ControllerArgs, policy: &policy::Policy) -> Either {
+    use ecs_rebalancer::policy::Metric;
+    use ecs_rebalancer::utilization::{cloudwatch::CloudWatch, Window, WithUtilization};
+    let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf(conf, args.endpoint_url.as_deref(), &args.cluster)
+        .read_share((args.aws.read_share > 0.0).then_some(args.aws.read_share));
+    match policy.metric {
+        Metric::CpuAvailable | Metric::MemAvailable => Either::Measured(WithUtilization::new(
+            ecs,
+            CloudWatch::from_conf(conf, None, Window::of(policy)),
+        )),
+        _ => Either::Plain(ecs),
+    }
+}
+
+/// Loads the AWS configuration, checks the account when one is expected, and names this replica.
+async fn connect(args: &ControllerArgs) -> anyhow::Result<(aws_config::SdkConfig, ecs_rebalancer::run::Settings)> {
+    let conf = ecs_rebalancer::aws::load().await;
+    ecs_rebalancer::aws::guard(&conf, args.aws.expect_account.as_deref()).await?;
+    let settings = ecs_rebalancer::run::Settings {
+        cluster: args.cluster.clone(),
+        holder: ecs_rebalancer::ledger::lease::holder_id(),
+        lease: ecs_rebalancer::ledger::lease::LeaseConfig::new(args.lease_duration),
+        crash_at: args.crash_at,
+    };
+    tracing::info!(cluster = %settings.cluster, holder = %settings.holder, table = %args.table, "starting");
+    Ok((conf, settings))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown requested: finishing the step in progress");
+}
+
+/// `tracing` to stderr: JSON lines when stderr is not a terminal (a container's log driver), text on a terminal;
+/// the level from `RUST_LOG`, else `default`.
+fn logging(default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    }
 }
 
 /// One line on a terminal, rewritten as an observation goes: `tasks: 1200/20000`.

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ecs::{EcsApi, EcsError, InstanceState};
-use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Ledger, LedgerError};
+use crate::ledger::lease::LeaseView;
+use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Fence, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, TaskStatus};
 use crate::plan::{self, Episode, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
@@ -66,7 +67,7 @@ pub struct CycleReport {
     /// Ids of the actions sent to ECS this cycle.
     pub acted: Vec<String>,
     /// Ids of the actions that finished this cycle, with what happened.
-    pub settled: Vec<(String, String)>,
+    pub settled: Vec<(String, ActionState, String)>,
     /// Planned actions not sent, with why (the target changed, already claimed, ECS refused).
     pub not_sent: Vec<(String, String)>,
     /// Actions still in flight after this cycle.
@@ -99,7 +100,36 @@ pub struct Controller<'a, E, L> {
     /// Act even when the policy says `dry-run` (`simulate` plays dry-run policies as if enforced).
     force_enforce: bool,
     mispredicted: HashMap<String, u32>,
+    /// Under a lease, every claim and ECS mutation first proves the lease fresh (`None`: no lease, as in `simulate`).
+    lease: Option<LeaseView>,
+    /// For the crash tests: abort the process at this point of the first action.
+    crash_at: Option<CrashPoint>,
     pub stats: ControllerStats,
+}
+
+/// Where the crash tests stop a controller dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The action is claimed in the ledger, nothing sent to ECS.
+    AfterClaim,
+    /// ECS has the action, the ledger still says claimed.
+    AfterAct,
+}
+
+impl std::str::FromStr for CrashPoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "after-claim" => Ok(CrashPoint::AfterClaim),
+            "after-act" => Ok(CrashPoint::AfterAct),
+            _ => Err(format!("{s:?}: expected after-claim or after-act")),
+        }
+    }
+}
+
+fn crash(point: &str) -> ! {
+    eprintln!("crash-at {point}: aborting as asked");
+    std::process::abort()
 }
 
 /// The deterministic id of a planned action: the same move observed twice claims the same record.
@@ -133,7 +163,32 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             episode: Episode::default(),
             force_enforce: false,
             mispredicted: HashMap::new(),
+            lease: None,
+            crash_at: None,
             stats: ControllerStats::default(),
+        }
+    }
+
+    /// Acts only while `lease` is provably fresh, and claims under its fence.
+    pub fn under_lease(mut self, lease: LeaseView) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Aborts the process at `point` (hidden `--crash-at`, for the crash-recovery tests).
+    pub fn crash_at(mut self, point: Option<CrashPoint>) -> Self {
+        self.crash_at = point;
+        self
+    }
+
+    /// `Ok(None)` without a lease, `Ok(Some(fence))` while it is fresh, `Err` when it cannot be proven.
+    fn fence(&self) -> Result<Option<Fence>, String> {
+        match &self.lease {
+            None => Ok(None),
+            Some(view) => view
+                .fence()
+                .map(Some)
+                .ok_or_else(|| "the lease cannot be proven fresh: not acting".to_owned()),
         }
     }
 
@@ -224,9 +279,39 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             predicted_landing: action.predicted_landing.clone(),
             tasks: action.tasks_restarted,
             outcome: None,
+            holder: String::new(),
+            epoch: 0,
+            token: format!("{:016x}", fastrand::u64(..)),
         };
-        if let Claim::AlreadyClaimed(existing) = self.ledger.claim(record).await? {
+        let fence = match self.fence() {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(why)),
+        };
+        let record = ActionRecord {
+            holder: fence.as_ref().map(|f| f.holder.clone()).unwrap_or_default(),
+            epoch: fence.as_ref().map_or(0, |f| f.epoch),
+            ..record
+        };
+        let target = record.target.clone();
+        if let Claim::AlreadyClaimed(existing) = self.ledger.claim(record, fence.as_ref()).await? {
+            tracing::info!(action = %id, state = existing.state.as_str(), "already claimed; not acting again");
             return Ok(Err(format!("already claimed ({:?})", existing.state)));
+        }
+        tracing::info!(
+            action = %id,
+            kind = action.kind,
+            target = %target,
+            reason = %action.reason,
+            landing = ?action.predicted_landing,
+            "claimed"
+        );
+        if self.crash_at == Some(CrashPoint::AfterClaim) {
+            crash("after-claim");
+        }
+        // The claim is recorded; if the lease went stale meanwhile, leave it claimed for whoever leads to settle.
+        if let Err(why) = self.fence() {
+            tracing::warn!(action = %id, "{why}; left claimed for the leader to settle");
+            return Ok(Err(format!("claimed, then {why}")));
         }
         let result = match action.kind {
             "stop-task" => {
@@ -251,6 +336,13 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                     .await
             }
         };
+        if self.crash_at == Some(CrashPoint::AfterAct) {
+            crash("after-act");
+        }
+        match &result {
+            Ok(()) => tracing::info!(action = %id, "sent to ECS"),
+            Err(e) => tracing::warn!(action = %id, error = %e, "ECS call failed"),
+        }
         match result {
             Ok(()) => {
                 self.ledger
@@ -273,7 +365,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     }
 
     /// Finishes what is in flight, from what ECS shows now.
-    async fn settle(&mut self, cluster: &Cluster, now: DateTime<Utc>) -> Result<Vec<(String, String)>, CycleError> {
+    async fn settle(
+        &mut self,
+        cluster: &Cluster,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, ActionState, String)>, CycleError> {
         let mut finished = Vec::new();
         for r in self.ledger.in_flight(&self.cluster).await? {
             let overdue = now - r.claimed_at > chrono::Duration::from_std(ACTION_DEADLINE).unwrap_or_default();
@@ -314,13 +410,19 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                     }
                 }
             }
-            self.ledger
+            if !self
+                .ledger
                 .update(&self.cluster, &r.id, state, Some(outcome.clone()), now)
-                .await?;
+                .await?
+            {
+                tracing::info!(action = %r.id, "already settled by another replica");
+                continue;
+            }
+            tracing::info!(action = %r.id, state = state.as_str(), outcome = %outcome, "settled");
             if state == ActionState::Done {
                 self.start_cooldowns(&r, now).await?;
             }
-            finished.push((r.id.clone(), outcome));
+            finished.push((r.id.clone(), state, outcome));
         }
         Ok(finished)
     }
@@ -377,6 +479,9 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             })
             .count();
         if remaining > 0 && !overdue {
+            return Verdict::Waiting;
+        }
+        if self.fence().is_err() {
             return Verdict::Waiting;
         }
         match self.ecs.set_instance_state(&r.target, InstanceState::Active).await {

@@ -6,13 +6,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, Ledger, LedgerError};
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError};
 
 #[derive(Default)]
 struct Tables {
     /// (cluster, id) → record.
     actions: BTreeMap<(String, String), ActionRecord>,
     cooldowns: Vec<(String, CooldownTarget, DateTime<Utc>)>,
+    leases: BTreeMap<String, LeaseRecord>,
 }
 
 /// A ledger that lives as long as the process.
@@ -37,10 +38,25 @@ impl MemoryLedger {
 }
 
 impl Ledger for MemoryLedger {
-    async fn claim(&self, record: ActionRecord) -> Result<Claim, LedgerError> {
+    async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
         let mut t = self.lock();
+        if let Some(f) = fence {
+            let holds = t
+                .leases
+                .get(&record.cluster)
+                .is_some_and(|l| l.holder == f.holder && l.epoch == f.epoch && !l.released);
+            if !holds {
+                return Err(LedgerError::Fenced {
+                    holder: f.holder.clone(),
+                    epoch: f.epoch,
+                });
+            }
+        }
         let key = (record.cluster.clone(), record.id.clone());
         if let Some(existing) = t.actions.get(&key) {
+            if existing.token == record.token {
+                return Ok(Claim::Claimed);
+            }
             return Ok(Claim::AlreadyClaimed(Box::new(existing.clone())));
         }
         t.actions.insert(key, record);
@@ -54,18 +70,21 @@ impl Ledger for MemoryLedger {
         state: ActionState,
         outcome: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<bool, LedgerError> {
         let mut t = self.lock();
         let r = t
             .actions
             .get_mut(&(cluster.to_owned(), id.to_owned()))
             .ok_or_else(|| LedgerError::NotFound(id.to_owned()))?;
+        if !state.may_follow(r.state) {
+            return Ok(false);
+        }
         r.state = state;
         r.updated_at = now;
         if outcome.is_some() {
             r.outcome = outcome;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
@@ -112,5 +131,23 @@ impl Ledger for MemoryLedger {
             .filter(|(c, _, until)| c == cluster && *until > now)
             .map(|(_, t, until)| (t.clone(), *until))
             .collect())
+    }
+
+    async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {
+        Ok(self.lock().leases.get(cluster).cloned())
+    }
+
+    async fn write_lease(
+        &self,
+        cluster: &str,
+        lease: &LeaseRecord,
+        expected_version: Option<&str>,
+    ) -> Result<bool, LedgerError> {
+        let mut t = self.lock();
+        if t.leases.get(cluster).map(|l| l.version.as_str()) != expected_version {
+            return Ok(false);
+        }
+        t.leases.insert(cluster.to_owned(), lease.clone());
+        Ok(true)
     }
 }

@@ -1,9 +1,15 @@
 //! The ledger: every move is recorded before it is made, so a crash, a restart or a second replica can neither lose
 //! nor repeat it. The trait speaks in typed outcomes ([`Claim`]): "someone got there first" is a normal answer, not
-//! an error. Implementations: [`memory::MemoryLedger`] now; DynamoDB with the production controller.
+//! an error. Two implementations pass one shared test suite (`tests/ledger_contract.rs`): [`memory::MemoryLedger`]
+//! for the twin, `simulate` and tests, and [`dynamo::DynamoLedger`] for production.
 //!
 //! Action ids are deterministic (see `reconcile::action_id`): the same move observed twice claims the same id.
+//! States move forward only, each move a conditional write ([`ActionState::may_follow`]). A claim made under a
+//! lease carries its [`Fence`] (holder and epoch), and is written only if the lease still names that holder and
+//! epoch: a deposed leader that wakes up late cannot claim anything. The lease protocol itself is in [`lease`].
 
+pub mod dynamo;
+pub mod lease;
 pub mod memory;
 
 use std::future::Future;
@@ -33,6 +39,61 @@ impl ActionState {
     pub fn in_flight(self) -> bool {
         matches!(self, ActionState::Claimed | ActionState::Acting)
     }
+
+    /// Whether a record in state `from` may move to `self`: claimed → acting → done | failed | abandoned, and
+    /// claimed straight to an end. Ends are final.
+    pub fn may_follow(self, from: ActionState) -> bool {
+        match self {
+            ActionState::Claimed => false,
+            ActionState::Acting => from == ActionState::Claimed,
+            ActionState::Done | ActionState::Failed | ActionState::Abandoned => from.in_flight(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Claimed => "claimed",
+            ActionState::Acting => "acting",
+            ActionState::Done => "done",
+            ActionState::Failed => "failed",
+            ActionState::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionState> {
+        [
+            ActionState::Claimed,
+            ActionState::Acting,
+            ActionState::Done,
+            ActionState::Failed,
+            ActionState::Abandoned,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// The proof a lease holder carries into every claim; the epoch is the fencing token, raised by every takeover.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Fence {
+    pub holder: String,
+    pub epoch: u64,
+}
+
+/// The lease item of a cluster, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub epoch: u64,
+    /// Changes with every write: what a follower watches, and what every write is conditioned on.
+    pub version: String,
+    /// How long the holder may act after a renewal, as the holder promised it.
+    pub duration_ms: u64,
+    /// Wall-clock time of the last write, for people (`status`); never used to decide.
+    pub renewed_at: DateTime<Utc>,
+    /// Given up on shutdown: a follower may take over at once.
+    pub released: bool,
 }
 
 /// One move, as recorded.
@@ -58,6 +119,11 @@ pub struct ActionRecord {
     pub tasks: u32,
     /// What really happened, once settled.
     pub outcome: Option<String>,
+    /// The replica that claimed it and the lease epoch it held (empty and 0 without a lease).
+    pub holder: String,
+    pub epoch: u64,
+    /// A nonce of the claim attempt: a claim that finds its own token already written is its own retry.
+    pub token: String,
 }
 
 /// The answer to a claim.
@@ -82,6 +148,12 @@ pub enum LedgerError {
     Unavailable(String),
     #[error("no action {0}")]
     NotFound(String),
+    /// A claim under a lease that no longer names this holder and epoch: someone else leads now.
+    #[error("fenced: the lease is no longer held by {holder} at epoch {epoch}")]
+    Fenced { holder: String, epoch: u64 },
+    /// The table is missing or not shaped as `init` makes it.
+    #[error("ledger table: {0}")]
+    Table(String),
 }
 
 impl LedgerError {
@@ -89,15 +161,25 @@ impl LedgerError {
         match self {
             LedgerError::Unavailable(_) => "unavailable",
             LedgerError::NotFound(_) => "not_found",
+            LedgerError::Fenced { .. } => "fenced",
+            LedgerError::Table(_) => "table",
         }
     }
 }
 
-/// The durable record of moves and cooldowns.
+/// The durable record of moves, cooldowns and the lease.
 pub trait Ledger {
-    /// Records a new action if its id is new (a conditional write).
-    fn claim(&self, record: ActionRecord) -> impl Future<Output = Result<Claim, LedgerError>> + Send;
-    /// Moves an action to `state`, with what happened.
+    /// Records a new action if its id is new (a conditional write). With a fence, only while the lease names that
+    /// holder and epoch (one transaction), else [`LedgerError::Fenced`]. A retried claim of our own (same id,
+    /// holder and epoch) answers `Claimed` again.
+    fn claim(
+        &self,
+        record: ActionRecord,
+        fence: Option<&Fence>,
+    ) -> impl Future<Output = Result<Claim, LedgerError>> + Send;
+    /// Moves an action to `state` with what happened, if `state` may follow its current one
+    /// ([`ActionState::may_follow`], a conditional write). `false`: it had already moved on (another replica
+    /// settled it), nothing written.
     fn update(
         &self,
         cluster: &str,
@@ -105,7 +187,7 @@ pub trait Ledger {
         state: ActionState,
         outcome: Option<String>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
     /// Every action of the cluster still claimed or acting.
     fn in_flight(&self, cluster: &str) -> impl Future<Output = Result<Vec<ActionRecord>, LedgerError>> + Send;
     /// Actions claimed since `since` (for the hourly budget and for `status`).
@@ -126,6 +208,35 @@ pub trait Ledger {
         cluster: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError>> + Send;
+    /// The cluster's lease item, if any (a strongly consistent read).
+    fn read_lease(&self, cluster: &str) -> impl Future<Output = Result<Option<LeaseRecord>, LedgerError>> + Send;
+    /// Writes the lease item if it is still at `expected_version` (`None`: if there is none). `false`: it changed
+    /// meanwhile, nothing written.
+    fn write_lease(
+        &self,
+        cluster: &str,
+        lease: &LeaseRecord,
+        expected_version: Option<&str>,
+    ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
+}
+
+impl CooldownTarget {
+    /// `service#NAME` or `instance#ARN`: the key suffix and the form `status` shows.
+    pub fn key(&self) -> String {
+        match self {
+            CooldownTarget::Service(s) => format!("service#{s}"),
+            CooldownTarget::Instance(i) => format!("instance#{i}"),
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<CooldownTarget> {
+        let (kind, target) = key.split_once('#')?;
+        match kind {
+            "service" => Some(CooldownTarget::Service(target.to_owned())),
+            "instance" => Some(CooldownTarget::Instance(target.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 /// Builds the planner's view of the ledger at `now`.

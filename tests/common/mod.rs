@@ -1,8 +1,12 @@
 //! Shared by the integration tests: running the built binary.
 
+#[allow(dead_code)]
+pub mod moto;
+
 use std::path::Path;
 use std::process::Command;
 
+#[allow(dead_code)]
 /// Runs `ecs-rebalancer ARGS…` in `dir`; returns the exit code, stdout and stderr.
 pub fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
@@ -15,4 +19,60 @@ pub fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stdout).expect("UTF-8 stdout"),
         String::from_utf8(out.stderr).expect("UTF-8 stderr"),
     )
+}
+
+/// `GET path` on a local server, as JSON (the twin's own endpoints), without an HTTP client crate.
+#[allow(dead_code)]
+pub async fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.expect("read");
+    let body = raw.split_once("\r\n\r\n").expect("a body").1;
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// `ecs-rebalancer twin serve` in a child process, killed on drop.
+#[allow(dead_code)]
+pub struct TwinServer {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+#[allow(dead_code)]
+impl TwinServer {
+    pub fn start(snapshot: &Path, extra: &[&str]) -> TwinServer {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+            .args(["twin", "serve", "--listen", "127.0.0.1:0", "--snapshot"])
+            .arg(snapshot)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start twin serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("twin serve said {line:?}"))
+            .to_owned();
+        TwinServer { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TwinServer {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }

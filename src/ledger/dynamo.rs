@@ -1,0 +1,537 @@
+//! The ledger in DynamoDB: the only file that imports `aws-sdk-dynamodb`.
+//!
+//! One table (ARCHITECTURE.md): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`, `action#<id>` or
+//! `cooldown#<service|instance>#<target>`. Every write that decides something is conditional:
+//! - a claim is `attribute_not_exists(sk)`, and under a lease a `TransactWriteItems` whose `ConditionCheck` requires
+//!   the lease item to still name the holder and epoch (the fencing token);
+//!   `ReturnValuesOnConditionCheckFailure=ALL_OLD` returns the item that blocked it, so our own retried write
+//!   (same claim token) is told from someone else's;
+//! - a state change requires the current state to be one it may follow (`claimed → acting → done | failed |
+//!   abandoned`);
+//! - a lease write requires the version it read.
+//!
+//! Reads are strongly consistent. TTL (`expiresAt`, epoch seconds) only collects finished actions and cooldowns
+//! (DynamoDB deletes expired items lazily, within days): expiry is always compared on read, never assumed.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement, KeyType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Finished actions are kept this long before TTL may collect them (status shows them meanwhile).
+const KEEP_FINISHED_DAYS: i64 = 30;
+
+/// A ledger in a DynamoDB table made by [`create_table`] (`ecs-rebalancer init`).
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    /// A client from a loaded AWS configuration (endpoint from `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`).
+    pub fn from_conf(conf: &aws_config::SdkConfig, table: &str) -> DynamoLedger {
+        DynamoLedger {
+            client: Client::new(conf),
+            table: table.to_owned(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn query(&self, cluster: &str, prefix: &str) -> Result<Vec<Item>, LedgerError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk(cluster)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The item that blocked a claim, when the failure did not carry it.
+    async fn get(&self, cluster: &str, sk: &str) -> Result<Option<Item>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("pk", s(pk(cluster)))
+            .key("sk", s(sk))
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item().cloned())
+    }
+
+    /// Every action of the cluster, newest claim first (for `status`).
+    pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
+        let mut all: Vec<ActionRecord> = self
+            .query(cluster, "action#")
+            .await?
+            .iter()
+            .filter_map(record_from)
+            .collect();
+        all.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(all)
+    }
+}
+
+/// Creates the ledger table: on-demand capacity, `pk`/`sk` string keys, TTL on `expiresAt`. An existing table of
+/// that name is reported, not changed.
+pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(), LedgerError> {
+    let client = Client::new(conf);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| LedgerError::Table(e.to_string()))
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| LedgerError::Table(e.to_string()))
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error().and_then(|s| s.code()) {
+            Some("ResourceInUseException") => LedgerError::Table(format!("table {table} already exists")),
+            _ => classify("CreateTable", e),
+        })?;
+    // A new table is CREATING for a few seconds; TTL can be set once it is ACTIVE.
+    for _ in 0..60 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", e))?;
+        if out.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expiresAt")
+                .enabled(true)
+                .build()
+                .map_err(|e| LedgerError::Table(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| classify("UpdateTimeToLive", e))?;
+    Ok(())
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkError<E>) -> LedgerError {
+    match &e {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            let message = format!("{operation}: {code}: {}", service.err().message().unwrap_or(""));
+            match code {
+                "ResourceNotFoundException" => LedgerError::Table(format!(
+                    "{message} (create the table with `ecs-rebalancer init --table NAME`)"
+                )),
+                _ => LedgerError::Unavailable(message),
+            }
+        }
+        _ => LedgerError::Unavailable(format!("{operation}: {e:?}")),
+    }
+}
+
+fn pk(cluster: &str) -> String {
+    format!("cluster#{cluster}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Timestamps as RFC 3339 with milliseconds and `Z`: they sort as strings, so conditions can compare them.
+fn time(t: DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
+    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+fn get_time(item: &Item, key: &str) -> Option<DateTime<Utc>> {
+    get_s(item, key)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn record_item(r: &ActionRecord) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(pk(&r.cluster)));
+    item.insert("sk".into(), s(format!("action#{}", r.id)));
+    item.insert("id".into(), s(&r.id));
+    item.insert("cluster".into(), s(&r.cluster));
+    item.insert("kind".into(), s(&r.kind));
+    item.insert("target".into(), s(&r.target));
+    let optional = [
+        ("service", &r.service),
+        ("instance", &r.instance),
+        ("deploymentBefore", &r.deployment_before),
+        ("outcome", &r.outcome),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            item.insert(key.into(), s(v));
+        }
+    }
+    item.insert("state".into(), s(r.state.as_str()));
+    item.insert("claimedAt".into(), time(r.claimed_at));
+    item.insert("updatedAt".into(), time(r.updated_at));
+    item.insert("reason".into(), s(&r.reason));
+    item.insert(
+        "predictedLanding".into(),
+        AttributeValue::L(r.predicted_landing.iter().map(s).collect()),
+    );
+    item.insert("tasks".into(), n(r.tasks));
+    item.insert("holder".into(), s(&r.holder));
+    item.insert("epoch".into(), n(r.epoch));
+    item.insert("token".into(), s(&r.token));
+    item
+}
+
+fn record_from(item: &Item) -> Option<ActionRecord> {
+    let owned = |key: &str| get_s(item, key).map(str::to_owned);
+    Some(ActionRecord {
+        id: owned("id")?,
+        cluster: owned("cluster")?,
+        kind: owned("kind")?,
+        target: owned("target")?,
+        service: owned("service"),
+        instance: owned("instance"),
+        deployment_before: owned("deploymentBefore"),
+        state: ActionState::parse(get_s(item, "state")?)?,
+        claimed_at: get_time(item, "claimedAt")?,
+        updated_at: get_time(item, "updatedAt")?,
+        reason: owned("reason").unwrap_or_default(),
+        predicted_landing: item
+            .get("predictedLanding")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        tasks: get_n(item, "tasks").unwrap_or(0),
+        outcome: owned("outcome"),
+        holder: owned("holder").unwrap_or_default(),
+        epoch: get_n(item, "epoch").unwrap_or(0),
+        token: owned("token").unwrap_or_default(),
+    })
+}
+
+fn lease_from(item: &Item) -> Option<LeaseRecord> {
+    Some(LeaseRecord {
+        holder: get_s(item, "holder")?.to_owned(),
+        epoch: get_n(item, "epoch")?,
+        version: get_s(item, "version")?.to_owned(),
+        duration_ms: get_n(item, "durationMs")?,
+        renewed_at: get_time(item, "renewedAt")?,
+        released: item
+            .get("released")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
+
+/// A blocked claim: our own earlier write of the same attempt, or someone else's.
+fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, LedgerError> {
+    match existing.and_then(record_from) {
+        Some(e) if e.token == record.token => Ok(Claim::Claimed),
+        Some(e) => Ok(Claim::AlreadyClaimed(Box::new(e))),
+        None => Err(LedgerError::Unavailable(format!(
+            "claim of {} was refused but no item blocks it",
+            record.id
+        ))),
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
+        let sk = format!("action#{}", record.id);
+        let Some(fence) = fence else {
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(record_item(&record)))
+                .condition_expression("attribute_not_exists(sk)")
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            return match out {
+                Ok(_) => Ok(Claim::Claimed),
+                Err(e) => match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                        match c.item() {
+                            Some(item) => blocked(Some(item), &record),
+                            None => blocked(self.get(&record.cluster, &sk).await?.as_ref(), &record),
+                        }
+                    }
+                    _ => Err(classify("PutItem", e)),
+                },
+            };
+        };
+        let lease_held = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk(&record.cluster)))
+            .key("sk", s("lease"))
+            .condition_expression("holder = :holder AND epoch = :epoch AND released = :no")
+            .expression_attribute_values(":holder", s(&fence.holder))
+            .expression_attribute_values(":epoch", n(fence.epoch))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record_item(&record)))
+            .condition_expression("attribute_not_exists(sk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(lease_held).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let e = match out {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(e) => e,
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = e.as_service_error() else {
+            return Err(classify("TransactWriteItems", e));
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            return Err(LedgerError::Fenced {
+                holder: fence.holder.clone(),
+                epoch: fence.epoch,
+            });
+        }
+        if failed(1) {
+            return match reasons[1].item() {
+                Some(item) => blocked(Some(item), &record),
+                None => blocked(self.get(&record.cluster, &sk).await?.as_ref(), &record),
+            };
+        }
+        Err(LedgerError::Unavailable(format!(
+            "TransactWriteItems cancelled: {:?}",
+            reasons.iter().map(|r| r.code().unwrap_or("None")).collect::<Vec<_>>()
+        )))
+    }
+
+    async fn update(
+        &self,
+        cluster: &str,
+        id: &str,
+        state: ActionState,
+        outcome: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let from: Vec<ActionState> = [ActionState::Claimed, ActionState::Acting]
+            .into_iter()
+            .filter(|f| state.may_follow(*f))
+            .collect();
+        let mut set = vec!["#state = :to", "updatedAt = :now"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(cluster)))
+            .key("sk", s(format!("action#{id}")))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":to", s(state.as_str()))
+            .expression_attribute_values(":now", time(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(o) = outcome {
+            set.push("outcome = :outcome");
+            request = request.expression_attribute_values(":outcome", s(o));
+        }
+        if !state.in_flight() {
+            set.push("expiresAt = :expires");
+            let expires = (now + chrono::Duration::days(KEEP_FINISHED_DAYS)).timestamp();
+            request = request.expression_attribute_values(":expires", n(expires));
+        }
+        let allowed: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        for (name, f) in allowed.iter().zip(&from) {
+            request = request.expression_attribute_values(name, s(f.as_str()));
+        }
+        let condition = match allowed.is_empty() {
+            // Nothing may precede it (a move back to `claimed`): a condition that never holds.
+            true => "attribute_not_exists(pk) AND attribute_exists(pk)".to_owned(),
+            false => format!("#state IN ({})", allowed.join(", ")),
+        };
+        let out = request
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    match c.item() {
+                        Some(_) => Ok(false),
+                        None => match self.get(cluster, &format!("action#{id}")).await? {
+                            Some(_) => Ok(false),
+                            None => Err(LedgerError::NotFound(id.to_owned())),
+                        },
+                    }
+                }
+                _ => Err(classify("UpdateItem", e)),
+            },
+        }
+    }
+
+    async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
+        Ok(self
+            .actions(cluster)
+            .await?
+            .into_iter()
+            .filter(|r| r.state.in_flight())
+            .collect())
+    }
+
+    async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
+        Ok(self
+            .actions(cluster)
+            .await?
+            .into_iter()
+            .filter(|r| r.claimed_at > since)
+            .collect())
+    }
+
+    async fn set_cooldown(
+        &self,
+        cluster: &str,
+        target: CooldownTarget,
+        until: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(cluster)))
+            .item("sk", s(format!("cooldown#{}", target.key())))
+            .item("target", s(target.key()))
+            .item("until", time(until))
+            .item("expiresAt", n((until + chrono::Duration::days(1)).timestamp()))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn cooldowns(
+        &self,
+        cluster: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError> {
+        Ok(self
+            .query(cluster, "cooldown#")
+            .await?
+            .iter()
+            .filter_map(|item| {
+                Some((
+                    CooldownTarget::from_key(get_s(item, "target")?)?,
+                    get_time(item, "until")?,
+                ))
+            })
+            .filter(|(_, until)| *until > now)
+            .collect())
+    }
+
+    async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {
+        Ok(self.get(cluster, "lease").await?.as_ref().and_then(lease_from))
+    }
+
+    async fn write_lease(
+        &self,
+        cluster: &str,
+        lease: &LeaseRecord,
+        expected_version: Option<&str>,
+    ) -> Result<bool, LedgerError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(cluster)))
+            .item("sk", s("lease"))
+            .item("holder", s(&lease.holder))
+            .item("epoch", n(lease.epoch))
+            .item("version", s(&lease.version))
+            .item("durationMs", n(lease.duration_ms))
+            .item("renewedAt", time(lease.renewed_at))
+            .item("released", AttributeValue::Bool(lease.released));
+        request = match expected_version {
+            None => request.condition_expression("attribute_not_exists(sk)"),
+            Some(v) => request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", s(v)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The production controller: `once` (one cycle, for cron or EventBridge Scheduler) and `run` (continuous), both
+//! under the cluster's lease, over any [`EcsApi`] and [`Ledger`].
+//!
+//! A cycle runs only while this replica holds the lease; the lease is renewed while the cycle runs, and the
+//! controller proves it fresh before every claim and every ECS mutation (`reconcile::Controller::under_lease`).
+//! `run` re-reads the policy path when it changes (an invalid edit keeps the last good policy and is reported),
+//! spaces cycles by the policy's interval with ±10 % jitter (sooner while actions are in flight), and on shutdown
+//! finishes the step it is in and releases the lease so a follower takes over at once.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::ecs::{EcsApi, EcsError};
+use crate::ledger::lease::{Elector, LeaseConfig, Role};
+use crate::ledger::{Fence, Ledger, LedgerError};
+use crate::metrics::Metrics;
+use crate::policy::{self, Policy};
+use crate::reconcile::{error_policy, Controller, CrashPoint, CycleError, CycleReport};
+
+/// Who this replica is and how it leads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cluster: String,
+    pub holder: String,
+    pub lease: LeaseConfig,
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// What one `once` did; each maps to an exit code (docs/operations.md).
+#[derive(Debug)]
+pub enum OnceOutcome {
+    /// A cycle ran (it may have acted, or found nothing to do).
+    Ran(Box<CycleReport>),
+    /// Another replica holds the lease: nothing done.
+    NotLeader(Option<Fence>),
+    /// The cycle refused to act: the observation was incomplete or the lease could not be proven.
+    Refused(String),
+}
+
+/// Runs `work` while renewing the lease every `renew_every`.
+async fn with_renewal<L: Ledger, F: Future>(
+    elector: &mut Elector,
+    ledger: &L,
+    metrics: &Metrics,
+    work: F,
+) -> F::Output {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            () = tokio::time::sleep(elector.config().renew_every) => {
+                lease_round(elector, ledger, metrics).await;
+            }
+        }
+    }
+}
+
+/// One lease round; errors are logged, and the lease's freshness runs out on its own.
+async fn lease_round<L: Ledger>(elector: &mut Elector, ledger: &L, metrics: &Metrics) -> Option<Role> {
+    let role = match elector.step(ledger, Utc::now()).await {
+        Ok(role) => Some(role),
+        Err(e) => {
+            tracing::warn!(error = %e, "lease round failed; acting stops when the lease can no longer be proven");
+            None
+        }
+    };
+    let held = i64::from(elector.view().fence().is_some());
+    metrics
+        .lease_held
+        .get_or_create(&vec![("cluster", elector.cluster().to_owned())])
+        .set(held);
+    role
+}
+
+/// Records a cycle's result in the metrics.
+fn observe_cycle(metrics: &Metrics, cluster: &str, result: &Result<CycleReport, CycleError>) {
+    let label = match result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    metrics
+        .cycles
+        .get_or_create(&vec![("cluster", cluster.to_owned()), ("result", label.to_owned())])
+        .inc();
+    match result {
+        Ok(report) => {
+            metrics
+                .score
+                .get_or_create(&vec![("cluster", cluster.to_owned())])
+                .set(report.plan.before.score);
+            let kind = |id: &str| id.split(':').next().unwrap_or("unknown").to_owned();
+            for id in &report.acted {
+                metrics
+                    .actions
+                    .get_or_create(&vec![("kind", kind(id)), ("outcome", "sent".into())])
+                    .inc();
+            }
+            metrics
+                .actions
+                .get_or_create(&vec![("kind", "any".into()), ("outcome", "not_sent".into())])
+                .inc_by(report.not_sent.len() as u64);
+            for (id, state, _) in &report.settled {
+                metrics
+                    .actions
+                    .get_or_create(&vec![("kind", kind(id)), ("outcome", state.as_str().to_owned())])
+                    .inc();
+            }
+            for skip in &report.plan.skipped {
+                metrics
+                    .skips
+                    .get_or_create(&vec![("reason", skip.label.to_owned())])
+                    .inc();
+            }
+        }
+        Err(CycleError::Observe(e @ (EcsError::Throttled(_) | EcsError::Incomplete(_)))) => {
+            metrics
+                .api_errors
+                .get_or_create(&vec![("kind", e.label().to_owned())])
+                .inc();
+        }
+        Err(_) => {}
+    }
+}
+
+fn log_cycle(result: &Result<CycleReport, CycleError>) {
+    match result {
+        Ok(r) => tracing::info!(
+            status = ?r.plan.status,
+            score = r.plan.before.score,
+            acted = r.acted.len(),
+            settled = r.settled.len(),
+            not_sent = r.not_sent.len(),
+            in_flight = r.in_flight,
+            summary = %r.plan.summary,
+            "cycle"
+        ),
+        Err(e) => tracing::warn!(error = %e, kind = e.label(), "cycle failed; nothing acted on"),
+    }
+}
+
+/// One cycle under the lease, then the lease is released.
+pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
+    ecs: &E,
+    ledger: &L,
+    policy: Policy,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<OnceOutcome, CycleError> {
+    let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
+    match acquire_or_wait(&mut elector, ledger).await? {
+        Role::Follower(holder) => {
+            tracing::info!(leader = ?holder, "another replica holds the lease and renews it; nothing to do");
+            return Ok(OnceOutcome::NotLeader(holder));
+        }
+        Role::Leader(fence) => tracing::info!(epoch = fence.epoch, holder = %fence.holder, "lease acquired"),
+    }
+    let mut controller = Controller::new(ecs, ledger, policy, &settings.cluster)
+        .under_lease(elector.view())
+        .crash_at(settings.crash_at);
+    let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
+    observe_cycle(metrics, &settings.cluster, &result);
+    log_cycle(&result);
+    if let Err(e) = elector.release(ledger, Utc::now()).await {
+        tracing::warn!(error = %e, "releasing the lease failed; a follower takes over after one lease");
+    }
+    match result {
+        Ok(report) => Ok(OnceOutcome::Ran(Box::new(report))),
+        Err(CycleError::Observe(e @ EcsError::Incomplete(_))) => Ok(OnceOutcome::Refused(e.to_string())),
+        Err(CycleError::Ledger(e @ LedgerError::Fenced { .. })) => Ok(OnceOutcome::Refused(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the lease if it is free or released; if another holder has it, watches it for one lease: a renewal means
+/// that holder is alive (follow), silence for the whole lease means it is gone (take over, as any follower would).
+async fn acquire_or_wait<L: Ledger>(elector: &mut Elector, ledger: &L) -> Result<Role, LedgerError> {
+    let first = elector.step(ledger, Utc::now()).await?;
+    if matches!(first, Role::Leader(_)) {
+        return Ok(first);
+    }
+    let seen = ledger.read_lease(elector.cluster()).await?.map(|l| l.version);
+    let config = elector.config();
+    let started = Instant::now();
+    tracing::info!(leader = ?first, "the lease is held; watching it for one lease before deciding");
+    while started.elapsed() < config.duration * 2 {
+        tokio::time::sleep(config.renew_every.min(Duration::from_secs(1))).await;
+        match elector.step(ledger, Utc::now()).await? {
+            leader @ Role::Leader(_) => return Ok(leader),
+            follower @ Role::Follower(_) => {
+                let now = ledger.read_lease(elector.cluster()).await?.map(|l| l.version);
+                if now != seen {
+                    return Ok(follower);
+                }
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// The policy from a file or folder, re-read when its files change.
+pub struct PolicySource {
+    path: PathBuf,
+    cluster: String,
+    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    current: Policy,
+}
+
+/// What is there to load at `path`: every file's name, modification time and size.
+fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    let stat = |p: &Path| {
+        let m = std::fs::metadata(p).ok();
+        (
+            p.to_owned(),
+            m.as_ref().and_then(|m| m.modified().ok()),
+            m.map_or(0, |m| m.len()),
+        )
+    };
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            let mut all: Vec<_> = entries.filter_map(Result::ok).map(|e| stat(&e.path())).collect();
+            all.sort();
+            all
+        }
+        Err(_) => vec![stat(path)],
+    }
+}
+
+/// Why a policy path gives no policy for the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no policy in {path} governs cluster {cluster:?}")]
+    NoneForCluster { path: String, cluster: String },
+}
+
+fn load_for(path: &Path, cluster: &str) -> Result<Policy, PolicyError> {
+    let policies = policy::load_paths(&[path]).map_err(|d| PolicyError::Invalid(d.to_string()))?;
+    let chosen = policy::policy_for_cluster(&policies, cluster).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    chosen.cloned().ok_or_else(|| PolicyError::NoneForCluster {
+        path: path.display().to_string(),
+        cluster: cluster.to_owned(),
+    })
+}
+
+impl PolicySource {
+    /// Loads the policy governing `cluster` now; any problem is the caller's bad input.
+    pub fn open(path: &Path, cluster: &str) -> Result<PolicySource, PolicyError> {
+        let fingerprint = fingerprint(path);
+        let current = load_for(path, cluster)?;
+        Ok(PolicySource {
+            path: path.to_owned(),
+            cluster: cluster.to_owned(),
+            fingerprint,
+            current,
+        })
+    }
+
+    pub fn current(&self) -> &Policy {
+        &self.current
+    }
+
+    /// Re-reads the path if anything in it changed. `Some(Ok)`: a new policy; `Some(Err)`: an invalid edit, the
+    /// last good policy stays; `None`: unchanged.
+    pub fn reload(&mut self) -> Option<Result<&Policy, PolicyError>> {
+        let now = fingerprint(&self.path);
+        if now == self.fingerprint {
+            return None;
+        }
+        self.fingerprint = now;
+        Some(load_for(&self.path, &self.cluster).map(|p| {
+            self.current = p;
+            &self.current
+        }))
+    }
+}
+
+/// `interval` ± 10 %.
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * fastrand::f64())
+}
+
+/// Runs until `shutdown` resolves: lease rounds every `renew_every`, a cycle whenever one is due and this replica
+/// leads. On shutdown the step in progress finishes and the lease is released.
+pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
+    ecs: &E,
+    ledger: &L,
+    mut source: PolicySource,
+    settings: &Settings,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
+    let mut controller = Controller::new(ecs, ledger, source.current().clone(), &settings.cluster)
+        .under_lease(elector.view())
+        .crash_at(settings.crash_at);
+    let mut next_cycle = Instant::now();
+    let mut leading = false;
+    tokio::pin!(shutdown);
+    loop {
+        match lease_round(&mut elector, ledger, metrics).await {
+            Some(Role::Leader(fence)) if !leading => {
+                leading = true;
+                tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
+                metrics.set_ready(true);
+            }
+            Some(Role::Follower(holder)) => {
+                if leading {
+                    tracing::warn!(leader = ?holder, "lost the lease; following");
+                }
+                leading = false;
+                metrics.set_ready(true);
+            }
+            Some(_) => metrics.set_ready(true),
+            None => metrics.set_ready(false),
+        }
+        match source.reload() {
+            Some(Ok(p)) => {
+                tracing::info!(policy = %p.name, "policy reloaded");
+                metrics
+                    .policy_reloads
+                    .get_or_create(&vec![("result", "ok".into())])
+                    .inc();
+                controller.set_policy(p.clone());
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "policy edit is invalid; keeping the last good policy");
+                metrics
+                    .policy_reloads
+                    .get_or_create(&vec![("result", "invalid".into())])
+                    .inc();
+            }
+            None => {}
+        }
+        if elector.view().fence().is_some() && Instant::now() >= next_cycle {
+            let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
+            observe_cycle(metrics, &settings.cluster, &result);
+            log_cycle(&result);
+            let wait = match &result {
+                Ok(report) => jittered(report.requeue_after),
+                Err(e) => error_policy(e),
+            };
+            next_cycle = Instant::now() + wait;
+        }
+        let wake = settings
+            .lease
+            .renew_every
+            .min(next_cycle.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(wake.max(Duration::from_millis(50))) => {}
+        }
+    }
+    tracing::info!("shutting down: releasing the lease");
+    if let Err(e) = elector.release(ledger, Utc::now()).await {
+        tracing::warn!(error = %e, "releasing the lease failed; a follower takes over after one lease");
+    }
+}

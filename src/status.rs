@@ -1,0 +1,146 @@
+//! `status`: what the ledger says about a cluster, as a person reads it: the leader and its epoch, actions in
+//! flight and recent ones (reason, predicted landing, what really happened), and cooldowns.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ledger::{ActionRecord, CooldownTarget, LeaseRecord};
+
+/// A cluster's status at `now`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub cluster: String,
+    pub now: DateTime<Utc>,
+    pub leader: Option<Leader>,
+    /// Claimed or acting.
+    pub in_flight: Vec<ActionRecord>,
+    /// Finished since the window's start, newest first.
+    pub recent: Vec<ActionRecord>,
+    pub cooldowns: Vec<Cooldown>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leader {
+    pub holder: String,
+    pub epoch: u64,
+    pub renewed_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub released: bool,
+    /// By wall clocks, for people only: renewed within its duration and not released.
+    pub apparently_fresh: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cooldown {
+    /// `service#NAME` or `instance#ARN`.
+    pub target: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Status {
+    /// Sorts what the ledger returned into a status; `actions` are every action claimed since the window's start.
+    pub fn new(
+        cluster: &str,
+        now: DateTime<Utc>,
+        lease: Option<LeaseRecord>,
+        actions: Vec<ActionRecord>,
+        cooldowns: Vec<(CooldownTarget, DateTime<Utc>)>,
+    ) -> Status {
+        let leader = lease.map(|l| {
+            let age = now - l.renewed_at;
+            let duration = chrono::Duration::milliseconds(i64::try_from(l.duration_ms).unwrap_or(i64::MAX));
+            Leader {
+                apparently_fresh: !l.released && age <= duration,
+                holder: l.holder,
+                epoch: l.epoch,
+                renewed_at: l.renewed_at,
+                duration_ms: l.duration_ms,
+                released: l.released,
+            }
+        });
+        let (mut in_flight, mut recent): (Vec<_>, Vec<_>) = actions.into_iter().partition(|a| a.state.in_flight());
+        in_flight.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
+        recent.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
+        let mut cooldowns: Vec<Cooldown> = cooldowns
+            .into_iter()
+            .map(|(t, until)| Cooldown { target: t.key(), until })
+            .collect();
+        cooldowns.sort_by(|a, b| a.until.cmp(&b.until).then_with(|| a.target.cmp(&b.target)));
+        Status {
+            cluster: cluster.to_owned(),
+            now,
+            leader,
+            in_flight,
+            recent,
+            cooldowns,
+        }
+    }
+
+    /// The table a person reads.
+    pub fn to_table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let ago = |t: DateTime<Utc>| {
+            let s = (self.now - t).num_seconds();
+            match s {
+                s if s < 120 => format!("{s}s ago"),
+                s if s < 7200 => format!("{}m ago", s / 60),
+                s => format!("{}h ago", s / 3600),
+            }
+        };
+        let _ = writeln!(out, "cluster {}", self.cluster);
+        match &self.leader {
+            None => {
+                let _ = writeln!(out, "leader: none (no replica has run against this table yet)");
+            }
+            Some(l) => {
+                let state = match (l.released, l.apparently_fresh) {
+                    (true, _) => "released",
+                    (false, true) => "holding",
+                    (false, false) => "silent (a follower takes over after one lease)",
+                };
+                let _ = writeln!(
+                    out,
+                    "leader: {} epoch {} ({state}; renewed {})",
+                    l.holder,
+                    l.epoch,
+                    ago(l.renewed_at)
+                );
+            }
+        }
+        let action = |out: &mut String, a: &ActionRecord| {
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<48} claimed {} epoch {}",
+                a.state.as_str(),
+                a.id,
+                ago(a.claimed_at),
+                a.epoch
+            );
+            let _ = writeln!(out, "            why: {}", a.reason);
+            if !a.predicted_landing.is_empty() {
+                let _ = writeln!(out, "            predicted landing: {}", a.predicted_landing.join(", "));
+            }
+            if let Some(o) = &a.outcome {
+                let _ = writeln!(out, "            outcome: {o}");
+            }
+        };
+        let _ = writeln!(out, "in flight: {}", self.in_flight.len());
+        for a in &self.in_flight {
+            action(&mut out, a);
+        }
+        let _ = writeln!(out, "recent: {}", self.recent.len());
+        for a in &self.recent {
+            action(&mut out, a);
+        }
+        let _ = writeln!(out, "cooldowns: {}", self.cooldowns.len());
+        for c in &self.cooldowns {
+            let left = (c.until - self.now).num_seconds().max(0);
+            let _ = writeln!(out, "  {} for {}m{:02}s", c.target, left / 60, left % 60);
+        }
+        out
+    }
+}

@@ -1,0 +1,39 @@
+//! `moto_server` for the tests that need real DynamoDB or STS semantics: one server per test binary, started on
+//! first use on 127.0.0.1 and gone when the binary exits (it serves until its stdin closes). `scripts/test.sh`
+//! installs moto through pip when it is missing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+static SERVER: OnceLock<(Mutex<Child>, String)> = OnceLock::new();
+
+/// The endpoint of this binary's moto server (`http://127.0.0.1:PORT`).
+pub fn endpoint() -> String {
+    let (_, endpoint) = SERVER.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs (scripts/test.sh installs what the tests need)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read moto's first line");
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| {
+            panic!("moto did not start ({line:?}); run scripts/test.sh, which installs moto[server] through pip")
+        });
+        (Mutex::new(child), format!("http://{addr}"))
+    });
+    endpoint.clone()
+}
+
+/// A name no other test of this run uses (moto keeps state for the life of the server).
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}

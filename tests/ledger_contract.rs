@@ -1,0 +1,325 @@
+//! One test suite, two ledgers: every behaviour the controller relies on, run against the in-memory ledger and
+//! against the DynamoDB ledger on `moto_server` (real conditional writes, transactions and
+//! `ReturnValuesOnConditionCheckFailure`). A behaviour that holds for one and not the other fails here.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
+use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, Role};
+use ecs_rebalancer::ledger::memory::MemoryLedger;
+use ecs_rebalancer::ledger::{
+    ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError,
+};
+
+fn at(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
+}
+
+fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
+    ActionRecord {
+        id: id.into(),
+        cluster: cluster.into(),
+        kind: "stop-task".into(),
+        target: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
+        service: Some("web".into()),
+        instance: Some("arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into()),
+        deployment_before: None,
+        state: ActionState::Claimed,
+        claimed_at: at(minute),
+        updated_at: at(minute),
+        reason: "hot: 0.9 → 0.5".into(),
+        predicted_landing: vec!["cold1".into(), "cold2".into()],
+        tasks: 1,
+        outcome: None,
+        holder: String::new(),
+        epoch: 0,
+        token: token.into(),
+    }
+}
+
+async fn claim_records_once_and_knows_its_own_retry(l: &impl Ledger) {
+    let first = record("c", "stop-task:a", "t1", 0);
+    assert_eq!(l.claim(first.clone(), None).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        l.claim(first.clone(), None).await.unwrap(),
+        Claim::Claimed,
+        "the same attempt, retried: ours"
+    );
+    match l.claim(record("c", "stop-task:a", "t2", 1), None).await.unwrap() {
+        Claim::AlreadyClaimed(existing) => assert_eq!(*existing, first, "the blocking record, whole"),
+        other => panic!("a second attempt must not claim again: {other:?}"),
+    }
+    assert_eq!(
+        l.in_flight("c").await.unwrap(),
+        vec![first],
+        "every field survives the round trip"
+    );
+    assert!(l.in_flight("other").await.unwrap().is_empty(), "clusters are apart");
+}
+
+async fn states_move_forward_only(l: &impl Ledger) {
+    l.claim(record("c", "x", "t", 0), None).await.unwrap();
+    assert!(l.update("c", "x", ActionState::Acting, None, at(1)).await.unwrap());
+    assert!(
+        !l.update("c", "x", ActionState::Acting, None, at(2)).await.unwrap(),
+        "acting twice"
+    );
+    assert!(
+        !l.update("c", "x", ActionState::Claimed, None, at(2)).await.unwrap(),
+        "never back"
+    );
+    assert!(l
+        .update("c", "x", ActionState::Done, Some("landed on cold1".into()), at(3))
+        .await
+        .unwrap());
+    assert!(
+        !l.update("c", "x", ActionState::Failed, Some("late".into()), at(4))
+            .await
+            .unwrap(),
+        "ends are final: a second settler loses"
+    );
+    assert!(l.in_flight("c").await.unwrap().is_empty());
+    let all = l.since("c", at(-1)).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, ActionState::Done);
+    assert_eq!(all[0].outcome.as_deref(), Some("landed on cold1"));
+    assert_eq!(all[0].updated_at, at(3));
+    let e = l.update("c", "nope", ActionState::Done, None, at(5)).await.unwrap_err();
+    assert!(matches!(e, LedgerError::NotFound(_)), "{e:?}");
+}
+
+async fn since_filters_by_claim_time(l: &impl Ledger) {
+    for m in 0..5 {
+        l.claim(record("c", &format!("a{m}"), "t", m * 20), None).await.unwrap();
+    }
+    let recent: Vec<String> = l.since("c", at(30)).await.unwrap().into_iter().map(|r| r.id).collect();
+    let mut recent = recent;
+    recent.sort();
+    assert_eq!(recent, ["a2", "a3", "a4"]);
+}
+
+async fn cooldowns_expire_on_read_and_are_replaced(l: &impl Ledger) {
+    let svc = CooldownTarget::Service("web".into());
+    let inst = CooldownTarget::Instance("arn:aws:ecs:eu-west-1:1:container-instance/c/i-1".into());
+    l.set_cooldown("c", svc.clone(), at(10)).await.unwrap();
+    l.set_cooldown("c", inst.clone(), at(5)).await.unwrap();
+    let mut now = l.cooldowns("c", at(0)).await.unwrap();
+    now.sort_by_key(|(_, until)| *until);
+    assert_eq!(now, vec![(inst.clone(), at(5)), (svc.clone(), at(10))]);
+    assert_eq!(
+        l.cooldowns("c", at(7)).await.unwrap(),
+        vec![(svc.clone(), at(10))],
+        "expiry is compared"
+    );
+    l.set_cooldown("c", svc.clone(), at(20)).await.unwrap();
+    assert_eq!(
+        l.cooldowns("c", at(15)).await.unwrap(),
+        vec![(svc, at(20))],
+        "one per target"
+    );
+    assert!(l.cooldowns("other", at(0)).await.unwrap().is_empty());
+}
+
+fn lease(holder: &str, epoch: u64, version: &str, released: bool) -> LeaseRecord {
+    LeaseRecord {
+        holder: holder.into(),
+        epoch,
+        version: version.into(),
+        duration_ms: 30_000,
+        renewed_at: at(0),
+        released,
+    }
+}
+
+async fn the_lease_is_a_compare_and_swap_on_its_version(l: &impl Ledger) {
+    assert_eq!(l.read_lease("c").await.unwrap(), None);
+    assert!(l.write_lease("c", &lease("a", 1, "v1", false), None).await.unwrap());
+    assert!(
+        !l.write_lease("c", &lease("b", 1, "v9", false), None).await.unwrap(),
+        "exists"
+    );
+    assert!(
+        !l.write_lease("c", &lease("b", 2, "v9", false), Some("v0"))
+            .await
+            .unwrap(),
+        "stale version"
+    );
+    assert!(l
+        .write_lease("c", &lease("a", 1, "v2", false), Some("v1"))
+        .await
+        .unwrap());
+    assert_eq!(l.read_lease("c").await.unwrap(), Some(lease("a", 1, "v2", false)));
+}
+
+async fn claims_under_a_lease_are_fenced_by_holder_and_epoch(l: &impl Ledger) {
+    let fence = |holder: &str, epoch| Fence {
+        holder: holder.into(),
+        epoch,
+    };
+    let e = l
+        .claim(record("c", "x0", "t", 0), Some(&fence("a", 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Fenced { .. }), "no lease at all: {e:?}");
+    l.write_lease("c", &lease("a", 1, "v1", false), None).await.unwrap();
+    assert_eq!(
+        l.claim(record("c", "x1", "t", 0), Some(&fence("a", 1))).await.unwrap(),
+        Claim::Claimed
+    );
+    for wrong in [fence("a", 0), fence("b", 1), fence("a", 2)] {
+        let e = l.claim(record("c", "x2", "t", 0), Some(&wrong)).await.unwrap_err();
+        assert!(matches!(e, LedgerError::Fenced { .. }), "{wrong:?}: {e:?}");
+    }
+    // Taken over at epoch 2: the old holder's claims are refused, nothing of them is written.
+    l.write_lease("c", &lease("b", 2, "v2", false), Some("v1"))
+        .await
+        .unwrap();
+    assert!(l.claim(record("c", "x3", "t", 0), Some(&fence("a", 1))).await.is_err());
+    // Released: nobody claims under it.
+    l.write_lease("c", &lease("b", 2, "v3", true), Some("v2"))
+        .await
+        .unwrap();
+    assert!(l.claim(record("c", "x4", "t", 0), Some(&fence("b", 2))).await.is_err());
+    let ids: Vec<String> = l.since("c", at(-1)).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["x1"]);
+}
+
+/// Two replicas: the first leads and renews; the second never leads while renewals come, takes over only after a
+/// whole lease of silence on its own clock, at a higher epoch; the deposed one can no longer claim.
+async fn a_follower_takes_over_only_after_a_full_lease_of_silence(l: &impl Ledger) {
+    let config = LeaseConfig::new(Duration::from_millis(900));
+    let mut a = Elector::new("c", "replica-a", config);
+    let mut b = Elector::new("c", "replica-b", config);
+    let Role::Leader(fence_a) = a.step(l, at(0)).await.unwrap() else {
+        panic!("the first replica leads an empty table")
+    };
+    assert_eq!(fence_a.epoch, 1);
+    assert_eq!(a.view().fence(), Some(fence_a.clone()));
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2000) {
+        assert!(
+            matches!(b.step(l, at(0)).await.unwrap(), Role::Follower(Some(_))),
+            "renewed: b follows"
+        );
+        assert!(matches!(a.step(l, at(0)).await.unwrap(), Role::Leader(_)));
+        tokio::time::sleep(config.renew_every).await;
+    }
+    // a goes silent (a crash, a pause). b sees the same version for a whole lease before taking over.
+    let silent = tokio::time::Instant::now();
+    let fence_b = loop {
+        if let Role::Leader(f) = b.step(l, at(0)).await.unwrap() {
+            break f;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        silent.elapsed() >= config.duration,
+        "took over after {:?}",
+        silent.elapsed()
+    );
+    assert_eq!(fence_b.epoch, 2, "every takeover raises the epoch");
+    assert_eq!(a.view().fence(), None, "a's own clock already told it to stop acting");
+    let e = l.claim(record("c", "late", "t", 0), Some(&fence_a)).await.unwrap_err();
+    assert!(matches!(e, LedgerError::Fenced { .. }), "{e:?}");
+    assert!(
+        matches!(a.step(l, at(0)).await.unwrap(), Role::Follower(_)),
+        "a finds out and follows"
+    );
+    assert_eq!(
+        l.claim(record("c", "fresh", "t", 0), Some(&fence_b)).await.unwrap(),
+        Claim::Claimed
+    );
+}
+
+async fn a_released_lease_is_taken_at_once(l: &impl Ledger) {
+    let config = LeaseConfig::new(Duration::from_secs(60));
+    let mut a = Elector::new("c", "replica-a", config);
+    let mut b = Elector::new("c", "replica-b", config);
+    assert!(matches!(a.step(l, at(0)).await.unwrap(), Role::Leader(_)));
+    assert!(matches!(b.step(l, at(0)).await.unwrap(), Role::Follower(_)));
+    a.release(l, at(0)).await.unwrap();
+    assert_eq!(a.view().fence(), None);
+    match b.step(l, at(0)).await.unwrap() {
+        Role::Leader(f) => assert_eq!(f.epoch, 2),
+        other => panic!("a released lease is free: {other:?}"),
+    }
+}
+
+/// A renewal whose answer was lost still changed the version: the holder recognises its own write and keeps
+/// leading at the same epoch instead of deposing itself.
+async fn a_holder_recognises_its_own_renewal(l: &impl Ledger) {
+    let config = LeaseConfig::new(Duration::from_secs(60));
+    let mut a = Elector::new("c", "replica-a", config);
+    assert!(matches!(a.step(l, at(0)).await.unwrap(), Role::Leader(_)));
+    // What a's lost renewal did: the same holder and epoch at a version a never learnt.
+    let mut current = l.read_lease("c").await.unwrap().unwrap();
+    let old = current.version.clone();
+    current.version = "written-but-unanswered".into();
+    assert!(l.write_lease("c", &current, Some(&old)).await.unwrap());
+    match a.step(l, at(1)).await.unwrap() {
+        Role::Leader(f) => assert_eq!(f.epoch, 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&MemoryLedger::new()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&dynamo().await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh table on this binary's moto server.
+async fn dynamo() -> DynamoLedger {
+    let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
+    let table = common::moto::unique("ledger");
+    create_table(&conf, &table).await.unwrap();
+    DynamoLedger::from_conf(&conf, &table)
+}
+
+contract!(
+    claim_records_once_and_knows_its_own_retry,
+    states_move_forward_only,
+    since_filters_by_claim_time,
+    cooldowns_expire_on_read_and_are_replaced,
+    the_lease_is_a_compare_and_swap_on_its_version,
+    claims_under_a_lease_are_fenced_by_holder_and_epoch,
+    a_follower_takes_over_only_after_a_full_lease_of_silence,
+    a_released_lease_is_taken_at_once,
+    a_holder_recognises_its_own_renewal,
+);
+
+#[tokio::test]
+async fn init_refuses_to_touch_an_existing_table_and_a_missing_table_says_how_to_make_one() {
+    let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
+    let table = common::moto::unique("init");
+    create_table(&conf, &table).await.unwrap();
+    let e = create_table(&conf, &table).await.unwrap_err();
+    assert_eq!(e, LedgerError::Table(format!("table {table} already exists")));
+    let missing = DynamoLedger::from_conf(&conf, "no-such-table");
+    let e = missing.in_flight("c").await.unwrap_err();
+    assert!(
+        matches!(&e, LedgerError::Table(m) if m.contains("ecs-rebalancer init")),
+        "{e:?}"
+    );
+}

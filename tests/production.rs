@@ -1,0 +1,393 @@
+//! The production controller end to end: the `init`, `once`, `run` and `status` commands in their own processes,
+//! ECS served by `twin serve`, the ledger in DynamoDB on `moto_server`, both on 127.0.0.1, configured the AWS way
+//! (static credentials in the environment, `AWS_ENDPOINT_URL_ECS` / `AWS_ENDPOINT_URL_DYNAMODB`).
+//!
+//! What must hold: one replica acts; a leader killed between claim and ECS call, or between ECS call and
+//! completion, leaves its follower to settle the action without a duplicate; no DynamoDB means no ECS mutation;
+//! overlapping `once` runs act once; cooldowns stop a second `once` from touching the same targets.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{get_json, moto, TwinServer};
+use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
+use ecs_rebalancer::ledger::{ActionRecord, ActionState};
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+
+const POLICY: &str = "apiVersion: ecs-rebalancer/v1
+kind: BalancePolicy
+metadata: {name: prod}
+spec:
+  clusters: [prod]
+  metric: count
+  threshold: {trigger: 0.2, target: 0.05}
+  mode: enforce
+  interval: 10s
+  budgets: {perCycle: 2, perHour: 100, perService: 100%}
+";
+
+/// A hot instance with eight tasks of one service and three empty ones.
+fn write_fixture(dir: &Path) {
+    ClusterBuilder::new("prod")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 8)
+        .snapshot()
+        .save(&dir.join("start.json"))
+        .unwrap();
+    std::fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+}
+
+/// A fresh table on the test binary's moto server.
+async fn table() -> (String, DynamoLedger) {
+    let conf = ecs_rebalancer::aws::local(&moto::endpoint());
+    let name = moto::unique("prod");
+    create_table(&conf, &name).await.unwrap();
+    (name.clone(), DynamoLedger::from_conf(&conf, &name))
+}
+
+/// `ecs-rebalancer ARGS` with the AWS environment pointing ECS at the twin and DynamoDB at `dynamodb`.
+fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"));
+    c.current_dir(dir)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_ECS", twin.url())
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+        .env("AWS_ENDPOINT_URL_STS", moto::endpoint())
+        .env("RUST_LOG", "info")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCOUNT_ID");
+    c
+}
+
+fn controller_args<'a>(kind: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        kind,
+        "--policy",
+        "policy.yaml",
+        "--cluster",
+        "prod",
+        "--table",
+        table,
+        "--lease-duration",
+        "2s",
+    ];
+    if kind == "run" {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    args.extend(extra);
+    args
+}
+
+fn once(dir: &Path, twin: &TwinServer, table: &str, extra: &[&str]) -> Output {
+    command(dir, twin, &moto::endpoint(), &controller_args("once", table, extra))
+        .output()
+        .unwrap()
+}
+
+fn spawn_run(dir: &Path, twin: &TwinServer, table: &str, extra: &[&str]) -> Child {
+    command(dir, twin, &moto::endpoint(), &controller_args("run", table, extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, then the exit status and stderr.
+fn terminate(child: Child) -> (Option<i32>, String) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// StopTask calls per task, from the twin: every task must be stopped at most once.
+async fn stops(twin: &TwinServer) -> (u64, Vec<Value>) {
+    let calls = get_json(&twin.addr, "/__twin/calls").await;
+    let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+    let stopped: Vec<Value> = snapshot["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["stoppedReason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("ecs-rebalancer"))
+        })
+        .cloned()
+        .collect();
+    (calls["StopTask"].as_u64().unwrap_or(0), stopped)
+}
+
+fn mutations(calls: &Value) -> u64 {
+    ["StopTask", "UpdateService", "UpdateContainerInstancesState"]
+        .iter()
+        .map(|op| calls[op].as_u64().unwrap_or(0))
+        .sum()
+}
+
+async fn records(ledger: &DynamoLedger) -> Vec<ActionRecord> {
+    ledger.actions("prod").await.unwrap()
+}
+
+/// Waits until `done` holds for the ledger's records, or panics after `limit`.
+async fn until(ledger: &DynamoLedger, limit: Duration, what: &str, done: impl Fn(&[ActionRecord]) -> bool) {
+    let start = Instant::now();
+    loop {
+        let all = records(ledger).await;
+        if done(&all) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} within {limit:?}; the ledger holds {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn init_once_status_and_a_second_once_inside_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
+    let table = moto::unique("init");
+
+    let out = command(dir.path(), &twin, &moto::endpoint(), &["init", "--table", &table])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("created table {table}")));
+
+    let first = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("2 sent"), "{}", text(&first.stdout));
+    // Every log line of an action names it; logs are JSON lines off a terminal.
+    let claimed: Vec<Value> = text(&first.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "claimed")
+        .collect();
+    assert_eq!(claimed.len(), 2, "{}", text(&first.stderr));
+    assert!(claimed
+        .iter()
+        .all(|l| l["action"].as_str().is_some_and(|a| a.starts_with("stop-task:"))));
+
+    let (calls, stopped) = stops(&twin).await;
+    assert_eq!((calls, stopped.len()), (2, 2));
+
+    let status = command(
+        dir.path(),
+        &twin,
+        &moto::endpoint(),
+        &["status", "--cluster", "prod", "--table", &table, "-o", "json"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let in_flight = status["inFlight"].as_array().unwrap();
+    assert_eq!(in_flight.len(), 2, "{status:#}");
+    for action in in_flight {
+        let id = action["id"].as_str().unwrap();
+        assert!(
+            stopped
+                .iter()
+                .any(|t| t["stoppedReason"].as_str().unwrap().contains(id)),
+            "status names the actions the twin saw: {id}"
+        );
+        assert_eq!(action["state"], "acting");
+        assert!(!action["predictedLanding"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(status["leader"]["epoch"], 1);
+    assert_eq!(status["leader"]["released"], true, "once releases the lease");
+
+    // The stops play out on the twin (30 s simulated = 0.5 s here); the second once settles them, starts the
+    // service's cooldown, and takes no new action on it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains("0 sent, 2 settled"),
+        "{}",
+        text(&second.stdout)
+    );
+    let (calls, _) = stops(&twin).await;
+    assert_eq!(calls, 2, "nothing new inside the cooldown");
+    let table_view = command(
+        dir.path(),
+        &twin,
+        &moto::endpoint(),
+        &["status", "--cluster", "prod", "--table", &table],
+    )
+    .output()
+    .unwrap();
+    let table_view = text(&table_view.stdout);
+    assert!(table_view.contains("cooldowns: "), "{table_view}");
+    assert!(table_view.contains("service#web"), "{table_view}");
+    assert!(table_view.contains("recent: 2"), "{table_view}");
+    assert!(table_view.contains("epoch 2 (released"), "{table_view}");
+}
+
+#[tokio::test]
+async fn two_overlapping_once_runs_act_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    // Slow answers keep the first run inside its cycle while the second starts.
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "0", "--latency", "150ms"]);
+    let (table, ledger) = table().await;
+    let args = controller_args("once", &table, &[]);
+    let spawn = || {
+        command(dir.path(), &twin, &moto::endpoint(), &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = spawn();
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(3)],
+        "one acts, the other sees a renewing leader and stops:\n{}\n{}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    let (calls, stopped) = stops(&twin).await;
+    assert_eq!((calls, stopped.len()), (2, 2));
+    let all = records(&ledger).await;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|r| r.epoch == 1 && r.holder == all[0].holder));
+}
+
+#[tokio::test]
+async fn no_dynamodb_means_no_ecs_mutation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "0"]);
+    // Nothing listens on port 9 of the loopback.
+    let out = command(
+        dir.path(),
+        &twin,
+        "http://127.0.0.1:9",
+        &controller_args("once", "any-table", &[]),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ledger"), "{}", text(&out.stderr));
+    let calls = get_json(&twin.addr, "/__twin/calls").await;
+    assert_eq!(mutations(&calls), 0, "{calls}");
+}
+
+#[tokio::test]
+async fn two_run_replicas_on_one_cluster_exactly_one_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
+    let (table, ledger) = table().await;
+    let a = spawn_run(dir.path(), &twin, &table, &[]);
+    let b = spawn_run(dir.path(), &twin, &table, &[]);
+    until(&ledger, Duration::from_secs(20), "two actions", |r| r.len() >= 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code_a, log_a) = terminate(a);
+    let (code_b, log_b) = terminate(b);
+    assert_eq!((code_a, code_b), (Some(0), Some(0)), "{log_a}\n{log_b}");
+    let all = records(&ledger).await;
+    let holders: std::collections::BTreeSet<&str> = all.iter().map(|r| r.holder.as_str()).collect();
+    assert_eq!(holders.len(), 1, "every action by one holder: {all:#?}");
+    let leading = [&log_a, &log_b].iter().filter(|l| l.contains("\"leading\"")).count();
+    assert_eq!(leading, 1, "one replica led:\n{log_a}\n{log_b}");
+    let (calls, stopped) = stops(&twin).await;
+    assert_eq!(calls as usize, all.iter().filter(|r| r.kind == "stop-task").count());
+    assert_eq!(stopped.len(), calls as usize, "no task stopped twice");
+    assert!(
+        log_a.contains("releasing the lease") && log_b.contains("releasing the lease"),
+        "SIGTERM releases the lease"
+    );
+}
+
+/// Kills the leader at `point` of its first action; a follower started afterwards takes over after one lease of
+/// silence and settles that action; no task is stopped twice.
+async fn leader_killed(point: &str, expected: ActionState) {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
+    let (table, ledger) = table().await;
+    let leader = spawn_run(dir.path(), &twin, &table, &["--crash-at", point]);
+    let out = leader.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "aborted by a signal: {}", text(&out.stderr));
+    let claimed = records(&ledger).await;
+    assert_eq!(claimed.len(), 1, "the crash came at the first action");
+    assert_eq!(claimed[0].state, ActionState::Claimed);
+    let id = claimed[0].id.clone();
+    let (calls, _) = stops(&twin).await;
+    assert_eq!(calls, u64::from(point == "after-act"));
+
+    let started = Instant::now();
+    let follower = spawn_run(dir.path(), &twin, &table, &[]);
+    until(
+        &ledger,
+        Duration::from_secs(30),
+        "the follower settles the action",
+        |all| all.iter().any(|r| r.id == id && r.state == expected),
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before a whole lease of silence: {:?}",
+        started.elapsed()
+    );
+    let (code, log) = terminate(follower);
+    assert_eq!(code, Some(0), "{log}");
+    let all = records(&ledger).await;
+    let settled = all.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(settled.epoch, 1, "claimed under the dead leader's epoch");
+    assert!(
+        all.iter().filter(|r| r.id != id).all(|r| r.epoch == 2),
+        "the follower acts at epoch 2"
+    );
+    let (calls, stopped) = stops(&twin).await;
+    assert_eq!(stopped.len(), calls as usize, "no task stopped twice");
+    let for_id = stopped
+        .iter()
+        .filter(|t| t["stoppedReason"].as_str().unwrap().contains(&id))
+        .count();
+    assert_eq!(
+        for_id,
+        usize::from(point == "after-act"),
+        "the crashed action reached ECS at most once"
+    );
+}
+
+#[tokio::test]
+async fn a_leader_killed_after_its_claim_leaves_the_follower_to_abandon_it() {
+    leader_killed("after-claim", ActionState::Abandoned).await;
+}
+
+#[tokio::test]
+async fn a_leader_killed_after_the_ecs_call_leaves_the_follower_to_complete_it() {
+    leader_killed("after-act", ActionState::Done).await;
+}
