@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# moto_server gives the tests real DynamoDB and STS semantics (and an independent ECS wire format).
+if ! python3 -c 'import moto, flask, flask_cors, werkzeug' 2>/dev/null; then
+  python3 -m pip install --quiet 'moto[server]>=5.2,<5.3'
+fi
+
 status=0
 { cargo test --locked --lib --bins --tests && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use common::{get_json, moto, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
-use ecs_rebalancer::ledger::{ActionRecord, ActionState};
+use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger as _};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1
@@ -390,4 +390,152 @@ async fn a_leader_killed_after_its_claim_leaves_the_follower_to_abandon_it() {
 #[tokio::test]
 async fn a_leader_killed_after_the_ecs_call_leaves_the_follower_to_complete_it() {
     leader_killed("after-act", ActionState::Done).await;
+}
+
+/// With an expected account, STS must name it before anything else is called: moto's STS answers account
+/// 123456789012, so expecting another stops `snapshot` and `once` before a single ECS call.
+#[tokio::test]
+async fn the_account_guard_stops_everything_before_the_first_ecs_call() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "0"]);
+    let (table, _) = table().await;
+    let wrong = ["--expect-account", "111111111111"];
+    let snapshot = |extra: &[&str]| {
+        let mut args = vec!["snapshot", "--cluster", "prod", "-o", "captured.json"];
+        args.extend(extra);
+        command(dir.path(), &twin, &moto::endpoint(), &args).output().unwrap()
+    };
+    let out = snapshot(&wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("belong to account 123456789012")
+            && text(&out.stderr).contains("not the expected 111111111111"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = once(dir.path(), &twin, &table, &wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let calls = get_json(&twin.addr, "/__twin/calls").await;
+    assert_eq!(calls, serde_json::json!({}), "not one ECS call");
+
+    // The same through the environment, with the right account: the capture goes ahead.
+    let out = command(
+        dir.path(),
+        &twin,
+        &moto::endpoint(),
+        &["snapshot", "--cluster", "prod", "-o", "captured.json"],
+    )
+    .env("AWS_ACCOUNT_ID", "123456789012")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(dir.path().join("captured.json").exists());
+}
+
+/// Lines a child writes to stderr, collected as they come.
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(child: &mut Child) -> Lines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Lines(lines)
+    }
+
+    /// The first JSON log line whose message is `message`, waiting up to `limit`.
+    async fn wait_for(&self, message: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["message"] == message);
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {message:?} within {limit:?}: {:#?}",
+                self.0.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `run` serves /healthz, /readyz and Prometheus text at /metrics; a broken policy edit is reported and the last
+/// good policy kept; a good edit is picked up; SIGTERM ends it cleanly.
+#[tokio::test]
+async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
+    let (table, ledger) = table().await;
+    let mut child = spawn_run(dir.path(), &twin, &table, &[]);
+    let lines = Lines::follow(&mut child);
+    let serving = lines
+        .wait_for("serving /metrics, /healthz, /readyz", Duration::from_secs(10))
+        .await;
+    let addr = serving["addr"].as_str().unwrap().to_owned();
+    assert_eq!(common::get(&addr, "/healthz").await, (200, "ok\n".into()));
+    until(&ledger, Duration::from_secs(20), "two actions", |r| r.len() >= 2).await;
+    lines.wait_for("cycle", Duration::from_secs(10)).await;
+    assert_eq!(common::get(&addr, "/readyz").await.0, 200);
+    let (status, metrics) = common::get(&addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "ecs_rebalancer_cycles_total{cluster=\"prod\",result=\"ok\"} 1",
+        "ecs_rebalancer_lease_held{cluster=\"prod\"} 1",
+        "ecs_rebalancer_actions_total{kind=\"stop-task\",outcome=\"sent\"} 2",
+        "ecs_rebalancer_score{cluster=\"prod\"}",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
+
+    std::fs::write(dir.path().join("policy.yaml"), POLICY.replace("metric:", "metrik:")).unwrap();
+    let invalid = lines
+        .wait_for(
+            "policy edit is invalid; keeping the last good policy",
+            Duration::from_secs(10),
+        )
+        .await;
+    let error = invalid["error"].as_str().unwrap();
+    assert!(error.contains("policy.yaml:6:3") && error.contains("metrik"), "{error}");
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        POLICY.replace("mode: enforce", "mode: dry-run"),
+    )
+    .unwrap();
+    let reloaded = lines.wait_for("policy reloaded", Duration::from_secs(10)).await;
+    assert_eq!(reloaded["policy"], "prod");
+    let (_, metrics) = common::get(&addr, "/metrics").await;
+    assert!(
+        metrics.contains("ecs_rebalancer_policy_reloads_total{result=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ecs_rebalancer_policy_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    lines
+        .wait_for("shutting down: releasing the lease", Duration::from_secs(5))
+        .await;
+    assert_eq!(ledger.read_lease("prod").await.unwrap().map(|l| l.released), Some(true));
 }

@@ -1,6 +1,8 @@
 //! The `aws-sdk-ecs` adapter end to end against `twin serve` on 127.0.0.1: a whole cluster read across pages and
 //! batches comes back exactly as the twin holds it, and mutations reach the twin.
 
+mod common;
+
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -80,7 +82,7 @@ async fn observe_reads_every_page_and_batch_and_returns_the_twin_exactly() {
         12,
         "one per distinct definition that still exists"
     );
-    let calls: Value = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls: Value = common::get_json(&addr, "/__twin/calls").await;
     assert_eq!(calls["ListContainerInstances"], 2);
     assert_eq!(calls["ListTasks"], 12, "ceil(1200 / 100): the batching lower bound");
     assert_eq!(calls["DescribeTasks"], 12);
@@ -91,7 +93,7 @@ async fn observe_reads_every_page_and_batch_and_returns_the_twin_exactly() {
 
     // Task definitions are immutable by ARN: the next observation describes none again.
     ecs.observe().await.unwrap();
-    let calls: Value = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls: Value = common::get_json(&addr, "/__twin/calls").await;
     assert_eq!(calls["DescribeTaskDefinition"], 12);
     assert_eq!(calls["ListTasks"], 24);
 }
@@ -122,19 +124,6 @@ async fn mutations_reach_the_twin_and_errors_are_classified() {
         .await
         .unwrap_err();
     assert!(matches!(e, EcsError::Invalid(_)), "{e:?}");
-}
-
-/// A GET without an HTTP client crate: the twin's own endpoints are plain JSON.
-async fn reqwest_free_get(addr: &str, path: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let body = raw.split_once("\r\n\r\n").unwrap().1;
-    serde_json::from_str(body).unwrap()
 }
 
 /// The user's path: `twin serve` in one process, `snapshot --endpoint-url` in another, static credentials from the
@@ -225,7 +214,7 @@ async fn throttled_reads_recover_through_the_sdk_retries() {
     let (twin, addr) = served_with(large(), config).await;
     let seen = client(&addr, "wire").observe().await.unwrap();
     assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(total > 31, "throttled calls were retried: {calls}");
 }
@@ -257,7 +246,7 @@ async fn a_stop_task_whose_response_is_lost_is_not_repeated() {
     let task = twin.snapshot().tasks[0].task_arn.clone();
     let e = ecs.stop_task(&task, "by hand").await.unwrap_err();
     assert!(matches!(e, EcsError::Unknown(_)), "{e:?}");
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     assert_eq!(calls["StopTask"], 1, "a mutation is never retried by the SDK");
     assert_eq!(
         twin.snapshot().tasks[0].desired_status,
@@ -352,7 +341,7 @@ async fn an_incomplete_observation_yields_no_action() {
     assert!(why.contains("MISSING"), "{why}");
     assert!(ledger.all().is_empty(), "nothing claimed");
     assert_eq!(
-        mutations(&reqwest_free_get(&addr, "/__twin/calls").await),
+        mutations(&common::get_json(&addr, "/__twin/calls").await),
         0,
         "nothing sent"
     );
@@ -390,7 +379,7 @@ async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
     let ecs = client(&addr, "wire");
     let seen = ecs.observe().await.unwrap();
     assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     let reads: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(
         reads > 43,
@@ -409,7 +398,7 @@ async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
     let task = twin.snapshot().tasks[0].task_arn.clone();
     let e = client(&addr, "wire").stop_task(&task, "x").await.unwrap_err();
     assert!(matches!(e, EcsError::Unknown(_)), "{e:?}");
-    assert_eq!(reqwest_free_get(&addr, "/__twin/calls").await["StopTask"], 1);
+    assert_eq!(common::get_json(&addr, "/__twin/calls").await["StopTask"], 1);
     assert_eq!(twin.snapshot().tasks[0].desired_status, TaskStatus::Running);
 }
 
@@ -431,7 +420,7 @@ async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
     let (twin, addr) = served_with(large(), config).await;
     let seen = client(&addr, "wire").read_share(Some(share)).observe().await.unwrap();
     assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(
         total, 43,
@@ -441,7 +430,7 @@ async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
     // The same observation unpaced is throttled (the SDK's retries may or may not recover): the pacing did the work.
     let (_, addr) = served_with(large(), config).await;
     let unpaced = client(&addr, "wire").read_share(None).observe().await;
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(
         total > 43 || matches!(unpaced, Err(EcsError::Throttled(_))),
@@ -516,7 +505,7 @@ async fn utilization_comes_from_cloudwatch_in_calls_of_500_queries() {
             "{arn}: {got:?} != {want:?}"
         );
     }
-    let calls = reqwest_free_get(&addr, "/__twin/calls").await;
+    let calls = common::get_json(&addr, "/__twin/calls").await;
     assert_eq!(
         calls["GetMetricData"], 2,
         "600 queries in calls of at most 500: {calls}"
