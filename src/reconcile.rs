@@ -223,8 +223,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         if enforce && !plan.actions.is_empty() {
             // Re-check every target against a fresh observation right before acting.
             let fresh = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
+            let mut score = plan.before.score;
             for action in &plan.actions {
-                match self.act(action, &cluster, &fresh, now).await? {
+                let gain = score - action.score_after;
+                score = action.score_after;
+                match self.act(action, gain, &cluster, &fresh, now).await? {
                     Ok(id) => acted.push(id),
                     Err(why) => not_sent.push((target_of(action), why)),
                 }
@@ -251,6 +254,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     async fn act(
         &mut self,
         action: &PlannedAction,
+        gain: f64,
         planned_on: &Cluster,
         fresh: &Cluster,
         now: DateTime<Utc>,
@@ -277,6 +281,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             updated_at: now,
             reason: action.reason.clone(),
             predicted_landing: action.predicted_landing.clone(),
+            predicted_gain: gain,
             tasks: action.tasks_restarted,
             outcome: None,
             holder: String::new(),

@@ -120,7 +120,11 @@ impl Status {
                 ago(a.claimed_at),
                 a.epoch
             );
-            let _ = writeln!(out, "            why: {}", a.reason);
+            let _ = writeln!(
+                out,
+                "            why: {} (predicted gain {:.3})",
+                a.reason, a.predicted_gain
+            );
             if !a.predicted_landing.is_empty() {
                 let _ = writeln!(out, "            predicted landing: {}", a.predicted_landing.join(", "));
             }

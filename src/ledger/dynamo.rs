@@ -236,6 +236,10 @@ fn record_item(r: &ActionRecord) -> Item {
         "predictedLanding".into(),
         AttributeValue::L(r.predicted_landing.iter().map(s).collect()),
     );
+    if r.predicted_gain.is_finite() {
+        // DynamoDB numbers have no NaN or infinity.
+        item.insert("predictedGain".into(), n(r.predicted_gain));
+    }
     item.insert("tasks".into(), n(r.tasks));
     item.insert("holder".into(), s(&r.holder));
     item.insert("epoch".into(), n(r.epoch));
@@ -262,6 +266,7 @@ fn record_from(item: &Item) -> Option<ActionRecord> {
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
+        predicted_gain: get_n(item, "predictedGain").unwrap_or(0.0),
         tasks: get_n(item, "tasks").unwrap_or(0),
         outcome: owned("outcome"),
         holder: owned("holder").unwrap_or_default(),

@@ -116,6 +116,8 @@ pub struct ActionRecord {
     pub updated_at: DateTime<Utc>,
     pub reason: String,
     pub predicted_landing: Vec<String>,
+    /// How much the planner expected this move to lower the score.
+    pub predicted_gain: f64,
     pub tasks: u32,
     /// What really happened, once settled.
     pub outcome: Option<String>,

@@ -146,6 +146,30 @@ impl Twin {
         f(&self.lock().snap)
     }
 
+    /// A new, empty container instance joins the cluster now (an Auto Scaling scale-out). Its remaining resources
+    /// are its registered ones; an instance with the same ARN is refused.
+    pub fn register_instance(&self, mut instance: crate::model::ContainerInstance) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        if state
+            .snap
+            .container_instances
+            .iter()
+            .any(|i| i.container_instance_arn == instance.container_instance_arn)
+        {
+            return Err(EcsError::Invalid(format!(
+                "{} is already registered",
+                instance.container_instance_arn
+            )));
+        }
+        instance.registered_at = Some(state.now);
+        instance.remaining_resources = instance.registered_resources.clone();
+        instance.running_tasks_count = 0;
+        instance.pending_tasks_count = 0;
+        instance.status = InstanceStatus::Active;
+        state.snap.container_instances.push(instance);
+        Ok(())
+    }
+
     pub fn stats(&self) -> TwinStats {
         self.lock().stats.clone()
     }

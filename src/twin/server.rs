@@ -14,7 +14,8 @@
 //! [`super::cloudwatch`]), so `AWS_ENDPOINT_URL` can point a whole controller at the twin.
 //!
 //! Two endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
-//! format) and `GET /__twin/calls` (how many calls of each operation were served).
+//! format), `GET /__twin/calls` (how many calls of each operation were served) and `GET /__twin/faults` (how many
+//! throttles and injected faults, by kind).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -79,12 +80,20 @@ pub struct Faults {
 struct Shared {
     twin: Arc<Twin>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Injected faults and throttles, by kind.
+    faults_served: Mutex<BTreeMap<&'static str, u64>>,
     buckets: Option<Buckets>,
     faults: Faults,
     rng: Mutex<fastrand::Rng>,
 }
 
 impl Shared {
+    fn count(&self, kind: &'static str) {
+        if let Ok(mut f) = self.faults_served.lock() {
+            *f.entry(kind).or_default() += 1;
+        }
+    }
+
     /// True for a share `p` of calls, drawn from the seeded generator.
     fn chance(&self, p: f64) -> bool {
         p > 0.0 && self.rng.lock().map(|mut r| r.f64() < p).unwrap_or(false)
@@ -164,6 +173,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
     let shared = Arc::new(Shared {
         twin,
         calls: Mutex::new(BTreeMap::new()),
+        faults_served: Mutex::new(BTreeMap::new()),
         buckets: config.throttle.map(Buckets::new),
         faults: config.faults,
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
@@ -173,6 +183,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .route(super::cloudwatch::PATH, post(metric_data))
         .route("/__twin/snapshot", get(snapshot))
         .route("/__twin/calls", get(calls))
+        .route("/__twin/faults", get(faults))
         .with_state(shared)
 }
 
@@ -204,6 +215,11 @@ async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
     ([("content-type", "application/json")], body).into_response()
 }
 
+async fn faults(State(shared): State<Arc<Shared>>) -> Response {
+    let faults = shared.faults_served.lock().map(|c| c.clone()).unwrap_or_default();
+    ([("content-type", "application/json")], json!(faults).to_string()).into_response()
+}
+
 async fn calls(State(shared): State<Arc<Shared>>) -> Response {
     let calls = shared.calls.lock().map(|c| c.clone()).unwrap_or_default();
     ([("content-type", "application/json")], json!(calls).to_string()).into_response()
@@ -230,6 +246,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
     if let Some(buckets) = &shared.buckets {
         if buckets.try_take(BucketKind::of(operation)).is_err() {
+            shared.count("throttled");
             return ApiError {
                 code: "ThrottlingException",
                 message: "Rate exceeded".into(),
@@ -250,6 +267,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         }
     };
     if shared.chance(shared.faults.error_rate) {
+        shared.count("internal-error");
         return ApiError {
             code: "ServerException",
             message: "injected fault: internal error, nothing was applied".into(),
@@ -260,9 +278,11 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     if operation.starts_with("Describe") && shared.chance(shared.faults.describe_failures) {
         if let Ok(answer) = &mut result {
             fail_last_item(answer);
+            shared.count("describe-failure");
         }
     }
     if mutation && result.is_ok() && shared.chance(shared.faults.drop_mutation_responses) {
+        shared.count("dropped-response");
         // The mutation happened; the caller is told nothing useful, as when a response is lost.
         return ApiError {
             code: "ServerException",
