@@ -8,9 +8,15 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# moto_server gives the tests real DynamoDB and STS semantics (and an independent ECS wire format).
+# moto_server gives the tests real DynamoDB and STS semantics, and an independent ECS wire format
+# (tests/sdk_against_moto.rs, through tests/moto/ecs_server.py, which needs moto's server extras: flask, flask_cors).
 if ! python3 -c 'import moto, flask, flask_cors, werkzeug' 2>/dev/null; then
   python3 -m pip install --quiet 'moto[server]>=5.2,<5.3'
+fi
+# The AWS CLI and boto3 drive the twin as any ECS client would (tests/twin_clients.rs).
+if ! command -v aws >/dev/null 2>&1 || ! python3 -c 'import boto3' 2>/dev/null; then
+  python3 -m pip install --quiet awscli boto3
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
 status=0

@@ -170,9 +170,13 @@ enum TwinCommand {
         /// Address to listen on; loopback only is sensible.
         #[arg(long, default_value = "127.0.0.1:4566")]
         listen: std::net::SocketAddr,
-        /// Simulated seconds per wall-clock second.
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
+        /// Simulated time per wall-clock second: a number of seconds (60 plays an hour a minute) or a duration
+        /// (`1m`); 0 stops the clock. Default: real time.
+        #[arg(long, visible_alias = "speed", default_value = "1", value_parser = tick)]
+        tick: f64,
+        /// Write the twin's state here as a snapshot: on SIGUSR1 (and go on), and on SIGTERM or Ctrl-C (then exit).
+        #[arg(long)]
+        state_out: Option<PathBuf>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Throttle with ECS's documented token buckets (ThrottlingException when empty).
@@ -545,7 +549,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 TwinCommand::Serve {
                     snapshot,
                     listen,
-                    speed,
+                    tick,
+                    state_out,
                     seed,
                     throttle,
                     drop_mutation_responses,
@@ -570,7 +575,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
                 let config = ecs_rebalancer::twin::server::ServeConfig {
-                    speed,
+                    speed: tick,
                     throttle: throttle.then_some(ecs_rebalancer::twin::server::Rates::ECS),
                     faults: ecs_rebalancer::twin::server::Faults {
                         error_rate,
@@ -580,7 +585,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                     seed,
                 };
-                ecs_rebalancer::twin::server::serve(twin, listener, config).await?;
+                let save = |twin: &ecs_rebalancer::twin::Twin| -> anyhow::Result<()> {
+                    if let Some(path) = &state_out {
+                        twin.snapshot()
+                            .save(path)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("state written to {}", path.display());
+                    }
+                    Ok(())
+                };
+                let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+                let server = ecs_rebalancer::twin::server::serve(twin.clone(), listener, config);
+                tokio::pin!(server);
+                loop {
+                    tokio::select! {
+                        result = &mut server => {
+                            result?;
+                            break;
+                        }
+                        _ = usr1.recv() => save(&twin)?,
+                        () = shutdown() => {
+                            save(&twin)?;
+                            break;
+                        }
+                    }
+                }
                 anyhow::Ok(())
             })
         }
@@ -737,6 +766,17 @@ fn logging(default: &str) {
 fn progress_line(p: ecs_rebalancer::ecs::sdk::Progress) {
     let total = p.total.map(|t| format!("/{t}")).unwrap_or_else(|| " listed".into());
     eprint!("\r\x1b[2K{}: {}{total}", p.what, p.done);
+}
+
+/// Simulated seconds per wall-clock second: `60`, `0.5`, or a duration such as `1m`.
+fn tick(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!("{s:?} is negative or not finite")),
+        Err(_) => humantime::parse_duration(s)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| format!("{s:?} is neither a number of seconds nor a duration: {e}")),
+    }
 }
 
 /// A share of calls: a number from 0 to 1.

@@ -146,6 +146,44 @@ impl Twin {
         f(&self.lock().snap)
     }
 
+    /// `UpdateService` with `desiredCount`: the service scheduler starts or stops tasks on its next pass, within the
+    /// deployment configuration.
+    pub fn set_desired_count(&self, service: &str, desired: u32) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        let svc = state
+            .snap
+            .services
+            .iter_mut()
+            .find(|s| s.service_name == service)
+            .ok_or_else(|| EcsError::NotFound(format!("service {service}")))?;
+        svc.desired_count = desired;
+        for d in &mut svc.deployments {
+            if d.status == DeploymentStatus::Primary {
+                d.desired_count = desired;
+            }
+        }
+        Ok(())
+    }
+
+    /// `PutAttributes` on a container instance: adds the attribute, or replaces the value of one with that name.
+    pub fn put_attribute(&self, container_instance_arn: &str, name: &str, value: Option<&str>) -> Result<(), EcsError> {
+        let mut state = self.lock();
+        let instance = state
+            .snap
+            .container_instances
+            .iter_mut()
+            .find(|i| i.container_instance_arn == container_instance_arn)
+            .ok_or_else(|| EcsError::NotFound(format!("container instance {container_instance_arn}")))?;
+        match instance.attributes.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.value = value.map(str::to_owned),
+            None => instance.attributes.push(crate::model::Attribute {
+                name: name.to_owned(),
+                value: value.map(str::to_owned),
+            }),
+        }
+        Ok(())
+    }
+
     /// A new, empty container instance joins the cluster now (an Auto Scaling scale-out). Its remaining resources
     /// are its registered ones; an instance with the same ARN is refused.
     pub fn register_instance(&self, mut instance: crate::model::ContainerInstance) -> Result<(), EcsError> {

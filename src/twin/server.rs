@@ -2,20 +2,26 @@
 //! `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>`, JSON bodies in ECS's camelCase shapes, timestamps
 //! as epoch seconds, errors as `{"__type": …, "message": …}` with HTTP 400 and an `x-amzn-ErrorType` header.
 //!
-//! Served: the reads and writes the controller uses, with AWS's pagination (`maxResults` 1..=100, opaque
-//! `nextToken`) and batch limits (100 instances or tasks per describe, 10 services, 10 instances per state update).
-//! The scheduler advances on its own clock: `speed` simulated seconds per wall-clock second.
+//! Served: every read and write an ECS tool makes on an EC2 cluster's instances, services and tasks (ListClusters,
+//! DescribeClusters, List/DescribeContainerInstances with `status` and a cluster-query-language `filter`,
+//! UpdateContainerInstancesState, List/DescribeServices, UpdateService with `forceNewDeployment` and
+//! `desiredCount`, List/DescribeTasks with their filters, StopTask, DescribeTaskDefinition, ListTagsForResource,
+//! ListAttributes, PutAttributes), with AWS's pagination (`maxResults` 1..=100, opaque `nextToken`) and batch limits
+//! (100 instances or tasks per describe, 10 services, 10 instances per state update or attributes per put). Any
+//! other operation answers `UnknownOperationException` naming it. The scheduler advances on its own clock: `speed`
+//! simulated seconds per wall-clock second.
 //!
 //! Throttling by token buckets at ECS's documented rates (optional), and fault injection ([`Faults`]): internal
 //! errors, added latency, mutations applied but answered with a 500 (a lost response), and describes that report an
 //! item in `failures[]`.
 //!
 //! CloudWatch's `GetMetricData` for Container Insights' instance metrics is served on the same port (see
-//! [`super::cloudwatch`]), so `AWS_ENDPOINT_URL` can point a whole controller at the twin.
+//! [`super::cloudwatch`]), so `AWS_ENDPOINT_URL_ECS` and `AWS_ENDPOINT_URL_CLOUDWATCH` can both point at the twin.
 //!
-//! Two endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
-//! format), `GET /__twin/calls` (how many calls of each operation were served) and `GET /__twin/faults` (how many
-//! throttles and injected faults, by kind).
+//! Endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
+//! format), `GET /__twin/calls` (how many calls of each operation were served), `GET /__twin/faults` (how many
+//! throttles and injected faults, by kind) and `GET /__twin/stats` (the twin's clock, tasks started and stopped,
+//! placement failures and floor violations).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -184,6 +190,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .route("/__twin/snapshot", get(snapshot))
         .route("/__twin/calls", get(calls))
         .route("/__twin/faults", get(faults))
+        .route("/__twin/stats", get(stats))
         .with_state(shared)
 }
 
@@ -213,6 +220,11 @@ async fn metric_data(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
     let body = serde_json::to_string(&shared.twin.snapshot()).unwrap_or_default();
     ([("content-type", "application/json")], body).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let body = json!({"now": shared.twin.now(), "stats": shared.twin.stats()});
+    ([("content-type", "application/json")], body.to_string()).into_response()
 }
 
 async fn faults(State(shared): State<Arc<Shared>>) -> Response {
@@ -254,10 +266,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             .into_response();
         }
     }
-    let mutation = matches!(
-        operation,
-        "StopTask" | "UpdateService" | "UpdateContainerInstancesState"
-    );
+    let mutation = MUTATIONS.contains(&operation);
     let request: Value = if body.is_empty() {
         json!({})
     } else {
@@ -389,6 +398,35 @@ fn page(items: Vec<String>, req: &Value) -> Result<Value, ApiError> {
     Ok(out)
 }
 
+/// One page of any JSON items (the same offsets as [`page`]).
+fn page_values(items: Vec<Value>, req: &Value, key: &str) -> Result<Value, ApiError> {
+    let indexes: Vec<String> = (0..items.len()).map(|k| k.to_string()).collect();
+    let mut out = page(indexes, req)?;
+    let chosen: Vec<Value> = out["arns"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str()?.parse::<usize>().ok())
+                .map(|k| items[k].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(map) = out.as_object_mut() {
+        map.remove("arns");
+    }
+    out[key] = json!(chosen);
+    Ok(out)
+}
+
+/// The task groups on an instance (for `task:group` in a filter).
+fn groups<'a>(snap: &'a Snapshot, i: &crate::model::ContainerInstance) -> Vec<&'a str> {
+    snap.tasks
+        .iter()
+        .filter(|t| t.is_live() && t.container_instance_arn.as_deref() == Some(i.container_instance_arn.as_str()))
+        .filter_map(|t| t.group.as_deref())
+        .collect()
+}
+
 /// Names the list key of a page (`taskArns`, …).
 fn listed(mut page: Value, key: &str) -> Value {
     if let Some(arns) = page.as_object_mut().and_then(|m| m.remove("arns")) {
@@ -414,28 +452,174 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// Every ECS operation the twin serves (CloudWatch's GetMetricData has its own path).
+pub const SERVED: [&str; 15] = [
+    "ListClusters",
+    "DescribeClusters",
+    "ListContainerInstances",
+    "DescribeContainerInstances",
+    "UpdateContainerInstancesState",
+    "ListServices",
+    "DescribeServices",
+    "UpdateService",
+    "ListTasks",
+    "DescribeTasks",
+    "StopTask",
+    "DescribeTaskDefinition",
+    "ListTagsForResource",
+    "ListAttributes",
+    "PutAttributes",
+];
+
 async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiError> {
+    if !SERVED.contains(&operation) {
+        return Err(ApiError {
+            code: "UnknownOperationException",
+            message: format!("the twin does not serve {operation}"),
+        });
+    }
     match operation {
-        "StopTask" | "UpdateService" | "UpdateContainerInstancesState" => mutate(twin, operation, req).await,
+        op if MUTATIONS.contains(&op) => mutate(twin, operation, req).await,
         _ => twin.read(|snap| read(snap, operation, req)),
     }
 }
 
+/// The operations that change the twin.
+const MUTATIONS: [&str; 4] = [
+    "StopTask",
+    "UpdateService",
+    "UpdateContainerInstancesState",
+    "PutAttributes",
+];
+
+/// The cluster as `DescribeClusters` shows it.
+fn cluster_view(snap: &Snapshot) -> Value {
+    let live = |status: TaskStatus| snap.tasks.iter().filter(|t| t.last_status == status).count();
+    json!({
+        "clusterArn": cluster_arn(snap),
+        "clusterName": snap.cluster,
+        "status": "ACTIVE",
+        "registeredContainerInstancesCount": snap.container_instances.len(),
+        "runningTasksCount": live(TaskStatus::Running),
+        "pendingTasksCount": live(TaskStatus::Pending),
+        "activeServicesCount": snap.services.iter().filter(|s| s.status == "ACTIVE").count(),
+    })
+}
+
+/// The cluster's ARN: as the snapshot has it, else built from an instance's ARN (same account and Region).
+fn cluster_arn(snap: &Snapshot) -> String {
+    snap.cluster_arn.clone().unwrap_or_else(|| {
+        let prefix = snap
+            .container_instances
+            .first()
+            .and_then(|i| i.container_instance_arn.split(":container-instance/").next())
+            .unwrap_or("arn:aws:ecs:us-east-1:000000000000");
+        format!("{prefix}:cluster/{}", snap.cluster)
+    })
+}
+
 /// A read, answered from the twin's state in place.
 fn read(snap: &Snapshot, operation: &str, req: &Value) -> Result<Value, ApiError> {
-    if operation != "DescribeTaskDefinition" {
+    if !matches!(
+        operation,
+        "DescribeTaskDefinition" | "ListClusters" | "DescribeClusters" | "ListTagsForResource"
+    ) {
         check_cluster(snap, req)?;
     }
     match operation {
+        "ListClusters" => Ok(listed(page(vec![cluster_arn(snap)], req)?, "clusterArns")),
+        "DescribeClusters" => {
+            let asked = strings(req, "clusters")?;
+            let asked = if asked.is_empty() {
+                vec!["default".to_owned()]
+            } else {
+                asked
+            };
+            let arn = cluster_arn(snap);
+            let (found, failures): (Vec<&String>, Vec<&String>) =
+                asked.iter().partition(|a| **a == snap.cluster || **a == arn);
+            Ok(json!({
+                "clusters": found.iter().map(|_| cluster_view(snap)).collect::<Vec<_>>(),
+                "failures": failures.iter().map(|a| json!({"arn": a, "reason": "MISSING"})).collect::<Vec<_>>(),
+            }))
+        }
         "ListContainerInstances" => {
             let status = string(req, "status");
+            let filter = match string(req, "filter") {
+                None | Some("") => None,
+                Some(text) => Some(
+                    crate::placement::cql::parse(text)
+                        .map_err(|e| ApiError::invalid(format!("filter {text:?}: {e}")))?,
+                ),
+            };
             let arns = snap
                 .container_instances
                 .iter()
                 .filter(|i| status.is_none_or(|s| i.status.as_str() == s))
+                .filter(|i| {
+                    filter.as_ref().is_none_or(|f| {
+                        let groups = groups(snap, i);
+                        f.eval(&crate::placement::Facts {
+                            instance: i,
+                            running: i.running_tasks_count,
+                            groups: &groups,
+                        })
+                    })
+                })
                 .map(|i| i.container_instance_arn.clone())
                 .collect();
             Ok(listed(page(arns, req)?, "containerInstanceArns"))
+        }
+        "ListTagsForResource" => {
+            let arn = string(req, "resourceArn").ok_or_else(|| ApiError::invalid("resourceArn is required"))?;
+            let tags = snap
+                .container_instances
+                .iter()
+                .find(|i| i.container_instance_arn == arn)
+                .map(|i| &i.tags)
+                .or_else(|| snap.services.iter().find(|s| s.service_arn == arn).map(|s| &s.tags))
+                .or_else(|| snap.tasks.iter().find(|t| t.task_arn == arn).map(|t| &t.tags))
+                .map(to_value)
+                .or_else(|| (arn == cluster_arn(snap)).then(|| json!([])))
+                .ok_or_else(|| ApiError::invalid("The specified resource is not found."))?;
+            Ok(json!({"tags": tags}))
+        }
+        "ListAttributes" => {
+            match string(req, "targetType") {
+                Some("container-instance") => {}
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "targetType {other:?} is not container-instance"
+                    )))
+                }
+            }
+            let name = string(req, "attributeName");
+            let value = string(req, "attributeValue");
+            if value.is_some() && name.is_none() {
+                return Err(ApiError::invalid("attributeValue needs attributeName"));
+            }
+            let all: Vec<Value> = snap
+                .container_instances
+                .iter()
+                .flat_map(|i| {
+                    i.attributes
+                        .iter()
+                        .filter(|a| name.is_none_or(|n| a.name == n))
+                        .filter(|a| value.is_none_or(|v| a.value.as_deref() == Some(v)))
+                        .map(|a| {
+                            let mut v = json!({
+                                "name": a.name,
+                                "targetType": "container-instance",
+                                "targetId": i.container_instance_arn,
+                            });
+                            if let Some(value) = &a.value {
+                                v["value"] = json!(value);
+                            }
+                            v
+                        })
+                })
+                .collect();
+            page_values(all, req, "attributes")
         }
         "ListServices" => {
             let arns = snap.services.iter().map(|s| s.service_arn.clone()).collect();
@@ -532,6 +716,13 @@ async fn mutate(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiE
                     code: "ServiceNotFoundException",
                     message: "Service not found.".into(),
                 })?;
+            if let Some(n) = req.get("desiredCount").filter(|v| !v.is_null()) {
+                let n = n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| ApiError::invalid("desiredCount must be a non-negative integer"))?;
+                twin.set_desired_count(&name, n)?;
+            }
             if req.get("forceNewDeployment").and_then(Value::as_bool) == Some(true) {
                 twin.force_new_deployment(&name).await?;
             }
@@ -570,6 +761,30 @@ async fn mutate(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiE
                 .map(to_value)
                 .collect();
             Ok(json!({"containerInstances": found, "failures": failures}))
+        }
+        "PutAttributes" => {
+            let attributes = match req.get("attributes") {
+                Some(Value::Array(a)) if !a.is_empty() && a.len() <= 10 => a.clone(),
+                _ => return Err(ApiError::invalid("attributes must hold 1 to 10 attributes")),
+            };
+            for a in &attributes {
+                let name = string(a, "name").ok_or_else(|| ApiError::invalid("an attribute needs a name"))?;
+                if string(a, "targetType").is_some_and(|t| t != "container-instance") {
+                    return Err(ApiError::invalid("targetType must be container-instance"));
+                }
+                let target = string(a, "targetId").ok_or_else(|| ApiError::invalid("an attribute needs a targetId"))?;
+                let arn = snap
+                    .container_instances
+                    .iter()
+                    .find(|i| names(&i.container_instance_arn, target))
+                    .map(|i| i.container_instance_arn.clone())
+                    .ok_or_else(|| ApiError {
+                        code: "TargetNotFoundException",
+                        message: format!("Could not find {target}."),
+                    })?;
+                twin.put_attribute(&arn, name, string(a, "value"))?;
+            }
+            Ok(json!({"attributes": attributes}))
         }
         other => Err(ApiError {
             code: "UnknownOperationException",

@@ -79,6 +79,15 @@ impl TwinServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// SIGTERM, and wait for the process to exit.
+    pub fn terminate(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        self.child.wait().ok();
+    }
 }
 
 impl Drop for TwinServer {

@@ -1,5 +1,6 @@
-//! `moto_server` for the tests that need real DynamoDB or STS semantics: one server per test binary, started on
-//! first use on 127.0.0.1 and gone when the binary exits (it serves until its stdin closes). `scripts/test.sh`
+//! `moto_server` for the tests that need real DynamoDB or STS semantics: one server per test binary
+//! (`tests/moto/ecs_server.py`, moto's whole server), started on first use on 127.0.0.1 and gone when the binary
+//! exits (it serves until its stdin closes). `scripts/test.sh`
 //! installs moto through pip when it is missing.
 
 use std::io::{BufRead, BufReader};
@@ -11,9 +12,9 @@ static SERVER: OnceLock<(Mutex<Child>, String)> = OnceLock::new();
 /// The endpoint of this binary's moto server (`http://127.0.0.1:PORT`).
 pub fn endpoint() -> String {
     let (_, endpoint) = SERVER.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/server.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/ecs_server.py");
         let mut child = Command::new("python3")
-            .arg(script)
+            .args([script, "--port", "0", "--until-stdin-closes"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
