@@ -431,9 +431,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(async {
                 let (conf, settings) = connect(&controller).await?;
                 let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &controller.table);
-                let metrics = ecs_rebalancer::metrics::Metrics::default();
+                let metrics = std::sync::Arc::new(ecs_rebalancer::metrics::Metrics::default());
                 let policy = source.current().clone();
-                let ecs = ecs_client(&conf, &controller, &policy);
+                let ecs = ecs_client(&conf, &controller, &policy, &metrics);
                 use ecs_rebalancer::run::OnceOutcome;
                 let outcome = match &ecs {
                     Either::Plain(e) => ecs_rebalancer::run::once(e, &ledger, policy, &settings, &metrics).await,
@@ -475,7 +475,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
                 let server = axum::serve(listener, ecs_rebalancer::metrics::router(metrics.clone()));
                 tokio::spawn(async move { server.await });
-                let ecs = ecs_client(&conf, &controller, source.current());
+                let ecs = ecs_client(&conf, &controller, source.current(), &metrics);
                 match &ecs {
                     Either::Plain(e) => {
                         ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await;
@@ -702,11 +702,24 @@ enum Either {
     ),
 }
 
-fn ecs_client(conf: &aws_config::SdkConfig, args: &ControllerArgs, policy: &policy::Policy) -> Either {
+fn ecs_client(
+    conf: &aws_config::SdkConfig,
+    args: &ControllerArgs,
+    policy: &policy::Policy,
+    metrics: &std::sync::Arc<ecs_rebalancer::metrics::Metrics>,
+) -> Either {
     use ecs_rebalancer::policy::Metric;
     use ecs_rebalancer::utilization::{cloudwatch::CloudWatch, Window, WithUtilization};
-    let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf(conf, args.endpoint_url.as_deref(), &args.cluster)
-        .read_share((args.aws.read_share > 0.0).then_some(args.aws.read_share));
+    let counter = std::sync::Arc::clone(metrics);
+    let hook: ecs_rebalancer::ecs::sdk::CallHook =
+        std::sync::Arc::new(move |operation, throttled| counter.count_call(operation, throttled));
+    let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf_counted(
+        conf,
+        args.endpoint_url.as_deref(),
+        &args.cluster,
+        Some(hook),
+    )
+    .read_share((args.aws.read_share > 0.0).then_some(args.aws.read_share));
     match policy.metric {
         Metric::CpuAvailable | Metric::MemAvailable => Either::Measured(WithUtilization::new(
             ecs,

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub skips: Family<Labels, Counter>,
     /// Observations refused by ECS throttling, and incomplete ones.
     pub api_errors: Family<Labels, Counter>,
+    /// ECS HTTP attempts by operation, retries included.
+    pub api_calls: Family<Labels, Counter>,
+    /// ECS attempts answered `ThrottlingException`, by operation.
+    pub api_throttles: Family<Labels, Counter>,
     /// 1 while this replica holds a fresh lease.
     pub lease_held: Family<Labels, Gauge>,
     /// Policy reloads by result (`ok`, `invalid`).
@@ -45,6 +49,8 @@ impl Default for Metrics {
         let score = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let skips = Family::default();
         let api_errors = Family::default();
+        let api_calls = Family::default();
+        let api_throttles = Family::default();
         let lease_held = Family::default();
         let policy_reloads = Family::default();
         registry.register("cycles", "Controller cycles by result", cycles.clone());
@@ -65,6 +71,16 @@ impl Default for Metrics {
             "1 while this replica holds a fresh lease",
             lease_held.clone(),
         );
+        registry.register(
+            "api_calls",
+            "ECS HTTP attempts by operation, retries included",
+            api_calls.clone(),
+        );
+        registry.register(
+            "api_throttles",
+            "ECS attempts answered ThrottlingException",
+            api_throttles.clone(),
+        );
         registry.register("policy_reloads", "Policy reloads by result", policy_reloads.clone());
         Metrics {
             registry,
@@ -73,6 +89,8 @@ impl Default for Metrics {
             score,
             skips,
             api_errors,
+            api_calls,
+            api_throttles,
             lease_held,
             policy_reloads,
             ready: AtomicBool::new(false),
@@ -81,6 +99,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one ECS attempt (the SDK adapter's call hook).
+    pub fn count_call(&self, operation: &str, throttled: bool) {
+        let labels = vec![("operation", operation.to_owned())];
+        self.api_calls.get_or_create(&labels).inc();
+        if throttled {
+            self.api_throttles.get_or_create(&labels).inc();
+        }
+    }
+
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, std::sync::atomic::Ordering::Relaxed);
     }

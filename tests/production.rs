@@ -499,6 +499,8 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
         "ecs_rebalancer_lease_held{cluster=\"prod\"} 1",
         "ecs_rebalancer_actions_total{kind=\"stop-task\",outcome=\"sent\"} 2",
         "ecs_rebalancer_score{cluster=\"prod\"}",
+        "ecs_rebalancer_api_calls_total{operation=\"StopTask\"} 2",
+        "ecs_rebalancer_api_calls_total{operation=\"ListTasks\"}",
     ] {
         assert!(metrics.contains(expected), "{expected} in\n{metrics}");
     }

@@ -212,11 +212,32 @@ async fn throttled_reads_recover_through_the_sdk_retries() {
         ..ServeConfig::default()
     };
     let (twin, addr) = served_with(large(), config).await;
-    let seen = client(&addr, "wire").observe().await.unwrap();
+    // Every HTTP attempt is reported to the call hook (the controller's api_calls / api_throttles metrics).
+    let heard = Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let sink = Arc::clone(&heard);
+    let hook: ecs_rebalancer::ecs::sdk::CallHook = Arc::new(move |_operation, throttled| {
+        let mut h = sink.lock().unwrap();
+        h.0 += 1;
+        h.1 += u64::from(throttled);
+    });
+    let conf = ecs_rebalancer::aws::local(&format!("http://{addr}"));
+    let seen = SdkEcs::from_conf_counted(&conf, None, "wire", Some(hook))
+        .read_share(None)
+        .observe()
+        .await
+        .unwrap();
     assert_eq!(json(&seen.tasks), json(&twin.snapshot().tasks));
     let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(total > 31, "throttled calls were retried: {calls}");
+    let throttled = common::get_json(&addr, "/__twin/faults").await["throttled"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        *heard.lock().unwrap(),
+        (total, throttled),
+        "every attempt and every throttle heard"
+    );
 }
 
 /// A StopTask applied by ECS whose response is lost: the adapter says the outcome is unknown and does not re-send;

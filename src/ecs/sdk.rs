@@ -47,6 +47,49 @@ pub struct Progress {
 
 type ProgressFn = Box<dyn Fn(Progress) + Send + Sync>;
 
+/// Hears every HTTP attempt the SDK makes (retries included): the operation, and whether ECS throttled it.
+pub type CallHook = std::sync::Arc<dyn Fn(&str, bool) + Send + Sync>;
+
+/// An SDK interceptor that reports each attempt to a [`CallHook`] (for `api_calls_total` / `api_throttles_total`).
+struct CountCalls(CallHook);
+
+impl std::fmt::Debug for CountCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountCalls")
+    }
+}
+
+impl aws_sdk_ecs::config::Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "ecs-rebalancer-count-calls"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_ecs::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_sdk_ecs::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ecs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ecs::error::BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("unknown", |m| m.name());
+        // ECS's JSON protocol names the error in `x-amzn-ErrorType` or in the body's `__type`.
+        let throttled = context.response().is_some_and(|r| {
+            r.status().as_u16() == 400
+                && (r
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .is_some_and(|t| t.starts_with("ThrottlingException"))
+                    || r.body().bytes().is_some_and(|b| {
+                        b.windows(b"ThrottlingException".len())
+                            .any(|w| w == b"ThrottlingException")
+                    }))
+        });
+        (self.0)(operation, throttled);
+        Ok(())
+    }
+}
+
 /// An ECS cluster reached through the AWS SDK.
 pub struct SdkEcs {
     client: Client,
@@ -73,9 +116,22 @@ impl SdkEcs {
     /// A client from a loaded AWS configuration; `endpoint_url` overrides the ECS endpoint only, as the AWS CLI's
     /// `--endpoint-url` does (other services keep theirs).
     pub fn from_conf(conf: &aws_config::SdkConfig, endpoint_url: Option<&str>, cluster: &str) -> SdkEcs {
+        SdkEcs::from_conf_counted(conf, endpoint_url, cluster, None)
+    }
+
+    /// As [`SdkEcs::from_conf`], with every HTTP attempt reported to `on_call`.
+    pub fn from_conf_counted(
+        conf: &aws_config::SdkConfig,
+        endpoint_url: Option<&str>,
+        cluster: &str,
+        on_call: Option<CallHook>,
+    ) -> SdkEcs {
         let mut builder = aws_sdk_ecs::config::Builder::from(conf);
         if let Some(url) = endpoint_url {
             builder = builder.endpoint_url(url);
+        }
+        if let Some(hook) = on_call {
+            builder = builder.interceptor(CountCalls(hook));
         }
         SdkEcs::new(Client::from_conf(builder.build()), cluster)
     }
