@@ -532,3 +532,35 @@ async fn utilization_comes_from_cloudwatch_in_calls_of_500_queries() {
         "600 queries in calls of at most 500: {calls}"
     );
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`), `snapshot` keeps one progress line on stderr,
+/// rewritten as pages and batches come in, and clears it at the end.
+#[test]
+fn the_snapshot_command_shows_progress_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = dir.path().join("start.json");
+    large().snapshot().save(&start).unwrap();
+    let twin = common::TwinServer::start(&start, &["--tick", "0"]);
+    let command = format!(
+        "{} snapshot --cluster wire --endpoint-url {} --read-share 0 -o {}",
+        env!("CARGO_BIN_EXE_ecs-rebalancer"),
+        twin.url(),
+        dir.path().join("captured.json").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCOUNT_ID")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("util-linux's script runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    for line in ["instances: 150/150", "tasks: 1200/1200", "services: 12/12"] {
+        assert!(screen.contains(line), "{line:?} in {screen:?}");
+    }
+    assert!(screen.ends_with("\r\u{1b}[2K"), "the line is cleared at the end: {screen:?}");
+}
