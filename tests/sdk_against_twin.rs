@@ -562,5 +562,8 @@ fn the_snapshot_command_shows_progress_on_a_terminal() {
     for line in ["instances: 150/150", "tasks: 1200/1200", "services: 12/12"] {
         assert!(screen.contains(line), "{line:?} in {screen:?}");
     }
-    assert!(screen.ends_with("\r\u{1b}[2K"), "the line is cleared at the end: {screen:?}");
+    assert!(
+        screen.ends_with("\r\u{1b}[2K"),
+        "the line is cleared at the end: {screen:?}"
+    );
 }
