@@ -47,7 +47,9 @@ async fn main() {
     let t = Instant::now();
     let snap = ecs.observe().await.expect("observe");
     let took = t.elapsed();
-    let calls = reqwest_free_calls(&addr.to_string()).await;
+    let calls = ecs_rebalancer::testing::http_get(&addr.to_string(), "/__twin/calls")
+        .await
+        .1;
     let tasks = snap.tasks.len();
     println!(
         "observed {} instances, {tasks} tasks, {} services, {} task definitions in {:.2} s",
@@ -69,17 +71,4 @@ async fn main() {
         bound(services, 10),
         snap.task_definitions.len()
     );
-}
-
-async fn reqwest_free_calls(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET /__twin/calls HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.expect("read");
-    raw.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }

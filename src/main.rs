@@ -313,14 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 now,
                 plan::Episode { active: continuing },
             );
-            let text = match output {
-                Output::Table => plan::render::table(&result),
-                Output::Json => serde_json::to_string_pretty(&result)? + "\n",
-            };
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .context("writing to stdout")?;
-            Ok(())
+            show(output, &result, plan::render::table)
         }
         Command::Simulate {
             snapshot,
@@ -510,14 +503,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     &cluster, now, lease, actions, cooldowns,
                 ))
             })?;
-            let text = match output {
-                Output::Table => status.to_table(),
-                Output::Json => serde_json::to_string_pretty(&status)? + "\n",
-            };
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .context("writing to stdout")?;
-            Ok(())
+            show(output, &status, ecs_rebalancer::status::Status::to_table)
         }
         Command::Demo => {
             let policy = scenarios::demo_policy();
@@ -649,16 +635,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect { snapshot, output } => {
             let cluster = load_cluster(&snapshot)?;
             let report = ClusterReport::new(&cluster);
-            let text = match output {
-                Output::Table => report.to_table(),
-                Output::Json => serde_json::to_string_pretty(&report)? + "\n",
-            };
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .context("writing to stdout")?;
-            Ok(())
+            show(output, &report, ClusterReport::to_table)
         }
     }
+}
+
+/// Prints `value` on stdout as a table or as pretty JSON.
+fn show<T: serde::Serialize>(output: Output, value: &T, table: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    let text = match output {
+        Output::Table => table(value),
+        Output::Json => serde_json::to_string_pretty(value)? + "\n",
+    };
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")
 }
 
 /// Loads and indexes a snapshot; any defect is bad input.

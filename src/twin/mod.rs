@@ -75,6 +75,24 @@ pub struct State {
     pub(crate) stats: TwinStats,
 }
 
+impl State {
+    fn service_mut(&mut self, name: &str) -> Result<&mut crate::model::Service, EcsError> {
+        self.snap
+            .services
+            .iter_mut()
+            .find(|s| s.service_name == name)
+            .ok_or_else(|| EcsError::NotFound(format!("service {name}")))
+    }
+
+    fn instance_mut(&mut self, arn: &str) -> Result<&mut crate::model::ContainerInstance, EcsError> {
+        self.snap
+            .container_instances
+            .iter_mut()
+            .find(|i| i.container_instance_arn == arn)
+            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))
+    }
+}
+
 /// A simulated ECS cluster. Interior mutability, so it can sit behind `&self` like an API client.
 pub struct Twin {
     state: Mutex<State>,
@@ -150,12 +168,7 @@ impl Twin {
     /// deployment configuration.
     pub fn set_desired_count(&self, service: &str, desired: u32) -> Result<(), EcsError> {
         let mut state = self.lock();
-        let svc = state
-            .snap
-            .services
-            .iter_mut()
-            .find(|s| s.service_name == service)
-            .ok_or_else(|| EcsError::NotFound(format!("service {service}")))?;
+        let svc = state.service_mut(service)?;
         svc.desired_count = desired;
         for d in &mut svc.deployments {
             if d.status == DeploymentStatus::Primary {
@@ -168,12 +181,7 @@ impl Twin {
     /// `PutAttributes` on a container instance: adds the attribute, or replaces the value of one with that name.
     pub fn put_attribute(&self, container_instance_arn: &str, name: &str, value: Option<&str>) -> Result<(), EcsError> {
         let mut state = self.lock();
-        let instance = state
-            .snap
-            .container_instances
-            .iter_mut()
-            .find(|i| i.container_instance_arn == container_instance_arn)
-            .ok_or_else(|| EcsError::NotFound(format!("container instance {container_instance_arn}")))?;
+        let instance = state.instance_mut(container_instance_arn)?;
         match instance.attributes.iter_mut().find(|a| a.name == name) {
             Some(a) => a.value = value.map(str::to_owned),
             None => instance.attributes.push(crate::model::Attribute {
@@ -253,12 +261,7 @@ impl EcsApi for Twin {
         let now = state.now;
         let id = format!("ecs-svc/twin{:016}", state.next_id);
         state.next_id += 1;
-        let svc = state
-            .snap
-            .services
-            .iter_mut()
-            .find(|s| s.service_name == service)
-            .ok_or_else(|| EcsError::NotFound(format!("service {service}")))?;
+        let svc = state.service_mut(service)?;
         let mut primary = svc
             .deployments
             .iter()
@@ -284,12 +287,7 @@ impl EcsApi for Twin {
 
     async fn set_instance_state(&self, arn: &str, to: InstanceState) -> Result<(), EcsError> {
         let mut state = self.lock();
-        let instance = state
-            .snap
-            .container_instances
-            .iter_mut()
-            .find(|i| i.container_instance_arn == arn)
-            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))?;
+        let instance = state.instance_mut(arn)?;
         // Only ACTIVE → DRAINING and DRAINING → ACTIVE are allowed (ECS-SEMANTICS §3).
         match (&instance.status, to) {
             (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,

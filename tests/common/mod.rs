@@ -21,23 +21,10 @@ pub fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `GET path` on a local server: the status code and the body, without an HTTP client crate.
+/// `GET path` on a local server: the status code and the body.
 #[allow(dead_code)]
 pub async fn get(addr: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status");
-    (status, body.to_owned())
+    ecs_rebalancer::testing::http_get(addr, path).await
 }
 
 /// `GET path` on a local server, as JSON (the twin's own endpoints).
