@@ -341,6 +341,7 @@ impl Scenario {
             });
         }
         let ledger = LedgerView {
+            attempted_tasks: Vec::new(),
             in_flight,
             service_cooldowns: self
                 .ledger

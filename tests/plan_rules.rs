@@ -410,6 +410,20 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
     };
     let r = run_with(&c, &p, &stopping, Episode::default());
     assert!(r.actions.iter().all(|a| a.task_arn.as_deref() != Some(first.as_str())));
+
+    // A stop that failed or never reached ECS spent its action id: the planner moves another task instead.
+    let attempted = LedgerView {
+        attempted_tasks: vec![first.clone()],
+        ..LedgerView::default()
+    };
+    let r = run_with(&c, &p, &attempted, Episode::default());
+    assert!(!r.actions.is_empty());
+    assert!(r.actions.iter().all(|a| a.task_arn.as_deref() != Some(first.as_str())));
+    assert!(
+        r.skipped.iter().any(|s| s.target == first && s.label == "attempted"),
+        "{:#?}",
+        r.skipped
+    );
 }
 
 // ---- drain-instance ----

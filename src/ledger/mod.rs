@@ -266,12 +266,13 @@ pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> R
         }
     }
     let hour_ago = now - chrono::Duration::hours(1);
-    view.restarts = ledger
-        .since(cluster, hour_ago)
-        .await?
-        .into_iter()
-        .filter(|r| r.state != ActionState::Abandoned)
-        .map(|r| (r.claimed_at, r.tasks))
-        .collect();
+    for r in ledger.since(cluster, DateTime::<Utc>::MIN_UTC).await? {
+        if r.claimed_at > hour_ago && r.state != ActionState::Abandoned {
+            view.restarts.push((r.claimed_at, r.tasks));
+        }
+        if r.kind == "stop-task" && matches!(r.state, ActionState::Failed | ActionState::Abandoned) {
+            view.attempted_tasks.push(r.target);
+        }
+    }
     Ok(view)
 }

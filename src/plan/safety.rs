@@ -52,6 +52,8 @@ pub enum SkipReason {
     InstanceCoolingDown(DateTime<Utc>),
     /// A move of this target is already in flight.
     InFlight,
+    /// An earlier stop of this task failed or never reached ECS; its action id is spent.
+    Attempted,
     /// No instance could take the replacement: it would stay PENDING.
     NoLanding,
     /// The replacement could land back on the instance it left (the binpack trap, ECS-SEMANTICS §2).
@@ -93,6 +95,7 @@ impl SkipReason {
             SkipReason::ServiceCoolingDown(_) => "service-cooldown",
             SkipReason::InstanceCoolingDown(_) => "instance-cooldown",
             SkipReason::InFlight => "in-flight",
+            SkipReason::Attempted => "attempted",
             SkipReason::NoLanding => "no-landing",
             SkipReason::LandsOnSource => "lands-on-source",
             SkipReason::NoImprovement { .. } => "no-improvement",
@@ -133,6 +136,7 @@ impl fmt::Display for SkipReason {
                 write!(f, "instance cooling down until {}", until.to_rfc3339())
             }
             SkipReason::InFlight => f.write_str("a move of it is already in flight"),
+            SkipReason::Attempted => f.write_str("an earlier stop of this task failed or never reached ECS"),
             SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),
             SkipReason::LandsOnSource => f.write_str("the replacement could land back on the same instance"),
             SkipReason::NoImprovement { via } => {

@@ -667,6 +667,10 @@ impl<'c> Search<'c> {
                 self.skip(&task_arn, &SkipReason::InFlight);
                 continue;
             }
+            if self.ledger.task_attempted(&task_arn) {
+                self.skip(&task_arn, &SkipReason::Attempted);
+                continue;
+            }
             if self.service_ctx(&service).is_err() {
                 continue;
             }

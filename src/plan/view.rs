@@ -24,6 +24,9 @@ pub struct LedgerView {
     pub instance_cooldowns: Vec<(String, DateTime<Utc>)>,
     /// When tasks were restarted by this controller, and how many, for the rolling per-hour budget.
     pub restarts: Vec<(DateTime<Utc>, u32)>,
+    /// Tasks whose stop was claimed and then failed or never reached ECS: the action's id is spent (ids are
+    /// deterministic), so planning that stop again would only be refused at the claim.
+    pub attempted_tasks: Vec<String>,
 }
 
 impl LedgerView {
@@ -67,6 +70,10 @@ impl LedgerView {
         self.in_flight
             .iter()
             .any(|f| matches!(f, InFlight::Redeploy { service: s } if s == service))
+    }
+
+    pub fn task_attempted(&self, task_arn: &str) -> bool {
+        self.attempted_tasks.iter().any(|t| t == task_arn)
     }
 
     pub fn task_in_flight(&self, task_arn: &str) -> bool {
