@@ -377,6 +377,12 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     ) -> Result<Vec<(String, ActionState, String)>, CycleError> {
         let mut finished = Vec::new();
         for r in self.ledger.in_flight(&self.cluster).await? {
+            // Settling may set a drained instance ACTIVE again; a replica that cannot prove its lease leaves every
+            // record as it is for the leader (an overdue drain recorded failed without its revert would strand it).
+            if self.fence().is_err() {
+                tracing::warn!("the lease cannot be proven fresh: leaving in-flight actions to the leader");
+                break;
+            }
             let overdue = now - r.claimed_at > chrono::Duration::from_std(ACTION_DEADLINE).unwrap_or_default();
             let verdict = match r.kind.as_str() {
                 "stop-task" => settle_stop(&r, cluster),
@@ -385,7 +391,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             };
             let (state, outcome, landed) = match verdict {
                 Verdict::Waiting if overdue => (ActionState::Failed, "did not play out in time".to_owned(), None),
-                Verdict::Waiting => continue,
+                Verdict::Waiting | Verdict::Deferred => continue,
                 Verdict::NeverSent => (
                     ActionState::Abandoned,
                     "never reached ECS (claimed, not sent)".into(),
@@ -487,7 +493,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             return Verdict::Waiting;
         }
         if self.fence().is_err() {
-            return Verdict::Waiting;
+            return Verdict::Deferred;
         }
         match self.ecs.set_instance_state(&r.target, InstanceState::Active).await {
             Ok(()) if remaining == 0 => Verdict::Done {
@@ -504,6 +510,8 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
 
 enum Verdict {
     Waiting,
+    /// Not this replica's to decide now (its lease cannot be proven): no update at all, overdue or not.
+    Deferred,
     NeverSent,
     Done {
         outcome: String,

@@ -1,0 +1,105 @@
+//! The controller under a lease it cannot prove does nothing at all: it claims nothing, sends nothing, and leaves
+//! every in-flight action, even an overdue drain, for the leader to settle. An overdue drain recorded failed by a
+//! stale replica without its revert to ACTIVE would strand the instance in DRAINING.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use ecs_rebalancer::ecs::{EcsApi, InstanceState};
+use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, LeaseView};
+use ecs_rebalancer::ledger::memory::MemoryLedger;
+use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger};
+use ecs_rebalancer::model::InstanceStatus;
+use ecs_rebalancer::reconcile::Controller;
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::twin::{Twin, TwinConfig};
+
+const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  \
+                      clusters: [c]\n  metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  mode: enforce\n";
+
+/// A hot instance this controller set DRAINING two hours ago (past the 30-minute deadline), its tasks still on it
+/// (the twin's clock does not move here).
+async fn overdue_drain() -> (Twin, MemoryLedger) {
+    let twin = Twin::new(
+        ClusterBuilder::new("c")
+            .instance(instance("hot"))
+            .instance(instance("cold"))
+            .service(service("web").spread("instanceId").deployment(50, 200))
+            .tasks("web", "hot", 4)
+            .snapshot(),
+        TwinConfig::default(),
+    );
+    let hot = twin.snapshot().container_instances[0].container_instance_arn.clone();
+    twin.set_instance_state(&hot, InstanceState::Draining).await.unwrap();
+    let ledger = MemoryLedger::new();
+    let claimed = twin.now() - chrono::Duration::hours(2);
+    let record = ActionRecord {
+        id: "drain-instance:hot:1".into(),
+        cluster: "c".into(),
+        kind: "drain-instance".into(),
+        target: hot.clone(),
+        service: None,
+        instance: Some(hot.clone()),
+        deployment_before: None,
+        state: ActionState::Claimed,
+        claimed_at: claimed,
+        updated_at: claimed,
+        reason: "hot".into(),
+        predicted_landing: vec![],
+        predicted_gain: 0.1,
+        tasks: 4,
+        outcome: None,
+        holder: String::new(),
+        epoch: 0,
+        token: "t".into(),
+    };
+    ledger.claim(record, None).await.unwrap();
+    assert!(ledger
+        .update("c", "drain-instance:hot:1", ActionState::Acting, None, claimed)
+        .await
+        .unwrap());
+    (twin, ledger)
+}
+
+fn policy() -> ecs_rebalancer::policy::Policy {
+    ecs_rebalancer::policy::load_str(std::path::Path::new("p.yaml"), POLICY)
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_replica_without_a_fresh_lease_leaves_an_overdue_drain_alone() {
+    let (twin, ledger) = overdue_drain().await;
+    // A view no elector ever made fresh: the lease cannot be proven.
+    let mut controller = Controller::new(&twin, &ledger, policy(), "c").under_lease(LeaseView::default());
+    let report = controller.cycle(twin.now()).await.unwrap();
+    assert!(report.acted.is_empty() && report.settled.is_empty(), "{report:?}");
+    assert!(
+        report
+            .not_sent
+            .iter()
+            .all(|(_, why)| why.contains("lease cannot be proven")),
+        "{report:?}"
+    );
+    let record = &ledger.all()[0];
+    assert_eq!(record.state, ActionState::Acting, "left for the leader");
+    let status = twin.read(|s| s.container_instances[0].status.clone());
+    assert_eq!(status, InstanceStatus::Draining);
+    assert_eq!(ledger.all().len(), 1, "nothing claimed");
+}
+
+#[tokio::test]
+async fn the_leader_reverts_the_overdue_drain_and_records_it_failed() {
+    let (twin, ledger) = overdue_drain().await;
+    let mut elector = Elector::new("c", "leader", LeaseConfig::new(Duration::from_secs(60)));
+    elector.step(&ledger, Utc::now()).await.unwrap();
+    let mut controller = Controller::new(&twin, &ledger, policy(), "c").under_lease(elector.view());
+    let report = controller.cycle(twin.now()).await.unwrap();
+    assert_eq!(report.settled.len(), 1, "{report:?}");
+    let record = ledger.all().into_iter().find(|r| r.kind == "drain-instance").unwrap();
+    assert_eq!(record.state, ActionState::Failed);
+    assert!(record.outcome.unwrap().contains("set ACTIVE again"));
+    let status = twin.read(|s| s.container_instances[0].status.clone());
+    assert_eq!(status, InstanceStatus::Active, "never stranded in DRAINING");
+}
