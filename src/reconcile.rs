@@ -503,7 +503,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             Ok(()) => Verdict::Failed(format!(
                 "{remaining} service task(s) still on it at the deadline; set ACTIVE again"
             )),
-            Err(e) => Verdict::Failed(format!("setting it ACTIVE again failed: {e}")),
+            // Never recorded finished before the revert succeeds: a final record would strand the instance DRAINING.
+            Err(e) => {
+                tracing::warn!(action = %r.id, error = %e, "setting the instance ACTIVE again failed; retrying next cycle");
+                Verdict::Deferred
+            }
         }
     }
 }

@@ -267,6 +267,23 @@ async fn a_holder_recognises_its_own_renewal(l: &impl Ledger) {
     }
 }
 
+/// Replicas with different lease durations (mid-rollout): a follower with a short lease still waits out the
+/// holder's longer promise, so the two are never both fresh.
+async fn a_follower_waits_out_the_holders_longer_lease(l: &impl Ledger) {
+    let mut a = Elector::new("c", "replica-a", LeaseConfig::new(Duration::from_secs(3)));
+    let mut b = Elector::new("c", "replica-b", LeaseConfig::new(Duration::from_millis(300)));
+    assert!(matches!(a.step(l, at(0)).await.unwrap(), Role::Leader(_)));
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        assert!(
+            matches!(b.step(l, at(0)).await.unwrap(), Role::Follower(_)),
+            "a's lease still holds"
+        );
+        assert!(a.view().fence().is_some());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -308,6 +325,7 @@ contract!(
     a_follower_takes_over_only_after_a_full_lease_of_silence,
     a_released_lease_is_taken_at_once,
     a_holder_recognises_its_own_renewal,
+    a_follower_waits_out_the_holders_longer_lease,
 );
 
 #[tokio::test]

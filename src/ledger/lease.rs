@@ -189,7 +189,9 @@ impl Elector {
                 return Ok(Role::Follower(Some(other)));
             }
         };
-        if silent_since.elapsed() >= self.config.duration {
+        // Wait out the holder's own promise if it is longer than ours (replicas mid-rollout of a new duration).
+        let holder_duration = Duration::from_millis(lease.duration_ms);
+        if silent_since.elapsed() >= self.config.duration.max(holder_duration) {
             return self.take(ledger, lease.epoch + 1, Some(&lease.version), now).await;
         }
         Ok(Role::Follower(Some(other)))
