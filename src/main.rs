@@ -233,6 +233,13 @@ struct AwsArgs {
     read_share: f64,
 }
 
+impl AwsArgs {
+    /// The read share to pace to; `None` when 0 turns pacing off.
+    fn pacing(&self) -> Option<f64> {
+        (self.read_share > 0.0).then_some(self.read_share)
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
     Table,
@@ -388,7 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let conf = ecs_rebalancer::aws::load().await;
                 ecs_rebalancer::aws::guard(&conf, aws.expect_account.as_deref()).await?;
                 let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf(&conf, endpoint_url.as_deref(), &cluster)
-                    .read_share((aws.read_share > 0.0).then_some(aws.read_share));
+                    .read_share(aws.pacing());
                 let ecs = match std::io::stderr().is_terminal() {
                     true => ecs.on_progress(progress_line),
                     false => ecs,
@@ -709,7 +716,7 @@ fn ecs_client(
         &args.cluster,
         Some(hook),
     )
-    .read_share((args.aws.read_share > 0.0).then_some(args.aws.read_share));
+    .read_share(args.aws.pacing());
     match policy.metric {
         Metric::CpuAvailable | Metric::MemAvailable => Either::Measured(WithUtilization::new(
             ecs,

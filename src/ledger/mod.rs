@@ -245,28 +245,29 @@ impl CooldownTarget {
 pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> Result<LedgerView, LedgerError> {
     use crate::plan::InFlight;
     let mut view = LedgerView::default();
-    for r in ledger.in_flight(cluster).await? {
-        view.in_flight.push(match r.kind.as_str() {
-            "stop-task" => InFlight::StopTask {
-                task_arn: r.target.clone(),
-                service: r.service.clone().unwrap_or_default(),
-            },
-            "redeploy-service" => InFlight::Redeploy {
-                service: r.target.clone(),
-            },
-            _ => InFlight::Drain {
-                container_instance_arn: r.target.clone(),
-            },
-        });
-    }
     for (target, until) in ledger.cooldowns(cluster, now).await? {
         match target {
             CooldownTarget::Service(s) => view.service_cooldowns.push((s, until)),
             CooldownTarget::Instance(i) => view.instance_cooldowns.push((i, until)),
         }
     }
+    // One read of the cluster's actions serves work in flight, the hourly budget and spent stops.
     let hour_ago = now - chrono::Duration::hours(1);
     for r in ledger.since(cluster, DateTime::<Utc>::MIN_UTC).await? {
+        if r.state.in_flight() {
+            view.in_flight.push(match r.kind.as_str() {
+                "stop-task" => InFlight::StopTask {
+                    task_arn: r.target.clone(),
+                    service: r.service.clone().unwrap_or_default(),
+                },
+                "redeploy-service" => InFlight::Redeploy {
+                    service: r.target.clone(),
+                },
+                _ => InFlight::Drain {
+                    container_instance_arn: r.target.clone(),
+                },
+            });
+        }
         if r.claimed_at > hour_ago && r.state != ActionState::Abandoned {
             view.restarts.push((r.claimed_at, r.tasks));
         }
