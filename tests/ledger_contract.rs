@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
+use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger, TableSetup};
 use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, Role};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{
@@ -329,12 +329,15 @@ contract!(
 );
 
 #[tokio::test]
-async fn init_refuses_to_touch_an_existing_table_and_a_missing_table_says_how_to_make_one() {
+async fn init_is_idempotent_and_a_missing_table_says_how_to_make_one() {
     let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
     let table = common::moto::unique("init");
-    create_table(&conf, &table).await.unwrap();
-    let e = create_table(&conf, &table).await.unwrap_err();
-    assert_eq!(e, LedgerError::Table(format!("table {table} already exists")));
+    assert_eq!(create_table(&conf, &table).await.unwrap(), TableSetup::Created);
+    assert_eq!(
+        create_table(&conf, &table).await.unwrap(),
+        TableSetup::AlreadyThere,
+        "the same table again: found as it should be, left alone"
+    );
     let missing = DynamoLedger::from_conf(&conf, "no-such-table");
     let e = missing.in_flight("c").await.unwrap_err();
     assert!(

@@ -56,6 +56,13 @@ async fn table() -> (String, DynamoLedger) {
 
 /// `ecs-rebalancer ARGS` with the AWS environment pointing ECS at the twin and DynamoDB at `dynamodb`.
 fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Command {
+    let mut c = ledger_command(dir, dynamodb, args);
+    c.env("AWS_ENDPOINT_URL_ECS", twin.url());
+    c
+}
+
+/// `ecs-rebalancer ARGS` with the AWS environment pointing DynamoDB at `dynamodb` (and ECS nowhere).
+fn ledger_command(dir: &Path, dynamodb: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"));
     c.current_dir(dir)
         .args(args)
@@ -63,7 +70,7 @@ fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Comm
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_ECS", twin.url())
+        .env("AWS_ENDPOINT_URL_ECS", "http://127.0.0.1:9")
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .env("AWS_ENDPOINT_URL_STS", moto::endpoint())
         .env("RUST_LOG", "info")
@@ -540,4 +547,111 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
         .wait_for("shutting down: releasing the lease", Duration::from_secs(5))
         .await;
     assert_eq!(ledger.read_lease("prod").await.unwrap().map(|l| l.released), Some(true));
+}
+
+/// `init` is idempotent: run twice, the second finds the table as the first made it, says so and exits 0.
+#[test]
+fn init_twice_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = moto::unique("init-twice");
+    let init = || {
+        ledger_command(dir.path(), &moto::endpoint(), &["init", "--table", &table])
+            .output()
+            .unwrap()
+    };
+    let first = init();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains(&format!("created table {table}")));
+    let second = init();
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains(&format!("table {table} already exists")),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+/// `aws dynamodb ARGS` against this binary's moto server.
+fn aws_dynamodb(args: &[&str]) {
+    let out = Command::new("aws")
+        .arg("dynamodb")
+        .args(args)
+        .args(["--endpoint-url", &moto::endpoint(), "--region", "eu-west-1"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("the AWS CLI runs (scripts/test.sh installs it)");
+    assert!(out.status.success(), "aws dynamodb {args:?}: {}", text(&out.stderr));
+}
+
+/// A table of that name that is not shaped as the ledger needs is never touched: `init` exits 1 with one message
+/// naming every difference (the key schema, TTL).
+#[test]
+fn init_on_a_table_shaped_otherwise_exits_1_naming_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |table: &str| {
+        ledger_command(dir.path(), &moto::endpoint(), &["init", "--table", table])
+            .output()
+            .unwrap()
+    };
+    // Someone else's table: another key schema, no TTL.
+    let other = moto::unique("init-other");
+    aws_dynamodb(&[
+        "create-table",
+        "--table-name",
+        &other,
+        "--attribute-definitions",
+        "AttributeName=id,AttributeType=S",
+        "--key-schema",
+        "AttributeName=id,KeyType=HASH",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    let out = init(&other);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        message.contains(&format!("table {other} already exists"))
+            && message.contains("its key schema is id (HASH, S), the ledger's is pk (HASH, S), sk (RANGE, S)")
+            && message.contains("its TTL is DISABLED")
+            && message.contains("choose another --table name"),
+        "{message}"
+    );
+
+    // The ledger's keys, but TTL never turned on (an init interrupted after CreateTable): named, with the fix.
+    let half = moto::unique("init-half");
+    aws_dynamodb(&[
+        "create-table",
+        "--table-name",
+        &half,
+        "--attribute-definitions",
+        "AttributeName=pk,AttributeType=S",
+        "AttributeName=sk,AttributeType=S",
+        "--key-schema",
+        "AttributeName=pk,KeyType=HASH",
+        "AttributeName=sk,KeyType=RANGE",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    let out = init(&half);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        !message.contains("key schema")
+            && message.contains("its TTL is DISABLED, the ledger's is ENABLED on expiresAt")
+            && message.contains("update-time-to-live"),
+        "{message}"
+    );
+    // Once TTL is on, the same table is the ledger's.
+    aws_dynamodb(&[
+        "update-time-to-live",
+        "--table-name",
+        &half,
+        "--time-to-live-specification",
+        "Enabled=true,AttributeName=expiresAt",
+    ]);
+    let out = init(&half);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
