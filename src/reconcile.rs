@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::lease::LeaseView;
 use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Fence, Ledger, LedgerError};
-use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, TaskStatus};
+use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
 use crate::plan::{self, Episode, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
@@ -281,6 +281,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             updated_at: now,
             reason: action.reason.clone(),
             predicted_landing: action.predicted_landing.clone(),
+            seen_until: Some(seen_until(fresh)),
             predicted_gain: gain,
             tasks: action.tasks_restarted,
             outcome: None,
@@ -563,10 +564,28 @@ fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
     if service.running_count < service.desired_count || service.pending_count > 0 {
         return Verdict::Waiting;
     }
-    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    let Some(since) = r.seen_until else {
+        return Verdict::Done {
+            outcome: "replacement running (where is not known: the claim predates seenUntil)".into(),
+            landed: None,
+        };
+    };
+    // ECS does not link a replacement to the task it replaced: every task of the service created since the claim is
+    // a candidate (several when other stops of the service were under way).
+    let new = created_after(cluster, &service.service_name, since);
+    let started = new.len();
+    let landed = instances_of(new);
     let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
+    let outcome = match started {
+        0 => "the service is whole again, with no task of it newer than the claim".to_owned(),
+        1 => format!("replacement running on {}", names.join(", ")),
+        n => format!(
+            "replacement running on one of {} ({n} tasks of the service started since the claim)",
+            names.join(", ")
+        ),
+    };
     Verdict::Done {
-        outcome: format!("replacement running on {}", names.join(", ")),
+        outcome,
         landed: Some(landed),
     }
 }
@@ -579,10 +598,11 @@ fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
             landed: None,
         };
     };
-    let newer = service
-        .deployments
-        .iter()
-        .any(|d| Some(&d.id) != r.deployment_before.as_ref() && d.created_at.is_none_or(|c| c >= r.claimed_at));
+    // ECS's own identifiers, not clocks: the deployment the claim replaced is recorded, so any other is newer.
+    let Some(before) = r.deployment_before.as_deref() else {
+        return Verdict::Failed("no deployment was recorded at the claim, so the redeploy cannot be verified".into());
+    };
+    let newer = service.deployments.iter().any(|d| d.id != before);
     if !newer {
         return if r.state == ActionState::Claimed {
             Verdict::NeverSent
@@ -606,20 +626,47 @@ fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
             Verdict::Waiting
         };
     }
-    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    // ECS starts a deployment's tasks with the deployment's id in `startedBy`.
+    let deployment = &service.deployments[0].id;
+    let replaced: Vec<&Task> = cluster
+        .tasks_of(&service.service_name)
+        .filter(|t| {
+            t.is_live()
+                && t.desired_status != TaskStatus::Stopped
+                && t.started_by.as_deref() == Some(deployment.as_str())
+        })
+        .collect();
+    let count = replaced.len();
+    let landed = instances_of(replaced);
+    let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
     Verdict::Done {
-        outcome: format!("{} task(s) replaced", landed.len()),
+        outcome: format!("{count} task(s) replaced, on {}", names.join(", ")),
         landed: Some(landed),
     }
 }
 
-/// Instances of the service's tasks started after `since`.
-fn landings(cluster: &Cluster, service: &str, since: DateTime<Utc>) -> Vec<String> {
-    let mut v: Vec<String> = cluster
+/// ECS's clock at a claim: the newest `createdAt` among the observed tasks, or the Unix epoch when none has one
+/// (then every task with a `createdAt` is newer). See [`ActionRecord::seen_until`].
+fn seen_until(observed: &Cluster) -> DateTime<Utc> {
+    observed
+        .tasks()
+        .iter()
+        .filter_map(|t| t.created_at)
+        .max()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Live tasks of a service that ECS created after `since` (ECS's clock).
+fn created_after<'c>(cluster: &'c Cluster, service: &str, since: DateTime<Utc>) -> Vec<&'c Task> {
+    cluster
         .tasks_of(service)
-        .filter(|t| t.created_at.is_some_and(|c| c >= since))
-        .filter_map(|t| t.container_instance_arn.clone())
-        .collect();
+        .filter(|t| t.is_live() && t.desired_status != TaskStatus::Stopped && t.created_at.is_some_and(|c| c > since))
+        .collect()
+}
+
+/// The instances `tasks` run on, sorted, each once.
+fn instances_of(tasks: Vec<&Task>) -> Vec<String> {
+    let mut v: Vec<String> = tasks.iter().filter_map(|t| t.container_instance_arn.clone()).collect();
     v.sort();
     v.dedup();
     v

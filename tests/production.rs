@@ -238,6 +238,27 @@ async fn init_once_status_and_a_second_once_inside_the_cooldown() {
     );
     let (calls, _) = stops(&twin).await;
     assert_eq!(calls, 2, "nothing new inside the cooldown");
+    // Verify-after-act in one clock: each stop names the instance its replacement landed on, though the twin's clock
+    // (a day after the snapshot's instances registered) is weeks behind the controller's.
+    let ledger = DynamoLedger::from_conf(&ecs_rebalancer::aws::local(&moto::endpoint()), &table);
+    let settled = records(&ledger).await;
+    assert_eq!(settled.len(), 2);
+    for r in &settled {
+        assert_eq!(r.state, ActionState::Done, "{r:#?}");
+        // Both stops were of one service in one cycle: each replacement is newer than both claims, and ECS does not
+        // say which replaced which, so each outcome names both candidates.
+        let outcome = r.outcome.as_deref().unwrap_or_default();
+        let named = outcome
+            .strip_prefix("replacement running on one of ")
+            .and_then(|o| o.split(" (").next())
+            .unwrap_or_else(|| panic!("the outcome names the replacements' instances: {outcome:?}"));
+        let named: Vec<&str> = named.split(", ").collect();
+        assert!((1..=2).contains(&named.len()), "{outcome:?}");
+        assert!(
+            named.iter().all(|n| ["i-cold1", "i-cold2", "i-cold3"].contains(n)),
+            "{outcome:?}"
+        );
+    }
     let table_view = command(
         dir.path(),
         &twin,
@@ -654,4 +675,57 @@ fn init_on_a_table_shaped_otherwise_exits_1_naming_what_differs() {
     ]);
     let out = init(&half);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A rehearsal settles a redeploy exactly as production would: `run` against `twin serve --tick 20` (the twin's clock
+/// weeks behind the controller's) records it `done` once ECS's rollout has completed, naming the tasks it replaced
+/// by the deployment's id in their `startedBy`, not by comparing the twin's clock with the controller's.
+#[tokio::test]
+async fn run_settles_a_redeploy_to_done_once_its_rollout_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    // minimumHealthyPercent 100: a stop would breach the floor, so the planner redeploys (start before stop).
+    ClusterBuilder::new("prod")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(100, 200))
+        .tasks("web", "hot", 8)
+        .snapshot()
+        .save(&dir.path().join("start.json"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        POLICY
+            .replace(
+                "mode: enforce",
+                "mode: enforce\n  actions: [stop-tasks, redeploy-services]",
+            )
+            .replace("perCycle: 2", "perCycle: 8"),
+    )
+    .unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "20"]);
+    let (table, ledger) = table().await;
+    let child = spawn_run(dir.path(), &twin, &table, &[]);
+    until(&ledger, Duration::from_secs(60), "the redeploy settled", |all| {
+        all.iter().any(|r| r.kind == "redeploy-service" && !r.state.in_flight())
+    })
+    .await;
+    let (code, log) = terminate(child);
+    assert_eq!(code, Some(0), "{log}");
+    let all = records(&ledger).await;
+    let redeploy = all.iter().find(|r| r.kind == "redeploy-service").unwrap();
+    assert_eq!(redeploy.state, ActionState::Done, "{redeploy:#?}\n{log}");
+    let outcome = redeploy.outcome.as_deref().unwrap_or_default();
+    assert!(outcome.starts_with("8 task(s) replaced, on i-"), "{outcome:?}");
+    // ECS's side: the rollout the record calls done has completed, on one deployment newer than the claim's.
+    let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+    let web = &snapshot["services"][0];
+    assert_eq!(web["deployments"].as_array().unwrap().len(), 1, "{web:#}");
+    assert_eq!(web["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_ne!(
+        web["deployments"][0]["id"].as_str(),
+        redeploy.deployment_before.as_deref(),
+        "a new deployment"
+    );
 }

@@ -336,6 +336,9 @@ fn record_item(r: &ActionRecord) -> Item {
     }
     item.insert("state".into(), s(r.state.as_str()));
     item.insert("claimedAt".into(), time(r.claimed_at));
+    if let Some(t) = r.seen_until {
+        item.insert("seenUntil".into(), time(t));
+    }
     item.insert("updatedAt".into(), time(r.updated_at));
     item.insert("reason".into(), s(&r.reason));
     item.insert(
@@ -365,6 +368,7 @@ fn record_from(item: &Item) -> Option<ActionRecord> {
         deployment_before: owned("deploymentBefore"),
         state: ActionState::parse(get_s(item, "state")?)?,
         claimed_at: get_time(item, "claimedAt")?,
+        seen_until: get_time(item, "seenUntil"),
         updated_at: get_time(item, "updatedAt")?,
         reason: owned("reason").unwrap_or_default(),
         predicted_landing: item

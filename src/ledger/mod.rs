@@ -116,6 +116,12 @@ pub struct ActionRecord {
     pub updated_at: DateTime<Utc>,
     pub reason: String,
     pub predicted_landing: Vec<String>,
+    /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
+    /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
+    /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
+    /// controller's clock (a twin or a skewed clock would make every replacement look old). `None` on records
+    /// written before it was kept: their replacements are not named.
+    pub seen_until: Option<DateTime<Utc>>,
     /// How much the planner expected this move to lower the score.
     pub predicted_gain: f64,
     pub tasks: u32,
