@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::lease::LeaseView;
-use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Fence, Ledger, LedgerError};
+use crate::ledger::{
+    self, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, Ledger, LedgerError,
+};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
-use crate::plan::{self, Episode, Plan, PlannedAction};
+use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
 /// How soon to look again while moves are in flight.
@@ -96,7 +98,6 @@ pub struct Controller<'a, E, L> {
     ledger: &'a L,
     policy: Policy,
     cluster: String,
-    episode: Episode,
     /// Act even when the policy says `dry-run` (`simulate` plays dry-run policies as if enforced).
     force_enforce: bool,
     mispredicted: HashMap<String, u32>,
@@ -160,7 +161,6 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             ledger,
             policy,
             cluster: cluster.to_owned(),
-            episode: Episode::default(),
             force_enforce: false,
             mispredicted: HashMap::new(),
             lease: None,
@@ -202,7 +202,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         &self.policy
     }
 
-    /// Replaces the policy (a reloaded folder); the episode carries on.
+    /// Replaces the policy (a reloaded folder); the episode (in the ledger) carries on.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }
@@ -213,9 +213,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         let cluster = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
         let settled = self.settle(&cluster, now).await?;
         let view = ledger::view(self.ledger, &self.cluster, now).await?;
-        let plan = plan::plan(&cluster, &self.policy, &view, now, self.episode);
+        // The episode lives in the ledger, so `once` runs and a new leader carry on the one a previous cycle started.
+        let episode = self.ledger.read_episode(&self.cluster).await?.unwrap_or_default();
+        let plan = plan::plan(&cluster, &self.policy, &view, now, episode.episode());
         if plan.status != plan::Status::Halted {
-            self.episode = Episode { active: plan.episode };
+            self.store_episode(&episode, episode.after(plan.episode, now)).await?;
         }
         let mut acted = Vec::new();
         let mut not_sent = Vec::new();
@@ -247,6 +249,28 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             in_flight,
             requeue_after,
         })
+    }
+
+    /// Writes the episode when it changed, under the lease's fence (a deposed leader's write is refused). A replica
+    /// that cannot prove its lease writes nothing: it acts on nothing either, and the leader keeps the episode.
+    async fn store_episode(&self, stored: &EpisodeRecord, next: EpisodeRecord) -> Result<(), CycleError> {
+        if next == *stored {
+            return Ok(());
+        }
+        let fence = match self.fence() {
+            Ok(f) => f,
+            Err(why) => {
+                tracing::warn!("{why}; the episode is left as the ledger has it");
+                return Ok(());
+            }
+        };
+        self.ledger.write_episode(&self.cluster, &next, fence.as_ref()).await?;
+        tracing::info!(
+            active = next.active,
+            "rebalancing episode {}",
+            if next.active { "started" } else { "ended" }
+        );
+        Ok(())
     }
 
     /// Claims and carries out one planned action, if its target is still as planned. Returns its id when sent, or

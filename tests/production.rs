@@ -729,3 +729,101 @@ async fn run_settles_a_redeploy_to_done_once_its_rollout_completes() {
         "a new deployment"
     );
 }
+
+/// Waits until the twin has nothing starting or stopping (every service task RUNNING), or panics after 30 s.
+async fn settled_twin(twin: &TwinServer) -> Value {
+    let start = Instant::now();
+    loop {
+        let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+        let busy =
+            snapshot["tasks"].as_array().unwrap().iter().any(|t| {
+                t["lastStatus"] != "STOPPED" && (t["lastStatus"] != "RUNNING" || t["desiredStatus"] == "STOPPED")
+            });
+        if !busy {
+            return snapshot;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the twin settles: {snapshot:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Running tasks per instance id (`i-…`), for a snapshot of `write_fixture`'s cluster.
+fn spread(snapshot: &Value) -> Vec<(String, usize)> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in snapshot["containerInstances"].as_array().unwrap() {
+        out.insert(
+            i["containerInstanceArn"].as_str().unwrap().to_owned(),
+            (i["ec2InstanceId"].as_str().unwrap().to_owned(), 0),
+        );
+    }
+    for t in snapshot["tasks"].as_array().unwrap() {
+        if t["lastStatus"] == "RUNNING" && t["desiredStatus"] == "RUNNING" {
+            out.get_mut(t["containerInstanceArn"].as_str().unwrap()).unwrap().1 += 1;
+        }
+    }
+    let mut v: Vec<(String, usize)> = out.into_values().collect();
+    v.sort();
+    v
+}
+
+/// Hysteresis across processes: with trigger 0.8 and target 0.1, the first `once` takes the score from 1.73 to 0.61
+/// (four stops, the cycle's budget). 0.61 is below the trigger, so only the episode the first run started, kept in
+/// the ledger, lets the next `once` (a new process) carry on down to the target.
+#[tokio::test]
+async fn a_once_series_keeps_rebalancing_from_the_trigger_down_to_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        POLICY
+            .replace("trigger: 0.2, target: 0.05", "trigger: 0.8, target: 0.1")
+            .replace("perCycle: 2", "perCycle: 4")
+            + "  cooldown: {instance: 0s, service: 0s}\n",
+    )
+    .unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "60"]);
+    let (table, ledger) = table().await;
+
+    let first = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("4 sent"), "{}", text(&first.stdout));
+    let episode = ledger
+        .read_episode("prod")
+        .await
+        .unwrap()
+        .expect("the episode is in the ledger");
+    assert!(episode.active && episode.started_at.is_some(), "{episode:?}");
+    let after_first = spread(&settled_twin(&twin).await);
+    assert_eq!(
+        after_first.iter().map(|(_, n)| *n).max(),
+        Some(4),
+        "score 0.61, below the trigger: {after_first:?}"
+    );
+
+    let second = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains("2 sent, 4 settled"),
+        "a new process carries on the episode below the trigger: {}",
+        text(&second.stdout)
+    );
+    let end = spread(&settled_twin(&twin).await);
+    assert!(end.iter().all(|(_, n)| *n == 2), "at the target: {end:?}");
+
+    let third = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    assert!(
+        text(&third.stdout).contains("0 sent, 2 settled"),
+        "{}",
+        text(&third.stdout)
+    );
+    assert_eq!(
+        ledger.read_episode("prod").await.unwrap().map(|e| e.active),
+        Some(false),
+        "the target reached ends the episode"
+    );
+    assert_eq!(records(&ledger).await.len(), 6);
+}

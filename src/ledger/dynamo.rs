@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError};
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -86,6 +86,21 @@ impl DynamoLedger {
             .await
             .map_err(|e| classify("GetItem", e))?;
         Ok(out.item().cloned())
+    }
+
+    /// The condition a fenced write carries in its transaction: the lease still names the fence's holder and epoch
+    /// and is not released.
+    fn lease_held(&self, cluster: &str, fence: &Fence) -> Result<ConditionCheck, LedgerError> {
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk(cluster)))
+            .key("sk", s("lease"))
+            .condition_expression("holder = :holder AND epoch = :epoch AND released = :no")
+            .expression_attribute_values(":holder", s(&fence.holder))
+            .expression_attribute_values(":epoch", n(fence.epoch))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))
     }
 
     /// Every action of the cluster, newest claim first (for `status`).
@@ -438,16 +453,7 @@ impl Ledger for DynamoLedger {
                 },
             };
         };
-        let lease_held = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(pk(&record.cluster)))
-            .key("sk", s("lease"))
-            .condition_expression("holder = :holder AND epoch = :epoch AND released = :no")
-            .expression_attribute_values(":holder", s(&fence.holder))
-            .expression_attribute_values(":epoch", n(fence.epoch))
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .build()
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let lease_held = self.lease_held(&record.cluster, fence)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record_item(&record)))
@@ -608,6 +614,81 @@ impl Ledger for DynamoLedger {
             })
             .filter(|(_, until)| *until > now)
             .collect())
+    }
+
+    async fn read_episode(&self, cluster: &str) -> Result<Option<EpisodeRecord>, LedgerError> {
+        let Some(item) = self.get(cluster, "episode").await? else {
+            return Ok(None);
+        };
+        match get_s(&item, "episode").map(serde_json::from_str::<EpisodeRecord>) {
+            Some(Ok(episode)) => Ok(Some(episode)),
+            // As if there were none: the planner then starts only above the trigger, so an unreadable item can only
+            // make it do less.
+            _ => {
+                tracing::warn!(cluster, table = %self.table, "the episode item is unreadable; taken as no episode");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write_episode(
+        &self,
+        cluster: &str,
+        episode: &EpisodeRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        let json = serde_json::to_string(episode).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let mut item = Item::new();
+        item.insert("pk".into(), s(pk(cluster)));
+        item.insert("sk".into(), s("episode"));
+        item.insert("episode".into(), s(json));
+        if let Some(f) = fence {
+            item.insert("holder".into(), s(&f.holder));
+            item.insert("epoch".into(), n(f.epoch));
+        }
+        let Some(fence) = fence else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| classify("PutItem", e))?;
+            return Ok(());
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(self.lease_held(cluster, fence)?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let e = match out {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                    == Some("ConditionalCheckFailed") =>
+            {
+                Err(LedgerError::Fenced {
+                    holder: fence.holder.clone(),
+                    epoch: fence.epoch,
+                })
+            }
+            _ => Err(classify("TransactWriteItems", e)),
+        }
     }
 
     async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {
