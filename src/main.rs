@@ -580,6 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         latency,
                         drop_mutation_responses,
                         describe_failures,
+                        protection_failures: 0.0,
                     },
                     seed,
                 };
