@@ -283,7 +283,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         fresh: &Cluster,
         now: DateTime<Utc>,
     ) -> Result<Result<String, String>, CycleError> {
-        if let Err(why) = still_valid(action, planned_on, fresh) {
+        if let Err(why) = still_valid(action, planned_on, fresh, now) {
             return Ok(Err(why));
         }
         let id = action_id(action, planned_on);
@@ -703,8 +703,22 @@ fn short(cluster: &Cluster, arn: &str) -> String {
         .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(arn).to_owned())
 }
 
-/// Whether a planned action's target is still as it was planned (karpenter's validation step).
-fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) -> Result<(), String> {
+/// Whether a planned action's target is still as it was planned (karpenter's validation step), and no task it would
+/// stop has gained scale-in protection since the plan: a protected task is never disrupted
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>).
+fn still_valid(
+    action: &PlannedAction,
+    planned_on: &Cluster,
+    fresh: &Cluster,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let protected = |task_arn: &str| {
+        fresh
+            .snapshot()
+            .protected_tasks
+            .iter()
+            .any(|p| p.task_arn == task_arn && p.active_at(now))
+    };
     match action.kind {
         "stop-task" => {
             let arn = action.task_arn.as_deref().unwrap_or("");
@@ -715,16 +729,25 @@ fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) ->
             if t.container_instance_arn != action.container_instance_arn {
                 return Err("the task is on another instance".into());
             }
+            if protected(arn) {
+                return Err("the task has scale-in protection now".into());
+            }
         }
         "redeploy-service" => {
             let name = action.service_name.as_deref().unwrap_or("");
-            let (before, now) = (
+            let (before, current) = (
                 planned_on.service(name),
                 fresh.service(name).ok_or("the service is gone")?,
             );
             let ids = |s: &crate::model::Service| s.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
-            if before.map(ids) != Some(ids(now)) {
+            if before.map(ids) != Some(ids(current)) {
                 return Err("the service's deployments changed".into());
+            }
+            if let Some(t) = fresh.tasks_of(name).find(|t| t.is_live() && protected(&t.task_arn)) {
+                return Err(format!(
+                    "task {} of the service has scale-in protection now",
+                    t.task_arn
+                ));
             }
         }
         _ => {
@@ -732,6 +755,13 @@ fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) ->
             let i = fresh.instance(arn).ok_or("the instance is gone")?;
             if i.status != InstanceStatus::Active {
                 return Err(format!("the instance is {}", i.status));
+            }
+            // Draining stops protected tasks like any other (ECS makes no exception for them).
+            if let Some(t) = fresh.tasks_on(arn).find(|t| t.is_live() && protected(&t.task_arn)) {
+                return Err(format!(
+                    "task {} on the instance has scale-in protection now",
+                    t.task_arn
+                ));
             }
         }
     }

@@ -827,3 +827,128 @@ async fn a_once_series_keeps_rebalancing_from_the_trigger_down_to_the_target() {
     );
     assert_eq!(records(&ledger).await.len(), 6);
 }
+
+/// Two hot instances: `hot-a` with ten `web` tasks, every one under task scale-in protection (until a day after the
+/// twin's clock starts), and `hot-b` with six unprotected `api` tasks; three empty instances. Unaware of protection,
+/// the planner's first moves are `api`, then `web` from the hotter `hot-a`. Returns the protected task ARNs.
+fn write_protected_fixture(dir: &Path, policy_extra: &str) -> Vec<String> {
+    let mut snapshot = ClusterBuilder::new("prod")
+        .instance(instance("hot-a"))
+        .instance(instance("hot-b"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .service(service("api").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot-a", 10)
+        .tasks("api", "hot-b", 6)
+        .snapshot();
+    let protected: Vec<String> = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.service_name() == Some("web"))
+        .map(|t| t.task_arn.clone())
+        .collect();
+    // The twin's clock starts a day after the newest registration (2026-11-21T10:00Z); protection for a day more.
+    let expires = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    snapshot.protected_tasks = protected
+        .iter()
+        .map(|arn| ecs_rebalancer::model::ProtectedTask {
+            task_arn: arn.clone(),
+            protection_enabled: true,
+            expiration_date: Some(expires),
+        })
+        .collect();
+    snapshot.save(&dir.join("start.json")).unwrap();
+    std::fs::write(dir.join("policy.yaml"), POLICY.to_owned() + policy_extra).unwrap();
+    protected
+}
+
+/// The stopped tasks' ARNs and services, from the twin; and the protected tasks the twin still has, live.
+async fn stopped_and_protected(twin: &TwinServer) -> (Vec<(String, String)>, Vec<String>) {
+    let (_, stopped) = stops(twin).await;
+    let stopped = stopped
+        .iter()
+        .map(|t| {
+            (
+                t["taskArn"].as_str().unwrap().to_owned(),
+                t["group"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+    let live: Vec<&str> = snapshot["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["desiredStatus"] == "RUNNING")
+        .map(|t| t["taskArn"].as_str().unwrap())
+        .collect();
+    let protected = snapshot["protectedTasks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p["taskArn"].as_str().unwrap())
+                .filter(|arn| live.contains(arn))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    (stopped, protected)
+}
+
+/// Task scale-in protection is read live (GetTaskProtection, through the SDK, from `twin serve`): `once` in
+/// `enforce` mode stops the unprotected `api` tasks and never a protected `web` one, though `web`'s instance is
+/// the hotter and StopTask itself would stop a protected task.
+#[tokio::test]
+async fn once_never_stops_a_protected_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let protected = write_protected_fixture(dir.path(), "");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let out = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 sent"), "{}", text(&out.stdout));
+    let (stopped, still_protected) = stopped_and_protected(&twin).await;
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    for (arn, group) in &stopped {
+        assert!(!protected.contains(arn), "a protected task was stopped: {arn}");
+        assert_eq!(group, "service:api");
+    }
+    assert_eq!(
+        still_protected.len(),
+        protected.len(),
+        "every protected task still runs"
+    );
+    let calls = get_json(&twin.addr, "/__twin/calls").await;
+    assert!(calls["GetTaskProtection"].as_u64().unwrap_or(0) >= 1, "{calls}");
+}
+
+/// The same under `run`, cycle after cycle (no cooldowns, so it keeps moving `api`): no protected task is stopped.
+#[tokio::test]
+async fn run_never_stops_a_protected_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let protected = write_protected_fixture(dir.path(), "  cooldown: {instance: 0s, service: 0s}\n");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "60"]);
+    let (table, ledger) = table().await;
+    let child = spawn_run(dir.path(), &twin, &table, &[]);
+    until(&ledger, Duration::from_secs(40), "four stops over two cycles", |all| {
+        all.len() >= 4
+    })
+    .await;
+    let (code, log) = terminate(child);
+    assert_eq!(code, Some(0), "{log}");
+    let (stopped, still_protected) = stopped_and_protected(&twin).await;
+    assert!(stopped.len() >= 4, "{stopped:?}");
+    for (arn, group) in &stopped {
+        assert!(!protected.contains(arn), "a protected task was stopped: {arn}\n{log}");
+        assert_eq!(group, "service:api");
+    }
+    assert_eq!(
+        still_protected.len(),
+        protected.len(),
+        "every protected task still runs"
+    );
+}
