@@ -4,7 +4,8 @@
 //!
 //! IMPORTANT: the order claim → act → update is what makes a crash safe. A claim without an act is found by the next
 //! cycle's settle step, which asks ECS whether the act happened (the task's `stoppedReason` carries the action id, a
-//! deployment newer than the claim exists, the instance is DRAINING) and never repeats it blindly.
+//! deployment other than the one the claim recorded exists, the instance is DRAINING) and never repeats it blindly.
+//! Settling reads ECS's identifiers and timestamps only, never this controller's clock against ECS's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
