@@ -78,6 +78,7 @@ async fn soak<L: Ledger + Sync>(cycles: u32, ledger: &L) {
             latency: Duration::ZERO,
             drop_mutation_responses: 0.10,
             describe_failures: 0.01,
+            protection_failures: 0.0,
         },
         seed: 7,
     };

@@ -421,8 +421,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Init { table } => runtime()?.block_on(async {
             let conf = ecs_rebalancer::aws::load().await;
-            ecs_rebalancer::ledger::dynamo::create_table(&conf, &table).await?;
-            println!("created table {table} (on-demand, TTL on expiresAt)");
+            use ecs_rebalancer::ledger::dynamo::TableSetup;
+            match ecs_rebalancer::ledger::dynamo::create_table(&conf, &table).await? {
+                TableSetup::Created => println!("created table {table} (on-demand, TTL on expiresAt)"),
+                TableSetup::AlreadyThere => {
+                    println!("table {table} already exists with the ledger's keys and TTL on expiresAt; left as it is")
+                }
+            }
             anyhow::Ok(())
         }),
         Command::Once { controller } => {
@@ -575,6 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         latency,
                         drop_mutation_responses,
                         describe_failures,
+                        protection_failures: 0.0,
                     },
                     seed,
                 };

@@ -4,7 +4,8 @@
 //!
 //! IMPORTANT: the order claim → act → update is what makes a crash safe. A claim without an act is found by the next
 //! cycle's settle step, which asks ECS whether the act happened (the task's `stoppedReason` carries the action id, a
-//! deployment newer than the claim exists, the instance is DRAINING) and never repeats it blindly.
+//! deployment other than the one the claim recorded exists, the instance is DRAINING) and never repeats it blindly.
+//! Settling reads ECS's identifiers and timestamps only, never this controller's clock against ECS's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -14,9 +15,11 @@ use serde::Serialize;
 
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::lease::LeaseView;
-use crate::ledger::{self, ActionRecord, ActionState, Claim, CooldownTarget, Fence, Ledger, LedgerError};
-use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, TaskStatus};
-use crate::plan::{self, Episode, Plan, PlannedAction};
+use crate::ledger::{
+    self, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, Ledger, LedgerError,
+};
+use crate::model::{Cluster, DeploymentStatus, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
+use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
 /// How soon to look again while moves are in flight.
@@ -96,7 +99,6 @@ pub struct Controller<'a, E, L> {
     ledger: &'a L,
     policy: Policy,
     cluster: String,
-    episode: Episode,
     /// Act even when the policy says `dry-run` (`simulate` plays dry-run policies as if enforced).
     force_enforce: bool,
     mispredicted: HashMap<String, u32>,
@@ -160,7 +162,6 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             ledger,
             policy,
             cluster: cluster.to_owned(),
-            episode: Episode::default(),
             force_enforce: false,
             mispredicted: HashMap::new(),
             lease: None,
@@ -202,7 +203,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         &self.policy
     }
 
-    /// Replaces the policy (a reloaded folder); the episode carries on.
+    /// Replaces the policy (a reloaded folder); the episode (in the ledger) carries on.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
     }
@@ -213,9 +214,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         let cluster = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
         let settled = self.settle(&cluster, now).await?;
         let view = ledger::view(self.ledger, &self.cluster, now).await?;
-        let plan = plan::plan(&cluster, &self.policy, &view, now, self.episode);
+        // The episode lives in the ledger, so `once` runs and a new leader carry on the one a previous cycle started.
+        let episode = self.ledger.read_episode(&self.cluster).await?.unwrap_or_default();
+        let plan = plan::plan(&cluster, &self.policy, &view, now, episode.episode());
         if plan.status != plan::Status::Halted {
-            self.episode = Episode { active: plan.episode };
+            self.store_episode(&episode, episode.after(plan.episode, now)).await?;
         }
         let mut acted = Vec::new();
         let mut not_sent = Vec::new();
@@ -249,6 +252,28 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         })
     }
 
+    /// Writes the episode when it changed, under the lease's fence (a deposed leader's write is refused). A replica
+    /// that cannot prove its lease writes nothing: it acts on nothing either, and the leader keeps the episode.
+    async fn store_episode(&self, stored: &EpisodeRecord, next: EpisodeRecord) -> Result<(), CycleError> {
+        if next == *stored {
+            return Ok(());
+        }
+        let fence = match self.fence() {
+            Ok(f) => f,
+            Err(why) => {
+                tracing::warn!("{why}; the episode is left as the ledger has it");
+                return Ok(());
+            }
+        };
+        self.ledger.write_episode(&self.cluster, &next, fence.as_ref()).await?;
+        tracing::info!(
+            active = next.active,
+            "rebalancing episode {}",
+            if next.active { "started" } else { "ended" }
+        );
+        Ok(())
+    }
+
     /// Claims and carries out one planned action, if its target is still as planned. Returns its id when sent, or
     /// why it was not.
     async fn act(
@@ -259,7 +284,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         fresh: &Cluster,
         now: DateTime<Utc>,
     ) -> Result<Result<String, String>, CycleError> {
-        if let Err(why) = still_valid(action, planned_on, fresh) {
+        if let Err(why) = still_valid(action, planned_on, fresh, now) {
             return Ok(Err(why));
         }
         let id = action_id(action, planned_on);
@@ -281,6 +306,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             updated_at: now,
             reason: action.reason.clone(),
             predicted_landing: action.predicted_landing.clone(),
+            seen_until: Some(seen_until(fresh)),
             predicted_gain: gain,
             tasks: action.tasks_restarted,
             outcome: None,
@@ -563,10 +589,28 @@ fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
     if service.running_count < service.desired_count || service.pending_count > 0 {
         return Verdict::Waiting;
     }
-    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    let Some(since) = r.seen_until else {
+        return Verdict::Done {
+            outcome: "replacement running (where is not known: the claim predates seenUntil)".into(),
+            landed: None,
+        };
+    };
+    // ECS does not link a replacement to the task it replaced: every task of the service created since the claim is
+    // a candidate (several when other stops of the service were under way).
+    let new = created_after(cluster, &service.service_name, since);
+    let started = new.len();
+    let landed = instances_of(new);
     let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
+    let outcome = match started {
+        0 => "the service is whole again, with no task of it newer than the claim".to_owned(),
+        1 => format!("replacement running on {}", names.join(", ")),
+        n => format!(
+            "replacement running on one of {} ({n} tasks of the service started since the claim)",
+            names.join(", ")
+        ),
+    };
     Verdict::Done {
-        outcome: format!("replacement running on {}", names.join(", ")),
+        outcome,
         landed: Some(landed),
     }
 }
@@ -579,10 +623,11 @@ fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
             landed: None,
         };
     };
-    let newer = service
-        .deployments
-        .iter()
-        .any(|d| Some(&d.id) != r.deployment_before.as_ref() && d.created_at.is_none_or(|c| c >= r.claimed_at));
+    // ECS's own identifiers, not clocks: the deployment the claim replaced is recorded, so any other is newer.
+    let Some(before) = r.deployment_before.as_deref() else {
+        return Verdict::Failed("no deployment was recorded at the claim, so the redeploy cannot be verified".into());
+    };
+    let newer = service.deployments.iter().any(|d| d.id != before);
     if !newer {
         return if r.state == ActionState::Claimed {
             Verdict::NeverSent
@@ -606,20 +651,47 @@ fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
             Verdict::Waiting
         };
     }
-    let landed = landings(cluster, &service.service_name, r.claimed_at);
+    // ECS starts a deployment's tasks with the deployment's id in `startedBy`.
+    let deployment = &service.deployments[0].id;
+    let replaced: Vec<&Task> = cluster
+        .tasks_of(&service.service_name)
+        .filter(|t| {
+            t.is_live()
+                && t.desired_status != TaskStatus::Stopped
+                && t.started_by.as_deref() == Some(deployment.as_str())
+        })
+        .collect();
+    let count = replaced.len();
+    let landed = instances_of(replaced);
+    let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
     Verdict::Done {
-        outcome: format!("{} task(s) replaced", landed.len()),
+        outcome: format!("{count} task(s) replaced, on {}", names.join(", ")),
         landed: Some(landed),
     }
 }
 
-/// Instances of the service's tasks started after `since`.
-fn landings(cluster: &Cluster, service: &str, since: DateTime<Utc>) -> Vec<String> {
-    let mut v: Vec<String> = cluster
+/// ECS's clock at a claim: the newest `createdAt` among the observed tasks, or the Unix epoch when none has one
+/// (then every task with a `createdAt` is newer). See [`ActionRecord::seen_until`].
+fn seen_until(observed: &Cluster) -> DateTime<Utc> {
+    observed
+        .tasks()
+        .iter()
+        .filter_map(|t| t.created_at)
+        .max()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Live tasks of a service that ECS created after `since` (ECS's clock).
+fn created_after<'c>(cluster: &'c Cluster, service: &str, since: DateTime<Utc>) -> Vec<&'c Task> {
+    cluster
         .tasks_of(service)
-        .filter(|t| t.created_at.is_some_and(|c| c >= since))
-        .filter_map(|t| t.container_instance_arn.clone())
-        .collect();
+        .filter(|t| t.is_live() && t.desired_status != TaskStatus::Stopped && t.created_at.is_some_and(|c| c > since))
+        .collect()
+}
+
+/// The instances `tasks` run on, sorted, each once.
+fn instances_of(tasks: Vec<&Task>) -> Vec<String> {
+    let mut v: Vec<String> = tasks.iter().filter_map(|t| t.container_instance_arn.clone()).collect();
     v.sort();
     v.dedup();
     v
@@ -632,8 +704,22 @@ fn short(cluster: &Cluster, arn: &str) -> String {
         .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(arn).to_owned())
 }
 
-/// Whether a planned action's target is still as it was planned (karpenter's validation step).
-fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) -> Result<(), String> {
+/// Whether a planned action's target is still as it was planned (karpenter's validation step), and no task it would
+/// stop has gained scale-in protection since the plan: a protected task is never disrupted
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>).
+fn still_valid(
+    action: &PlannedAction,
+    planned_on: &Cluster,
+    fresh: &Cluster,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let protected = |task_arn: &str| {
+        fresh
+            .snapshot()
+            .protected_tasks
+            .iter()
+            .any(|p| p.task_arn == task_arn && p.active_at(now))
+    };
     match action.kind {
         "stop-task" => {
             let arn = action.task_arn.as_deref().unwrap_or("");
@@ -644,16 +730,25 @@ fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) ->
             if t.container_instance_arn != action.container_instance_arn {
                 return Err("the task is on another instance".into());
             }
+            if protected(arn) {
+                return Err("the task has scale-in protection now".into());
+            }
         }
         "redeploy-service" => {
             let name = action.service_name.as_deref().unwrap_or("");
-            let (before, now) = (
+            let (before, current) = (
                 planned_on.service(name),
                 fresh.service(name).ok_or("the service is gone")?,
             );
             let ids = |s: &crate::model::Service| s.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
-            if before.map(ids) != Some(ids(now)) {
+            if before.map(ids) != Some(ids(current)) {
                 return Err("the service's deployments changed".into());
+            }
+            if let Some(t) = fresh.tasks_of(name).find(|t| t.is_live() && protected(&t.task_arn)) {
+                return Err(format!(
+                    "task {} of the service has scale-in protection now",
+                    t.task_arn
+                ));
             }
         }
         _ => {
@@ -661,6 +756,13 @@ fn still_valid(action: &PlannedAction, planned_on: &Cluster, fresh: &Cluster) ->
             let i = fresh.instance(arn).ok_or("the instance is gone")?;
             if i.status != InstanceStatus::Active {
                 return Err(format!("the instance is {}", i.status));
+            }
+            // Draining stops protected tasks like any other (ECS makes no exception for them).
+            if let Some(t) = fresh.tasks_on(arn).find(|t| t.is_live() && protected(&t.task_arn)) {
+                return Err(format!(
+                    "task {} on the instance has scale-in protection now",
+                    t.task_arn
+                ));
             }
         }
     }

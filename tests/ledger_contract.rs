@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
+use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger, TableSetup};
 use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, Role};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{
-    ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError,
+    ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
 };
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -33,6 +33,7 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
         updated_at: at(minute),
         reason: "hot: 0.9 → 0.5".into(),
         predicted_landing: vec!["cold1".into(), "cold2".into()],
+        seen_until: Some(at(minute)),
         predicted_gain: 0.125,
         tasks: 1,
         outcome: None,
@@ -284,6 +285,50 @@ async fn a_follower_waits_out_the_holders_longer_lease(l: &impl Ledger) {
     }
 }
 
+/// The rebalancing episode is one item per cluster, written under the fence: a write under a lease the writer no
+/// longer holds (taken over, released, never taken) is refused and changes nothing; without a lease (`simulate`) it
+/// is a plain write.
+async fn the_episode_is_written_under_the_fence(l: &impl Ledger) {
+    let fence = |holder: &str, epoch| Fence {
+        holder: holder.into(),
+        epoch,
+    };
+    let on = EpisodeRecord {
+        active: true,
+        started_at: Some(at(0)),
+    };
+    let off = EpisodeRecord::default();
+    assert_eq!(l.read_episode("c").await.unwrap(), None);
+    let e = l.write_episode("c", &on, Some(&fence("a", 1))).await.unwrap_err();
+    assert!(matches!(e, LedgerError::Fenced { .. }), "no lease at all: {e:?}");
+    assert_eq!(l.read_episode("c").await.unwrap(), None, "nothing written");
+
+    l.write_lease("c", &lease("a", 1, "v1", false), None).await.unwrap();
+    l.write_episode("c", &on, Some(&fence("a", 1))).await.unwrap();
+    assert_eq!(l.read_episode("c").await.unwrap(), Some(on.clone()));
+    assert_eq!(l.read_episode("other").await.unwrap(), None, "clusters are apart");
+
+    // Taken over at epoch 2: the deposed holder cannot end the episode the new one carries on.
+    l.write_lease("c", &lease("b", 2, "v2", false), Some("v1"))
+        .await
+        .unwrap();
+    let e = l.write_episode("c", &off, Some(&fence("a", 1))).await.unwrap_err();
+    assert!(matches!(e, LedgerError::Fenced { .. }), "{e:?}");
+    assert_eq!(l.read_episode("c").await.unwrap(), Some(on.clone()));
+    l.write_episode("c", &off, Some(&fence("b", 2))).await.unwrap();
+    assert_eq!(l.read_episode("c").await.unwrap(), Some(off.clone()));
+
+    // Released: nobody writes under it.
+    l.write_lease("c", &lease("b", 2, "v3", true), Some("v2"))
+        .await
+        .unwrap();
+    assert!(l.write_episode("c", &on, Some(&fence("b", 2))).await.is_err());
+    assert_eq!(l.read_episode("c").await.unwrap(), Some(off));
+    // No lease in play (simulate): a plain write.
+    l.write_episode("c", &on, None).await.unwrap();
+    assert_eq!(l.read_episode("c").await.unwrap(), Some(on));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -326,15 +371,19 @@ contract!(
     a_released_lease_is_taken_at_once,
     a_holder_recognises_its_own_renewal,
     a_follower_waits_out_the_holders_longer_lease,
+    the_episode_is_written_under_the_fence,
 );
 
 #[tokio::test]
-async fn init_refuses_to_touch_an_existing_table_and_a_missing_table_says_how_to_make_one() {
+async fn init_is_idempotent_and_a_missing_table_says_how_to_make_one() {
     let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
     let table = common::moto::unique("init");
-    create_table(&conf, &table).await.unwrap();
-    let e = create_table(&conf, &table).await.unwrap_err();
-    assert_eq!(e, LedgerError::Table(format!("table {table} already exists")));
+    assert_eq!(create_table(&conf, &table).await.unwrap(), TableSetup::Created);
+    assert_eq!(
+        create_table(&conf, &table).await.unwrap(),
+        TableSetup::AlreadyThere,
+        "the same table again: found as it should be, left alone"
+    );
     let missing = DynamoLedger::from_conf(&conf, "no-such-table");
     let e = missing.in_flight("c").await.unwrap_err();
     assert!(

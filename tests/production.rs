@@ -56,6 +56,13 @@ async fn table() -> (String, DynamoLedger) {
 
 /// `ecs-rebalancer ARGS` with the AWS environment pointing ECS at the twin and DynamoDB at `dynamodb`.
 fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Command {
+    let mut c = ledger_command(dir, dynamodb, args);
+    c.env("AWS_ENDPOINT_URL_ECS", twin.url());
+    c
+}
+
+/// `ecs-rebalancer ARGS` with the AWS environment pointing DynamoDB at `dynamodb` (and ECS nowhere).
+fn ledger_command(dir: &Path, dynamodb: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"));
     c.current_dir(dir)
         .args(args)
@@ -63,7 +70,7 @@ fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Comm
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_ECS", twin.url())
+        .env("AWS_ENDPOINT_URL_ECS", "http://127.0.0.1:9")
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .env("AWS_ENDPOINT_URL_STS", moto::endpoint())
         .env("RUST_LOG", "info")
@@ -231,6 +238,27 @@ async fn init_once_status_and_a_second_once_inside_the_cooldown() {
     );
     let (calls, _) = stops(&twin).await;
     assert_eq!(calls, 2, "nothing new inside the cooldown");
+    // Verify-after-act in one clock: each stop names the instance its replacement landed on, though the twin's clock
+    // (a day after the snapshot's instances registered) is weeks behind the controller's.
+    let ledger = DynamoLedger::from_conf(&ecs_rebalancer::aws::local(&moto::endpoint()), &table);
+    let settled = records(&ledger).await;
+    assert_eq!(settled.len(), 2);
+    for r in &settled {
+        assert_eq!(r.state, ActionState::Done, "{r:#?}");
+        // Both stops were of one service in one cycle: each replacement is newer than both claims, and ECS does not
+        // say which replaced which, so each outcome names both candidates.
+        let outcome = r.outcome.as_deref().unwrap_or_default();
+        let named = outcome
+            .strip_prefix("replacement running on one of ")
+            .and_then(|o| o.split(" (").next())
+            .unwrap_or_else(|| panic!("the outcome names the replacements' instances: {outcome:?}"));
+        let named: Vec<&str> = named.split(", ").collect();
+        assert!((1..=2).contains(&named.len()), "{outcome:?}");
+        assert!(
+            named.iter().all(|n| ["i-cold1", "i-cold2", "i-cold3"].contains(n)),
+            "{outcome:?}"
+        );
+    }
     let table_view = command(
         dir.path(),
         &twin,
@@ -540,4 +568,387 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
         .wait_for("shutting down: releasing the lease", Duration::from_secs(5))
         .await;
     assert_eq!(ledger.read_lease("prod").await.unwrap().map(|l| l.released), Some(true));
+}
+
+/// `init` is idempotent: run twice, the second finds the table as the first made it, says so and exits 0.
+#[test]
+fn init_twice_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = moto::unique("init-twice");
+    let init = || {
+        ledger_command(dir.path(), &moto::endpoint(), &["init", "--table", &table])
+            .output()
+            .unwrap()
+    };
+    let first = init();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains(&format!("created table {table}")));
+    let second = init();
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains(&format!("table {table} already exists")),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+/// `aws dynamodb ARGS` against this binary's moto server.
+fn aws_dynamodb(args: &[&str]) {
+    let out = Command::new("aws")
+        .arg("dynamodb")
+        .args(args)
+        .args(["--endpoint-url", &moto::endpoint(), "--region", "eu-west-1"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("the AWS CLI runs (scripts/test.sh installs it)");
+    assert!(out.status.success(), "aws dynamodb {args:?}: {}", text(&out.stderr));
+}
+
+/// A table of that name that is not shaped as the ledger needs is never touched: `init` exits 1 with one message
+/// naming every difference (the key schema, TTL).
+#[test]
+fn init_on_a_table_shaped_otherwise_exits_1_naming_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |table: &str| {
+        ledger_command(dir.path(), &moto::endpoint(), &["init", "--table", table])
+            .output()
+            .unwrap()
+    };
+    // Someone else's table: another key schema, no TTL.
+    let other = moto::unique("init-other");
+    aws_dynamodb(&[
+        "create-table",
+        "--table-name",
+        &other,
+        "--attribute-definitions",
+        "AttributeName=id,AttributeType=S",
+        "--key-schema",
+        "AttributeName=id,KeyType=HASH",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    let out = init(&other);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        message.contains(&format!("table {other} already exists"))
+            && message.contains("its key schema is id (HASH, S), the ledger's is pk (HASH, S), sk (RANGE, S)")
+            && message.contains("its TTL is DISABLED")
+            && message.contains("choose another --table name"),
+        "{message}"
+    );
+
+    // The ledger's keys, but TTL never turned on (an init interrupted after CreateTable): named, with the fix.
+    let half = moto::unique("init-half");
+    aws_dynamodb(&[
+        "create-table",
+        "--table-name",
+        &half,
+        "--attribute-definitions",
+        "AttributeName=pk,AttributeType=S",
+        "AttributeName=sk,AttributeType=S",
+        "--key-schema",
+        "AttributeName=pk,KeyType=HASH",
+        "AttributeName=sk,KeyType=RANGE",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    let out = init(&half);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        !message.contains("key schema")
+            && message.contains("its TTL is DISABLED, the ledger's is ENABLED on expiresAt")
+            && message.contains("update-time-to-live"),
+        "{message}"
+    );
+    // Once TTL is on, the same table is the ledger's.
+    aws_dynamodb(&[
+        "update-time-to-live",
+        "--table-name",
+        &half,
+        "--time-to-live-specification",
+        "Enabled=true,AttributeName=expiresAt",
+    ]);
+    let out = init(&half);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A rehearsal settles a redeploy exactly as production would: `run` against `twin serve --tick 20` (the twin's clock
+/// weeks behind the controller's) records it `done` once ECS's rollout has completed, naming the tasks it replaced
+/// by the deployment's id in their `startedBy`, not by comparing the twin's clock with the controller's.
+#[tokio::test]
+async fn run_settles_a_redeploy_to_done_once_its_rollout_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    // minimumHealthyPercent 100: a stop would breach the floor, so the planner redeploys (start before stop).
+    ClusterBuilder::new("prod")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(100, 200))
+        .tasks("web", "hot", 8)
+        .snapshot()
+        .save(&dir.path().join("start.json"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        POLICY
+            .replace(
+                "mode: enforce",
+                "mode: enforce\n  actions: [stop-tasks, redeploy-services]",
+            )
+            .replace("perCycle: 2", "perCycle: 8"),
+    )
+    .unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "20"]);
+    let (table, ledger) = table().await;
+    let child = spawn_run(dir.path(), &twin, &table, &[]);
+    until(&ledger, Duration::from_secs(60), "the redeploy settled", |all| {
+        all.iter().any(|r| r.kind == "redeploy-service" && !r.state.in_flight())
+    })
+    .await;
+    let (code, log) = terminate(child);
+    assert_eq!(code, Some(0), "{log}");
+    let all = records(&ledger).await;
+    let redeploy = all.iter().find(|r| r.kind == "redeploy-service").unwrap();
+    assert_eq!(redeploy.state, ActionState::Done, "{redeploy:#?}\n{log}");
+    let outcome = redeploy.outcome.as_deref().unwrap_or_default();
+    assert!(outcome.starts_with("8 task(s) replaced, on i-"), "{outcome:?}");
+    // ECS's side: the rollout the record calls done has completed, on one deployment newer than the claim's.
+    let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+    let web = &snapshot["services"][0];
+    assert_eq!(web["deployments"].as_array().unwrap().len(), 1, "{web:#}");
+    assert_eq!(web["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_ne!(
+        web["deployments"][0]["id"].as_str(),
+        redeploy.deployment_before.as_deref(),
+        "a new deployment"
+    );
+}
+
+/// Waits until the twin has nothing starting or stopping (every service task RUNNING), or panics after 30 s.
+async fn settled_twin(twin: &TwinServer) -> Value {
+    let start = Instant::now();
+    loop {
+        let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+        let busy =
+            snapshot["tasks"].as_array().unwrap().iter().any(|t| {
+                t["lastStatus"] != "STOPPED" && (t["lastStatus"] != "RUNNING" || t["desiredStatus"] == "STOPPED")
+            });
+        if !busy {
+            return snapshot;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the twin settles: {snapshot:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Running tasks per instance id (`i-…`), for a snapshot of `write_fixture`'s cluster.
+fn spread(snapshot: &Value) -> Vec<(String, usize)> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in snapshot["containerInstances"].as_array().unwrap() {
+        out.insert(
+            i["containerInstanceArn"].as_str().unwrap().to_owned(),
+            (i["ec2InstanceId"].as_str().unwrap().to_owned(), 0),
+        );
+    }
+    for t in snapshot["tasks"].as_array().unwrap() {
+        if t["lastStatus"] == "RUNNING" && t["desiredStatus"] == "RUNNING" {
+            out.get_mut(t["containerInstanceArn"].as_str().unwrap()).unwrap().1 += 1;
+        }
+    }
+    let mut v: Vec<(String, usize)> = out.into_values().collect();
+    v.sort();
+    v
+}
+
+/// Hysteresis across processes: with trigger 0.8 and target 0.1, the first `once` takes the score from 1.73 to 0.61
+/// (four stops, the cycle's budget). 0.61 is below the trigger, so only the episode the first run started, kept in
+/// the ledger, lets the next `once` (a new process) carry on down to the target.
+#[tokio::test]
+async fn a_once_series_keeps_rebalancing_from_the_trigger_down_to_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path());
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        POLICY
+            .replace("trigger: 0.2, target: 0.05", "trigger: 0.8, target: 0.1")
+            .replace("perCycle: 2", "perCycle: 4")
+            + "  cooldown: {instance: 0s, service: 0s}\n",
+    )
+    .unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "60"]);
+    let (table, ledger) = table().await;
+
+    let first = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("4 sent"), "{}", text(&first.stdout));
+    let episode = ledger
+        .read_episode("prod")
+        .await
+        .unwrap()
+        .expect("the episode is in the ledger");
+    assert!(episode.active && episode.started_at.is_some(), "{episode:?}");
+    let after_first = spread(&settled_twin(&twin).await);
+    assert_eq!(
+        after_first.iter().map(|(_, n)| *n).max(),
+        Some(4),
+        "score 0.61, below the trigger: {after_first:?}"
+    );
+
+    let second = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains("2 sent, 4 settled"),
+        "a new process carries on the episode below the trigger: {}",
+        text(&second.stdout)
+    );
+    let end = spread(&settled_twin(&twin).await);
+    assert!(end.iter().all(|(_, n)| *n == 2), "at the target: {end:?}");
+
+    let third = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    assert!(
+        text(&third.stdout).contains("0 sent, 2 settled"),
+        "{}",
+        text(&third.stdout)
+    );
+    assert_eq!(
+        ledger.read_episode("prod").await.unwrap().map(|e| e.active),
+        Some(false),
+        "the target reached ends the episode"
+    );
+    assert_eq!(records(&ledger).await.len(), 6);
+}
+
+/// Two hot instances: `hot-a` with ten `web` tasks, every one under task scale-in protection (until a day after the
+/// twin's clock starts), and `hot-b` with six unprotected `api` tasks; three empty instances. Unaware of protection,
+/// the planner's first moves are `api`, then `web` from the hotter `hot-a`. Returns the protected task ARNs.
+fn write_protected_fixture(dir: &Path, policy_extra: &str) -> Vec<String> {
+    let mut snapshot = ClusterBuilder::new("prod")
+        .instance(instance("hot-a"))
+        .instance(instance("hot-b"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .service(service("api").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot-a", 10)
+        .tasks("api", "hot-b", 6)
+        .snapshot();
+    let protected: Vec<String> = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.service_name() == Some("web"))
+        .map(|t| t.task_arn.clone())
+        .collect();
+    // The twin's clock starts a day after the newest registration (2026-11-21T10:00Z); protection for a day more.
+    let expires = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    snapshot.protected_tasks = protected
+        .iter()
+        .map(|arn| ecs_rebalancer::model::ProtectedTask {
+            task_arn: arn.clone(),
+            protection_enabled: true,
+            expiration_date: Some(expires),
+        })
+        .collect();
+    snapshot.save(&dir.join("start.json")).unwrap();
+    std::fs::write(dir.join("policy.yaml"), POLICY.to_owned() + policy_extra).unwrap();
+    protected
+}
+
+/// The stopped tasks' ARNs and services, from the twin; and the protected tasks the twin still has, live.
+async fn stopped_and_protected(twin: &TwinServer) -> (Vec<(String, String)>, Vec<String>) {
+    let (_, stopped) = stops(twin).await;
+    let stopped = stopped
+        .iter()
+        .map(|t| {
+            (
+                t["taskArn"].as_str().unwrap().to_owned(),
+                t["group"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let snapshot = get_json(&twin.addr, "/__twin/snapshot").await;
+    let live: Vec<&str> = snapshot["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["desiredStatus"] == "RUNNING")
+        .map(|t| t["taskArn"].as_str().unwrap())
+        .collect();
+    let protected = snapshot["protectedTasks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p["taskArn"].as_str().unwrap())
+                .filter(|arn| live.contains(arn))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    (stopped, protected)
+}
+
+/// Task scale-in protection is read live (GetTaskProtection, through the SDK, from `twin serve`): `once` in
+/// `enforce` mode stops the unprotected `api` tasks and never a protected `web` one, though `web`'s instance is
+/// the hotter and StopTask itself would stop a protected task.
+#[tokio::test]
+async fn once_never_stops_a_protected_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let protected = write_protected_fixture(dir.path(), "");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let out = once(dir.path(), &twin, &table, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 sent"), "{}", text(&out.stdout));
+    let (stopped, still_protected) = stopped_and_protected(&twin).await;
+    assert_eq!(stopped.len(), 2, "{stopped:?}");
+    for (arn, group) in &stopped {
+        assert!(!protected.contains(arn), "a protected task was stopped: {arn}");
+        assert_eq!(group, "service:api");
+    }
+    assert_eq!(
+        still_protected.len(),
+        protected.len(),
+        "every protected task still runs"
+    );
+    let calls = get_json(&twin.addr, "/__twin/calls").await;
+    assert!(calls["GetTaskProtection"].as_u64().unwrap_or(0) >= 1, "{calls}");
+}
+
+/// The same under `run`, cycle after cycle (no cooldowns, so it keeps moving `api`): no protected task is stopped.
+#[tokio::test]
+async fn run_never_stops_a_protected_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let protected = write_protected_fixture(dir.path(), "  cooldown: {instance: 0s, service: 0s}\n");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "60"]);
+    let (table, ledger) = table().await;
+    let child = spawn_run(dir.path(), &twin, &table, &[]);
+    until(&ledger, Duration::from_secs(40), "four stops over two cycles", |all| {
+        all.len() >= 4
+    })
+    .await;
+    let (code, log) = terminate(child);
+    assert_eq!(code, Some(0), "{log}");
+    let (stopped, still_protected) = stopped_and_protected(&twin).await;
+    assert!(stopped.len() >= 4, "{stopped:?}");
+    for (arn, group) in &stopped {
+        assert!(!protected.contains(arn), "a protected task was stopped: {arn}\n{log}");
+        assert_eq!(group, "service:api");
+    }
+    assert_eq!(
+        still_protected.len(),
+        protected.len(),
+        "every protected task still runs"
+    );
 }

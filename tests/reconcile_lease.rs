@@ -47,6 +47,7 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
         updated_at: claimed,
         reason: "hot".into(),
         predicted_landing: vec![],
+        seen_until: None,
         predicted_gain: 0.1,
         tasks: 4,
         outcome: None,
@@ -102,4 +103,63 @@ async fn the_leader_reverts_the_overdue_drain_and_records_it_failed() {
     assert!(record.outcome.unwrap().contains("set ACTIVE again"));
     let status = twin.read(|s| s.container_instances[0].status.clone());
     assert_eq!(status, InstanceStatus::Active, "never stranded in DRAINING");
+}
+
+/// `run`'s failover: the episode the deposed leader started lives in the ledger, so the new leader carries it on below
+/// the trigger, and the deposed one can no longer end it.
+#[tokio::test]
+async fn a_new_leader_carries_on_the_episode_and_the_deposed_one_cannot_end_it() {
+    use ecs_rebalancer::ledger::EpisodeRecord;
+    let policy = ecs_rebalancer::policy::load_str(
+        std::path::Path::new("p.yaml"),
+        &POLICY
+            .replace("trigger: 0.2, target: 0.05", "trigger: 0.8, target: 0.1")
+            .replace("mode: enforce\n", "mode: enforce\n  budgets: {perCycle: 4, perHour: 100, perService: 100%}\n  cooldown: {instance: 0s, service: 0s}\n"),
+    )
+    .unwrap()
+    .remove(0);
+    let twin = Twin::new(
+        ClusterBuilder::new("c")
+            .instance(instance("hot"))
+            .instance(instance("cold1"))
+            .instance(instance("cold2"))
+            .instance(instance("cold3"))
+            .service(service("web").spread("instanceId").deployment(50, 200))
+            .tasks("web", "hot", 8)
+            .snapshot(),
+        TwinConfig::default(),
+    );
+    let ledger = MemoryLedger::new();
+    let config = LeaseConfig::new(Duration::from_secs(60));
+    let mut a = Elector::new("c", "a", config);
+    a.step(&ledger, Utc::now()).await.unwrap();
+    let mut first = Controller::new(&twin, &ledger, policy.clone(), "c").under_lease(a.view());
+    let report = first.cycle(twin.now()).await.unwrap();
+    assert_eq!(report.acted.len(), 4, "{report:?}");
+    assert!(report.plan.episode);
+    twin.advance(Duration::from_secs(120));
+
+    // a is gone; b takes over (a released here, as after one lease of silence) with a controller of its own.
+    a.release(&ledger, Utc::now()).await.unwrap();
+    let mut b = Elector::new("c", "b", config);
+    b.step(&ledger, Utc::now()).await.unwrap();
+    let mut second = Controller::new(&twin, &ledger, policy, "c").under_lease(b.view());
+    let report = second.cycle(twin.now()).await.unwrap();
+    assert!(
+        report.plan.before.score < 0.8,
+        "below the trigger: {}",
+        report.plan.summary
+    );
+    assert_eq!(report.acted.len(), 2, "carried on: {}", report.plan.summary);
+
+    // The deposed leader's fence no longer writes the episode.
+    let deposed = ecs_rebalancer::ledger::Fence {
+        holder: "a".into(),
+        epoch: 1,
+    };
+    assert!(ledger
+        .write_episode("c", &EpisodeRecord::default(), Some(&deposed))
+        .await
+        .is_err());
+    assert!(ledger.read_episode("c").await.unwrap().unwrap().active);
 }

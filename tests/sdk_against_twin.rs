@@ -429,7 +429,8 @@ async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
 async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
     use ecs_rebalancer::twin::server::Rates;
     // A share of 0.2: bursts of 20 cluster reads and service reads, refilled at 4 a second. The observation needs
-    // 28 cluster reads; the server's buckets are 0.24 of ECS's (24, refilled at 4.8 a second), so unpaced it refuses
+    // 28 cluster reads and 27 service reads (GetTaskProtection, which ECS's throttling page does not list, shares
+    // the service-read bucket); the server's buckets are 0.24 of ECS's (24, refilled at 4.8 a second), so unpaced it refuses
     // a few of them. (Buckets of exactly the same size would refuse the odd call: the two clocks measure
     // refill between different instants, a request's latency apart.)
     let share = 0.2;
@@ -444,7 +445,7 @@ async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
     let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(
-        total, 43,
+        total, 55,
         "exactly the lower bound: no call was throttled and retried: {calls}"
     );
 
@@ -454,7 +455,7 @@ async fn paced_reads_stay_inside_the_buckets_and_are_never_throttled() {
     let calls = common::get_json(&addr, "/__twin/calls").await;
     let total: u64 = calls.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert!(
-        total > 43 || matches!(unpaced, Err(EcsError::Throttled(_))),
+        total > 55 || matches!(unpaced, Err(EcsError::Throttled(_))),
         "unpaced, some calls were throttled: {calls}"
     );
 }
@@ -565,5 +566,92 @@ fn the_snapshot_command_shows_progress_on_a_terminal() {
     assert!(
         screen.ends_with("\r\u{1b}[2K"),
         "the line is cleared at the end: {screen:?}"
+    );
+}
+
+async fn served_snapshot(snapshot: ecs_rebalancer::model::Snapshot) -> (Arc<Twin>, String) {
+    let twin = Arc::new(Twin::new(snapshot, TwinConfig::default()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(
+        Arc::clone(&twin),
+        listener,
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    ));
+    (twin, addr)
+}
+
+/// Every observation reads the scale-in protection of every service task with GetTaskProtection, 100 tasks a call
+/// (1,200 tasks: 12 calls), and keeps the protected ones with ECS's expiry. An expiry already past on this machine's
+/// clock (here: a twin on its snapshot's clock, weeks behind) is dropped, never taken to mean unprotected.
+#[tokio::test]
+async fn observe_reads_task_protection_in_batches_of_100() {
+    let mut ahead = large().snapshot();
+    ahead.captured_at = Some("2099-01-01T00:00:00Z".parse().unwrap());
+    let (twin, addr) = served_snapshot(ahead).await;
+    let tasks: Vec<String> = twin.snapshot().tasks.iter().map(|t| t.task_arn.clone()).collect();
+    let chosen = [&tasks[0], &tasks[555], &tasks[1199]];
+    for arn in chosen {
+        twin.set_task_protection(arn, true, std::time::Duration::from_secs(7200))
+            .unwrap();
+    }
+    let seen = client(&addr, "wire").observe().await.unwrap();
+    let calls: Value = common::get_json(&addr, "/__twin/calls").await;
+    assert_eq!(calls["GetTaskProtection"], 12, "ceil(1200 / 100)");
+    let mut protected: Vec<&String> = seen.protected_tasks.iter().map(|p| &p.task_arn).collect();
+    protected.sort();
+    let mut expected = chosen.to_vec();
+    expected.sort();
+    assert_eq!(protected, expected);
+    let two_hours = twin.now() + chrono::Duration::hours(2);
+    assert!(seen
+        .protected_tasks
+        .iter()
+        .all(|p| p.protection_enabled && p.expiration_date == Some(two_hours)));
+
+    // The twin's clock behind this machine's: the protection holds, its (past) expiry is not kept.
+    let (twin, addr) = served(hot()).await;
+    let first = twin.snapshot().tasks[0].task_arn.clone();
+    twin.set_task_protection(&first, true, std::time::Duration::from_secs(7200))
+        .unwrap();
+    let seen = client(&addr, "wire").observe().await.unwrap();
+    assert_eq!(seen.protected_tasks.len(), 1);
+    assert_eq!(seen.protected_tasks[0].task_arn, first);
+    assert!(seen.protected_tasks[0].protection_enabled);
+    assert_eq!(seen.protected_tasks[0].expiration_date, None);
+}
+
+/// A protection read with a task in `failures[]` makes the observation incomplete: the cycle fails naming the call,
+/// and nothing is claimed or sent, because a task whose protection is unknown might be protected.
+#[tokio::test]
+async fn a_failed_protection_read_yields_no_action() {
+    use ecs_rebalancer::ledger::memory::MemoryLedger;
+    use ecs_rebalancer::reconcile::{Controller, CycleError};
+
+    let config = ServeConfig {
+        speed: 0.0,
+        faults: Faults {
+            protection_failures: 1.0,
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(hot(), config).await;
+    let ecs = client(&addr, "wire");
+    let ledger = MemoryLedger::new();
+    let mut controller = Controller::new(&ecs, &ledger, enforce_policy(), "wire");
+    let e = controller.cycle(twin.now()).await.unwrap_err();
+    let CycleError::Observe(EcsError::Incomplete(why)) = &e else {
+        panic!("expected an incomplete observation, got {e:?}");
+    };
+    assert!(why.starts_with("GetTaskProtection: 1 failure(s)"), "{why}");
+    assert!(ledger.all().is_empty(), "nothing claimed");
+    assert_eq!(
+        mutations(&common::get_json(&addr, "/__twin/calls").await),
+        0,
+        "nothing sent"
     );
 }

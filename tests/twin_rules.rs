@@ -1059,3 +1059,117 @@ async fn stop_task_a_task_already_stopping_in_the_snapshot_stops_within_the_stop
     assert_eq!(stopping[0].last_status, TaskStatus::Stopped, "{:#?}", stopping[0]);
     assert!(twin.is_steady());
 }
+
+// ---- §3 Task scale-in protection ----
+// https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html: protection keeps a task
+// from "being terminated by scale-in events from either Service Auto Scaling or deployments"; in a rolling update
+// "tasks running older version will not be terminated until protectionEnabled is unset or expires". Draining is
+// neither, and the draining page makes no exception for protected tasks.
+
+/// `web` with one task on each of `a`, `b`, `c`, and an empty `d`.
+fn web_on_three(min: u32, max: u32) -> Snapshot {
+    ClusterBuilder::new("c")
+        .instance(instance("a"))
+        .instance(instance("b"))
+        .instance(instance("c"))
+        .instance(instance("d"))
+        .service(service("web").deployment(min, max))
+        .tasks("web", "a", 1)
+        .tasks("web", "b", 1)
+        .tasks("web", "c", 1)
+        .snapshot()
+}
+
+#[tokio::test]
+async fn protection_a_rolling_deployment_stops_no_protected_task_until_its_protection_expires() {
+    let twin = Twin::new(web_on_three(100, 200), config(5));
+    let old: Vec<String> = tasks_of(&twin.snapshot(), "web")
+        .iter()
+        .map(|t| t.task_arn.clone())
+        .collect();
+    twin.set_task_protection(&old[0], true, Duration::from_secs(300))
+        .unwrap();
+    twin.force_new_deployment("web").await.unwrap();
+    let new_id = primary_id(svc(&twin.snapshot(), "web"));
+
+    twin.advance(Duration::from_secs(120));
+    let s = twin.snapshot();
+    assert_eq!(
+        task(&s, &old[0]).last_status,
+        TaskStatus::Running,
+        "protected: left running"
+    );
+    assert_eq!(task(&s, &old[0]).desired_status, TaskStatus::Running);
+    for a in &old[1..] {
+        assert_eq!(task(&s, a).last_status, TaskStatus::Stopped, "unprotected: replaced");
+    }
+    let new = live_of(&s, "web")
+        .iter()
+        .filter(|t| t.started_by.as_deref() == Some(new_id.as_str()))
+        .count();
+    assert_eq!(
+        new, 3,
+        "the new deployment's tasks start within maximumPercent all the same"
+    );
+    let w = svc(&s, "web");
+    assert_eq!(w.deployments.len(), 2, "the old deployment still has a task");
+    assert_eq!(w.deployments[0].rollout_state, Some(RolloutState::InProgress));
+
+    // Protection lapses at +5 min on the twin's clock; the old task then stops and the rollout completes.
+    twin.advance(Duration::from_secs(300));
+    let s = twin.snapshot();
+    assert_eq!(task(&s, &old[0]).last_status, TaskStatus::Stopped);
+    let w = svc(&s, "web");
+    assert_eq!(w.deployments.len(), 1);
+    assert_eq!(w.deployments[0].rollout_state, Some(RolloutState::Completed));
+    assert!(s.protected_tasks.is_empty(), "lapsed protection is off");
+}
+
+#[tokio::test]
+async fn protection_scale_in_stops_unprotected_tasks_only() {
+    let twin = Twin::new(web_on_three(100, 200), config(5));
+    let old: Vec<String> = tasks_of(&twin.snapshot(), "web")
+        .iter()
+        .map(|t| t.task_arn.clone())
+        .collect();
+    twin.set_task_protection(&old[0], true, Duration::from_secs(3600))
+        .unwrap();
+    twin.set_task_protection(&old[1], true, Duration::from_secs(3600))
+        .unwrap();
+    twin.set_desired_count("web", 1).unwrap();
+    twin.advance(Duration::from_secs(120));
+    let s = twin.snapshot();
+    assert_eq!(
+        task(&s, &old[2]).last_status,
+        TaskStatus::Stopped,
+        "the unprotected task goes"
+    );
+    for a in &old[..2] {
+        assert_eq!(
+            task(&s, a).last_status,
+            TaskStatus::Running,
+            "protected: kept above desired"
+        );
+    }
+    assert_eq!(svc(&s, "web").running_count, 2);
+}
+
+#[tokio::test]
+async fn protection_draining_stops_protected_tasks_like_any_other() {
+    let twin = Twin::new(web_on_three(50, 200), config(5));
+    let on_a = only_task_on(&twin.snapshot(), "web", "a").task_arn.clone();
+    twin.set_task_protection(&on_a, true, Duration::from_secs(3600))
+        .unwrap();
+    twin.set_instance_state(&arn("a"), InstanceState::Draining)
+        .await
+        .unwrap();
+    twin.advance(Duration::from_secs(120));
+    let s = twin.snapshot();
+    assert_eq!(
+        task(&s, &on_a).last_status,
+        TaskStatus::Stopped,
+        "draining makes no exception"
+    );
+    assert_eq!(live_of(&s, "web").len(), 3, "replaced elsewhere");
+    assert!(live_of(&s, "web").iter().all(|t| !on(t, "a")));
+}

@@ -366,3 +366,145 @@ async fn injected_faults_have_aws_shapes() {
     assert_eq!(status, 200);
     assert!(t.elapsed() >= latency, "answered after {:?}", t.elapsed());
 }
+
+/// Task scale-in protection on the wire, as the API reference and the developer guide describe it
+/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html): UpdateTaskProtection
+/// takes up to 10 tasks and `expiresInMinutes` from 1 to 2880 (2 hours when not given); GetTaskProtection up to 100;
+/// protection lapses on the twin's clock; standalone tasks are `TASK_NOT_VALID`, unknown ones `MISSING`; protecting
+/// more tasks than the service's desired count is `DEPLOYMENT_BLOCKED`.
+#[tokio::test]
+async fn task_protection_is_served_with_its_limits_and_lapses_on_the_twins_clock() {
+    let twin = Arc::new(Twin::new(
+        big_cluster(12).standalone_task("batch", "0000", 16, 32).snapshot(),
+        TwinConfig::default(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(serve(
+        Arc::clone(&twin),
+        listener,
+        ServeConfig {
+            speed: 0.0,
+            ..ServeConfig::default()
+        },
+    ));
+    let snapshot = twin.snapshot();
+    let web: Vec<String> = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.service_name() == Some("web"))
+        .map(|t| t.task_arn.clone())
+        .collect();
+    let standalone = snapshot
+        .tasks
+        .iter()
+        .find(|t| t.service_name().is_none())
+        .unwrap()
+        .task_arn
+        .clone();
+    let epoch = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+    let update = |body: Value| {
+        let addr = addr.clone();
+        async move { call(&addr, "POST", "/", Some("UpdateTaskProtection"), &body).await }
+    };
+    let get = |tasks: Vec<String>| {
+        let addr = addr.clone();
+        async move {
+            call(
+                &addr,
+                "POST",
+                "/",
+                Some("GetTaskProtection"),
+                &json!({"cluster": "wire", "tasks": tasks}),
+            )
+            .await
+        }
+    };
+
+    // On, for the default 2 hours; the task named by its ID.
+    let id = web[0].rsplit('/').next().unwrap();
+    let (status, _, body) = update(json!({"cluster": "wire", "tasks": [id], "protectionEnabled": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let two_hours = epoch(twin.now() + chrono::Duration::hours(2));
+    assert_eq!(body["protectedTasks"][0]["taskArn"], web[0].as_str());
+    assert_eq!(body["protectedTasks"][0]["protectionEnabled"], true);
+    assert_eq!(body["protectedTasks"][0]["expirationDate"].as_f64(), Some(two_hours));
+    // One minute for another; the standalone task and an unknown one fail, each with its reason.
+    let (status, _, body) = update(json!({
+        "cluster": "wire", "tasks": [web[1], standalone, "nope"], "protectionEnabled": true, "expiresInMinutes": 1
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["protectedTasks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["failures"],
+        json!([{"arn": standalone, "reason": "TASK_NOT_VALID"}, {"arn": "nope", "reason": "MISSING"}])
+    );
+
+    let (_, _, body) = get(vec![web[0].clone(), web[1].clone(), web[2].clone()]).await;
+    let enabled: Vec<bool> = body["protectedTasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["protectionEnabled"].as_bool().unwrap())
+        .collect();
+    assert_eq!(enabled, [true, true, false]);
+    assert!(body["protectedTasks"][2].get("expirationDate").is_none());
+    // Two minutes later on the twin's clock, the one-minute protection has lapsed; the two-hour one holds.
+    twin.advance(std::time::Duration::from_secs(120));
+    let (_, _, body) = get(vec![web[0].clone(), web[1].clone()]).await;
+    assert_eq!(body["protectedTasks"][0]["protectionEnabled"], true);
+    assert_eq!(body["protectedTasks"][1]["protectionEnabled"], false);
+    assert_eq!(
+        twin.snapshot().protected_tasks.len(),
+        1,
+        "the lapsed one is gone from the state"
+    );
+    // Off again.
+    let (_, _, body) = update(json!({"cluster": "wire", "tasks": [web[0]], "protectionEnabled": false})).await;
+    assert_eq!(body["protectedTasks"][0]["protectionEnabled"], false);
+    assert!(twin.snapshot().protected_tasks.is_empty());
+
+    // Limits: 48 hours at most, at least a minute, 10 tasks an update, 100 a read.
+    for minutes in [0, 2881] {
+        let (status, kind, _) = update(json!({
+            "cluster": "wire", "tasks": [web[0]], "protectionEnabled": true, "expiresInMinutes": minutes
+        }))
+        .await;
+        assert_eq!(
+            (status, kind.as_deref()),
+            (400, Some("InvalidParameterException")),
+            "{minutes}"
+        );
+    }
+    let (status, _, body) = update(json!({
+        "cluster": "wire", "tasks": [web[0]], "protectionEnabled": true, "expiresInMinutes": 2880
+    }))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["protectedTasks"][0]["expirationDate"].as_f64(),
+        Some(epoch(twin.now() + chrono::Duration::hours(48)))
+    );
+    let (status, kind, _) = update(json!({"cluster": "wire", "tasks": web[..11], "protectionEnabled": true})).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    let many: Vec<String> = (0..101).map(|_| web[0].clone()).collect();
+    let (status, kind, _) = get(many).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+
+    // All 12 of web's desired 12 may be protected. With the desired count lowered to 11 (a scale-in, which
+    // protection holds up), renewing one is DEPLOYMENT_BLOCKED, and the protection it had stays.
+    let (_, _, body) = update(json!({"cluster": "wire", "tasks": web[1..10], "protectionEnabled": true})).await;
+    assert_eq!(body["protectedTasks"].as_array().unwrap().len(), 9);
+    let (_, _, body) = update(json!({"cluster": "wire", "tasks": web[10..12], "protectionEnabled": true})).await;
+    assert_eq!(body["protectedTasks"].as_array().unwrap().len(), 2, "{body}");
+    twin.set_desired_count("web", 11).unwrap();
+    let (_, _, body) = update(json!({"cluster": "wire", "tasks": [web[0]], "protectionEnabled": true})).await;
+    assert_eq!(
+        body["failures"],
+        json!([{"arn": web[0], "reason": "DEPLOYMENT_BLOCKED"}]),
+        "more protected tasks than the desired count"
+    );
+    let (_, _, body) = get(vec![web[0].clone()]).await;
+    assert_eq!(body["protectedTasks"][0]["protectionEnabled"], true);
+}

@@ -52,7 +52,7 @@ pub enum InstanceState {
 
 /// Observe a cluster and act on it.
 pub trait EcsApi {
-    /// The whole cluster, complete or not at all.
+    /// The whole cluster, task scale-in protection included, complete or not at all.
     fn observe(&self) -> impl Future<Output = Result<Snapshot, EcsError>> + Send;
     /// `StopTask`; `reason` becomes the task's `stoppedReason` (the controller puts its action id there).
     fn stop_task(&self, task_arn: &str, reason: &str) -> impl Future<Output = Result<(), EcsError>> + Send;

@@ -1,8 +1,9 @@
 //! `EcsApi` over `aws-sdk-ecs`: the only file that imports it.
 //!
 //! Observing reads every page (`maxResults` 100 and `nextToken`) and describes in ECS's batches (100 instances or
-//! tasks, 10 services), with tags; task definitions are described once per distinct ARN. A snapshot is complete or
-//! it is not returned: a failed call or any `failures[]` entry is an error, so the cycle acts on nothing.
+//! tasks, 10 services), with tags; the scale-in protection of every service task is read with `GetTaskProtection`
+//! (100 tasks a call); task definitions are described once per distinct ARN. A snapshot is complete or it is not
+//! returned: a failed call or any `failures[]` entry is an error, so the cycle acts on nothing.
 //! Mutations are sent once; an error whose outcome is unknown (timeout, dispatch failure, 5xx) is reported as
 //! [`EcsError::Unknown`] for the reconcile loop to settle by re-reading ECS, never retried here.
 
@@ -29,6 +30,8 @@ fn once() -> aws_sdk_ecs::config::Builder {
 const PAGE: i32 = 100;
 const DESCRIBE_BATCH: usize = 100;
 const SERVICES_BATCH: usize = 10;
+/// `GetTaskProtection` takes "a list of up to 100 task IDs or full ARN entries" (API reference).
+const PROTECTION_BATCH: usize = 100;
 
 /// The share of ECS's read buckets the adapter spends by default: the buckets are shared by every caller in the
 /// account and Region, and half leaves room for deploy pipelines, consoles and autoscalers.
@@ -37,7 +40,7 @@ pub const DEFAULT_READ_SHARE: f64 = 0.5;
 /// How far an observation has got, for a progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// `instances`, `tasks`, `services` or `task definitions`.
+    /// `instances`, `tasks`, `task protection`, `services` or `task definitions`.
     pub what: &'static str,
     /// Listed or described so far.
     pub done: usize,
@@ -158,6 +161,54 @@ impl SdkEcs {
         if let Some(f) = &self.progress {
             f(Progress { what, done, total });
         }
+    }
+
+    /// Task scale-in protection of every service task (standalone tasks cannot have it: ECS answers them
+    /// `TASK_NOT_VALID`), in batches of 100. The planner never stops a protected task, so this read is part of the
+    /// complete-or-nothing observation: a failed call, a `failures[]` entry, or a task left unanswered is
+    /// [`EcsError::Incomplete`] and the cycle acts on nothing. Only protected tasks are kept.
+    async fn protection(&self, tasks: &[model::Task]) -> Result<Vec<model::ProtectedTask>, EcsError> {
+        let service_tasks: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.service_name().is_some())
+            .map(|t| t.task_arn.clone())
+            .collect();
+        let id = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+        let observed_at = Utc::now();
+        let mut protected = Vec::new();
+        let mut done = 0;
+        for batch in service_tasks.chunks(PROTECTION_BATCH) {
+            self.pace("GetTaskProtection").await;
+            let out = self
+                .client
+                .get_task_protection()
+                .cluster(&self.cluster)
+                .set_tasks(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("GetTaskProtection", e))?;
+            failures("GetTaskProtection", out.failures())?;
+            let answered: BTreeSet<String> = out
+                .protected_tasks()
+                .iter()
+                .filter_map(|p| p.task_arn())
+                .map(id)
+                .collect();
+            if let Some(unanswered) = batch.iter().find(|arn| !answered.contains(&id(arn))) {
+                return Err(EcsError::Incomplete(format!(
+                    "GetTaskProtection: no answer for {unanswered}"
+                )));
+            }
+            protected.extend(
+                out.protected_tasks()
+                    .iter()
+                    .filter(|p| p.protection_enabled())
+                    .map(|p| protected_task(p, observed_at)),
+            );
+            done += batch.len();
+            self.report("task protection", done, Some(service_tasks.len()));
+        }
+        Ok(protected)
     }
 
     fn cached(&self, arn: &str) -> Option<model::TaskDefinition> {
@@ -310,6 +361,7 @@ impl EcsApi for SdkEcs {
             tasks.extend(out.tasks().iter().map(task));
             self.report("tasks", tasks.len(), Some(task_arns.len()));
         }
+        let protected_tasks = self.protection(&tasks).await?;
         let mut services = Vec::with_capacity(service_arns.len());
         for batch in service_arns.chunks(SERVICES_BATCH) {
             self.pace("DescribeServices").await;
@@ -372,7 +424,7 @@ impl EcsApi for SdkEcs {
             services,
             task_definitions,
             utilization: Default::default(),
-            protected_tasks: Vec::new(),
+            protected_tasks,
         })
     }
 
@@ -428,6 +480,18 @@ impl EcsApi for SdkEcs {
                 f.reason().unwrap_or("?")
             ))),
         }
+    }
+}
+
+/// A protected task as ECS reported it. ECS turns `protectionEnabled` off itself when protection lapses, so the flag
+/// is the truth at the observation; `expirationDate` is on ECS's clock. It is kept while it is still ahead of this
+/// machine's clock; one already past here (a skewed clock, or `twin serve` on the snapshot's clock) is dropped
+/// rather than let the planner take a task ECS calls protected for an unprotected one.
+fn protected_task(p: &sdk::ProtectedTask, observed_at: DateTime<Utc>) -> model::ProtectedTask {
+    model::ProtectedTask {
+        task_arn: p.task_arn().unwrap_or_default().to_owned(),
+        protection_enabled: true,
+        expiration_date: time(p.expiration_date()).filter(|t| *t > observed_at),
     }
 }
 

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError};
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -88,6 +88,21 @@ impl DynamoLedger {
         Ok(out.item().cloned())
     }
 
+    /// The condition a fenced write carries in its transaction: the lease still names the fence's holder and epoch
+    /// and is not released.
+    fn lease_held(&self, cluster: &str, fence: &Fence) -> Result<ConditionCheck, LedgerError> {
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk(cluster)))
+            .key("sk", s("lease"))
+            .condition_expression("holder = :holder AND epoch = :epoch AND released = :no")
+            .expression_attribute_values(":holder", s(&fence.holder))
+            .expression_attribute_values(":epoch", n(fence.epoch))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))
+    }
+
     /// Every action of the cluster, newest claim first (for `status`).
     pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
         let mut all: Vec<ActionRecord> = self
@@ -101,9 +116,25 @@ impl DynamoLedger {
     }
 }
 
-/// Creates the ledger table: on-demand capacity, `pk`/`sk` string keys, TTL on `expiresAt`. An existing table of
-/// that name is reported, not changed.
-pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(), LedgerError> {
+/// What `init` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableSetup {
+    /// The table was created, with TTL on `expiresAt`.
+    Created,
+    /// A table of that name was already there, with the ledger's key schema and TTL on `expiresAt`: left as it is.
+    AlreadyThere,
+}
+
+/// The ledger's key schema: `pk` (partition) and `sk` (sort), both strings.
+const KEYS: [(&str, KeyType); 2] = [("pk", KeyType::Hash), ("sk", KeyType::Range)];
+/// The attribute TTL collects finished actions and cooldowns by.
+const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// Creates the ledger table: on-demand capacity, `pk`/`sk` string keys, TTL on `expiresAt`. Idempotent: a table of
+/// that name that already has the ledger's key schema and TTL is [`TableSetup::AlreadyThere`] and left as it is;
+/// one shaped otherwise is [`LedgerError::Table`] naming every difference. An existing table is never changed (it
+/// may be someone else's).
+pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<TableSetup, LedgerError> {
     let client = Client::new(conf);
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
@@ -119,20 +150,24 @@ pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(
             .build()
             .map_err(|e| LedgerError::Table(e.to_string()))
     };
-    client
+    let created = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
+        .key_schema(key(KEYS[0].0, KEYS[0].1.clone())?)
+        .key_schema(key(KEYS[1].0, KEYS[1].1.clone())?)
+        .attribute_definitions(attr(KEYS[0].0)?)
+        .attribute_definitions(attr(KEYS[1].0)?)
         .send()
-        .await
-        .map_err(|e| match e.as_service_error().and_then(|s| s.code()) {
-            Some("ResourceInUseException") => LedgerError::Table(format!("table {table} already exists")),
-            _ => classify("CreateTable", e),
-        })?;
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => {
+            check_existing(&client, table).await?;
+            return Ok(TableSetup::AlreadyThere);
+        }
+        Err(e) => return Err(classify("CreateTable", e)),
+    }
     // A new table is CREATING for a few seconds; TTL can be set once it is ACTIVE.
     for _ in 0..60 {
         let out = client
@@ -151,7 +186,7 @@ pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(
         .table_name(table)
         .time_to_live_specification(
             TimeToLiveSpecification::builder()
-                .attribute_name("expiresAt")
+                .attribute_name(TTL_ATTRIBUTE)
                 .enabled(true)
                 .build()
                 .map_err(|e| LedgerError::Table(e.to_string()))?,
@@ -159,7 +194,93 @@ pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<(
         .send()
         .await
         .map_err(|e| classify("UpdateTimeToLive", e))?;
-    Ok(())
+    Ok(TableSetup::Created)
+}
+
+/// An existing table is the ledger's when its keys are `pk` (HASH, S) and `sk` (RANGE, S) and TTL is on (or being
+/// turned on) for `expiresAt`; otherwise the error names every difference and what to do.
+async fn check_existing(client: &Client, table: &str) -> Result<(), LedgerError> {
+    let described = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| classify("DescribeTable", e))?;
+    let description = described.table();
+    let keys: Vec<String> = description
+        .map(|t| {
+            let kind_of = |name: &str| {
+                t.attribute_definitions()
+                    .iter()
+                    .find(|a| a.attribute_name() == name)
+                    .map_or("?", |a| a.attribute_type().as_str())
+                    .to_owned()
+            };
+            let mut keys: Vec<&KeySchemaElement> = t.key_schema().iter().collect();
+            // HASH before RANGE, whatever order DynamoDB lists them in.
+            keys.sort_by_key(|k| *k.key_type() != KeyType::Hash);
+            keys.iter()
+                .map(|k| {
+                    format!(
+                        "{} ({}, {})",
+                        k.attribute_name(),
+                        k.key_type().as_str(),
+                        kind_of(k.attribute_name())
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted: Vec<String> = KEYS
+        .iter()
+        .map(|(name, kind)| format!("{name} ({}, S)", kind.as_str()))
+        .collect();
+    let mut differences = Vec::new();
+    if keys != wanted {
+        differences.push(format!(
+            "its key schema is {}, the ledger's is {}",
+            if keys.is_empty() {
+                "unknown".to_owned()
+            } else {
+                keys.join(", ")
+            },
+            wanted.join(", ")
+        ));
+    }
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| classify("DescribeTimeToLive", e))?;
+    let ttl = ttl.time_to_live_description();
+    let status = ttl
+        .and_then(|t| t.time_to_live_status())
+        .map_or("DISABLED", |s| s.as_str());
+    let attribute = ttl.and_then(|t| t.attribute_name());
+    if !(matches!(status, "ENABLED" | "ENABLING") && attribute == Some(TTL_ATTRIBUTE)) {
+        differences.push(format!(
+            "its TTL is {status}{}, the ledger's is ENABLED on {TTL_ATTRIBUTE}",
+            attribute.map(|a| format!(" on {a}")).unwrap_or_default()
+        ));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let keys_differ = keys != wanted;
+    Err(LedgerError::Table(format!(
+        "table {table} already exists and is not shaped as the ledger needs: {}; {}",
+        differences.join("; "),
+        if keys_differ {
+            "choose another --table name (init never changes an existing table)".to_owned()
+        } else {
+            format!(
+                "turn TTL on with `aws dynamodb update-time-to-live --table-name {table} \
+                 --time-to-live-specification Enabled=true,AttributeName={TTL_ATTRIBUTE}` (init never changes an \
+                 existing table)"
+            )
+        }
+    )))
 }
 
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkError<E>) -> LedgerError {
@@ -230,6 +351,9 @@ fn record_item(r: &ActionRecord) -> Item {
     }
     item.insert("state".into(), s(r.state.as_str()));
     item.insert("claimedAt".into(), time(r.claimed_at));
+    if let Some(t) = r.seen_until {
+        item.insert("seenUntil".into(), time(t));
+    }
     item.insert("updatedAt".into(), time(r.updated_at));
     item.insert("reason".into(), s(&r.reason));
     item.insert(
@@ -259,6 +383,7 @@ fn record_from(item: &Item) -> Option<ActionRecord> {
         deployment_before: owned("deploymentBefore"),
         state: ActionState::parse(get_s(item, "state")?)?,
         claimed_at: get_time(item, "claimedAt")?,
+        seen_until: get_time(item, "seenUntil"),
         updated_at: get_time(item, "updatedAt")?,
         reason: owned("reason").unwrap_or_default(),
         predicted_landing: item
@@ -328,16 +453,7 @@ impl Ledger for DynamoLedger {
                 },
             };
         };
-        let lease_held = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(pk(&record.cluster)))
-            .key("sk", s("lease"))
-            .condition_expression("holder = :holder AND epoch = :epoch AND released = :no")
-            .expression_attribute_values(":holder", s(&fence.holder))
-            .expression_attribute_values(":epoch", n(fence.epoch))
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .build()
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let lease_held = self.lease_held(&record.cluster, fence)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record_item(&record)))
@@ -498,6 +614,81 @@ impl Ledger for DynamoLedger {
             })
             .filter(|(_, until)| *until > now)
             .collect())
+    }
+
+    async fn read_episode(&self, cluster: &str) -> Result<Option<EpisodeRecord>, LedgerError> {
+        let Some(item) = self.get(cluster, "episode").await? else {
+            return Ok(None);
+        };
+        match get_s(&item, "episode").map(serde_json::from_str::<EpisodeRecord>) {
+            Some(Ok(episode)) => Ok(Some(episode)),
+            // As if there were none: the planner then starts only above the trigger, so an unreadable item can only
+            // make it do less.
+            _ => {
+                tracing::warn!(cluster, table = %self.table, "the episode item is unreadable; taken as no episode");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write_episode(
+        &self,
+        cluster: &str,
+        episode: &EpisodeRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        let json = serde_json::to_string(episode).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let mut item = Item::new();
+        item.insert("pk".into(), s(pk(cluster)));
+        item.insert("sk".into(), s("episode"));
+        item.insert("episode".into(), s(json));
+        if let Some(f) = fence {
+            item.insert("holder".into(), s(&f.holder));
+            item.insert("epoch".into(), n(f.epoch));
+        }
+        let Some(fence) = fence else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| classify("PutItem", e))?;
+            return Ok(());
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(self.lease_held(cluster, fence)?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let e = match out {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                if cancelled.cancellation_reasons().first().and_then(|r| r.code())
+                    == Some("ConditionalCheckFailed") =>
+            {
+                Err(LedgerError::Fenced {
+                    holder: fence.holder.clone(),
+                    epoch: fence.epoch,
+                })
+            }
+            _ => Err(classify("TransactWriteItems", e)),
+        }
     }
 
     async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {

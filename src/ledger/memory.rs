@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, Fence, LeaseRecord, Ledger, LedgerError};
+use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
 
 #[derive(Default)]
 struct Tables {
@@ -14,6 +14,26 @@ struct Tables {
     actions: BTreeMap<(String, String), ActionRecord>,
     cooldowns: Vec<(String, CooldownTarget, DateTime<Utc>)>,
     leases: BTreeMap<String, LeaseRecord>,
+    episodes: BTreeMap<String, EpisodeRecord>,
+}
+
+impl Tables {
+    /// Whether the cluster's lease names the fence's holder and epoch and is not released (what a fenced write
+    /// checks in the same transaction in DynamoDB).
+    fn fence_holds(&self, cluster: &str, fence: &Fence) -> Result<(), LedgerError> {
+        let holds = self
+            .leases
+            .get(cluster)
+            .is_some_and(|l| l.holder == fence.holder && l.epoch == fence.epoch && !l.released);
+        if holds {
+            Ok(())
+        } else {
+            Err(LedgerError::Fenced {
+                holder: fence.holder.clone(),
+                epoch: fence.epoch,
+            })
+        }
+    }
 }
 
 /// A ledger that lives as long as the process.
@@ -41,16 +61,7 @@ impl Ledger for MemoryLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
         let mut t = self.lock();
         if let Some(f) = fence {
-            let holds = t
-                .leases
-                .get(&record.cluster)
-                .is_some_and(|l| l.holder == f.holder && l.epoch == f.epoch && !l.released);
-            if !holds {
-                return Err(LedgerError::Fenced {
-                    holder: f.holder.clone(),
-                    epoch: f.epoch,
-                });
-            }
+            t.fence_holds(&record.cluster, f)?;
         }
         let key = (record.cluster.clone(), record.id.clone());
         if let Some(existing) = t.actions.get(&key) {
@@ -131,6 +142,24 @@ impl Ledger for MemoryLedger {
             .filter(|(c, _, until)| c == cluster && *until > now)
             .map(|(_, t, until)| (t.clone(), *until))
             .collect())
+    }
+
+    async fn read_episode(&self, cluster: &str) -> Result<Option<EpisodeRecord>, LedgerError> {
+        Ok(self.lock().episodes.get(cluster).cloned())
+    }
+
+    async fn write_episode(
+        &self,
+        cluster: &str,
+        episode: &EpisodeRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        let mut t = self.lock();
+        if let Some(f) = fence {
+            t.fence_holds(cluster, f)?;
+        }
+        t.episodes.insert(cluster.to_owned(), episode.clone());
+        Ok(())
     }
 
     async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {

@@ -15,9 +15,9 @@ pub mod memory;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::plan::LedgerView;
+use crate::plan::{Episode, LedgerView};
 
 /// Where an action is in its life: `claimed → acting → done | failed | abandoned`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +116,12 @@ pub struct ActionRecord {
     pub updated_at: DateTime<Utc>,
     pub reason: String,
     pub predicted_landing: Vec<String>,
+    /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
+    /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
+    /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
+    /// controller's clock (a twin or a skewed clock would make every replacement look old). `None` on records
+    /// written before it was kept: their replacements are not named.
+    pub seen_until: Option<DateTime<Utc>>,
     /// How much the planner expected this move to lower the score.
     pub predicted_gain: f64,
     pub tasks: u32,
@@ -126,6 +132,46 @@ pub struct ActionRecord {
     pub epoch: u64,
     /// A nonce of the claim attempt: a claim that finds its own token already written is its own retry.
     pub token: String,
+}
+
+/// The planner's hysteresis as the ledger keeps it, one per cluster: once a cycle found the score above `trigger`,
+/// rebalancing goes on until it is at or below `target`, across `once` runs and leader changes. Written under the
+/// lease's fence, so a deposed leader cannot overwrite it. [`Episode`] stays the planner's input type; this is its
+/// stored form, kept as JSON so it can grow: a missing field takes its default and an unknown one is ignored, so
+/// replicas of different versions read each other's.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EpisodeRecord {
+    /// Rebalancing is under way.
+    pub active: bool,
+    /// When the cycle that started it ran (this controller's clock), for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+impl EpisodeRecord {
+    /// What the planner reads.
+    pub fn episode(&self) -> Episode {
+        // IMPORTANT: fields the planner's `Episode` may gain take their defaults until they are stored here too.
+        #[allow(clippy::needless_update)]
+        Episode {
+            active: self.active,
+            ..Episode::default()
+        }
+    }
+
+    /// The record after a cycle whose plan says rebalancing is (`active`) or is not under way, at `now`: an episode
+    /// that goes on keeps the time it started.
+    pub fn after(&self, active: bool, now: DateTime<Utc>) -> EpisodeRecord {
+        EpisodeRecord {
+            active,
+            started_at: match (self.active, active) {
+                (_, false) => None,
+                (true, true) => self.started_at.or(Some(now)),
+                (false, true) => Some(now),
+            },
+        }
+    }
 }
 
 /// The answer to a claim.
@@ -210,6 +256,16 @@ pub trait Ledger {
         cluster: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError>> + Send;
+    /// The cluster's rebalancing episode, if one was ever written (a strongly consistent read).
+    fn read_episode(&self, cluster: &str) -> impl Future<Output = Result<Option<EpisodeRecord>, LedgerError>> + Send;
+    /// Writes the cluster's episode. With a fence, only while the lease names that holder and epoch (one
+    /// transaction), else [`LedgerError::Fenced`] and nothing written.
+    fn write_episode(
+        &self,
+        cluster: &str,
+        episode: &EpisodeRecord,
+        fence: Option<&Fence>,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
     /// The cluster's lease item, if any (a strongly consistent read).
     fn read_lease(&self, cluster: &str) -> impl Future<Output = Result<Option<LeaseRecord>, LedgerError>> + Send;
     /// Writes the lease item if it is still at `expected_version` (`None`: if there is none). `false`: it changed
@@ -276,4 +332,53 @@ pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> R
         }
     }
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-11-20T{h:02}:00:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_episode_record_reads_missing_fields_as_defaults_and_ignores_unknown_ones() {
+        let read = |json: &str| serde_json::from_str::<EpisodeRecord>(json).unwrap();
+        assert_eq!(read("{}"), EpisodeRecord::default());
+        assert_eq!(
+            read(r#"{"active": true, "bestScore": 0.4, "startedAt": "2026-11-20T10:00:00Z"}"#),
+            EpisodeRecord {
+                active: true,
+                started_at: Some(at(10)),
+            },
+            "a newer version's fields are ignored"
+        );
+        let on = EpisodeRecord {
+            active: true,
+            started_at: Some(at(10)),
+        };
+        assert_eq!(read(&serde_json::to_string(&on).unwrap()), on);
+        assert_eq!(
+            serde_json::to_string(&EpisodeRecord::default()).unwrap(),
+            r#"{"active":false}"#
+        );
+    }
+
+    #[test]
+    fn an_episode_keeps_its_start_while_it_goes_on() {
+        let off = EpisodeRecord::default();
+        let started = off.after(true, at(10));
+        assert_eq!(started.started_at, Some(at(10)));
+        assert!(started.episode().active);
+        assert_eq!(
+            started.after(true, at(11)),
+            started,
+            "going on: unchanged, nothing to write"
+        );
+        assert_eq!(started.after(false, at(12)), off);
+        assert!(!off.episode().active);
+    }
 }

@@ -5,7 +5,9 @@
 //! What it models: the task lifecycle (PENDING → RUNNING → STOPPED with delays), the service scheduler (replacement
 //! after StopTask, rolling `forceNewDeployment` within minimum/maximum percent, draining, daemons, PENDING when
 //! nothing fits, retried every tick), and the bookkeeping ECS keeps (`remainingResources`, running and pending
-//! counts, deployments). What it does not: load balancers and health checks (a task is healthy once RUNNING),
+//! counts, deployments), and task scale-in protection as ECS documents it (deployments and scale-in leave protected
+//! tasks alone until protection lapses; draining and StopTask do not look at it; see [`scheduler`]). What it does
+//! not: load balancers and health checks (a task is healthy once RUNNING),
 //! capacity providers and scaling, task failures, throttling (see `docs/simulate.md`).
 //!
 //! [`server`] puts it behind ECS's JSON 1.1 protocol (`twin serve`, `docs/twin.md`).
@@ -22,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ecs::{EcsApi, EcsError, InstanceState};
-use crate::model::{DeploymentStatus, InstanceStatus, RolloutState, Snapshot, TaskStatus};
+use crate::model::{DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState, Snapshot, TaskStatus};
 
 /// Timing and randomness of a twin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,39 @@ impl State {
             .find(|i| i.container_instance_arn == arn)
             .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))
     }
+}
+
+/// Why `GetTaskProtection` or `UpdateTaskProtection` refused a task: the `reason` of its `failures[]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectionFailure {
+    /// No such task.
+    Missing,
+    /// Not a task of a service (protection is only for service tasks), or already stopped.
+    TaskNotValid,
+    /// The service would have more protected tasks than its desired count.
+    DeploymentBlocked,
+}
+
+impl ProtectionFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProtectionFailure::Missing => "MISSING",
+            ProtectionFailure::TaskNotValid => "TASK_NOT_VALID",
+            ProtectionFailure::DeploymentBlocked => "DEPLOYMENT_BLOCKED",
+        }
+    }
+}
+
+/// The task, if task protection applies to it: it exists and belongs to a service (its `group` is `service:…`).
+fn protectable<'s>(state: &'s State, task_arn: &str) -> Result<&'s crate::model::Task, ProtectionFailure> {
+    let task = state
+        .snap
+        .tasks
+        .iter()
+        .find(|t| t.task_arn == task_arn)
+        .ok_or(ProtectionFailure::Missing)?;
+    task.service_name().ok_or(ProtectionFailure::TaskNotValid)?;
+    Ok(task)
 }
 
 /// A simulated ECS cluster. Interior mutability, so it can sit behind `&self` like an API client.
@@ -214,6 +249,85 @@ impl Twin {
         instance.status = InstanceStatus::Active;
         state.snap.container_instances.push(instance);
         Ok(())
+    }
+
+    /// `GetTaskProtection` for one task at the twin's clock: protection that has lapsed reads as off, as ECS resets
+    /// `protectionEnabled` when `expiresInMinutes` runs out.
+    pub fn task_protection(&self, task_arn: &str) -> Result<ProtectedTask, ProtectionFailure> {
+        let state = self.lock();
+        let task = protectable(&state, task_arn)?;
+        let now = state.now;
+        Ok(state
+            .snap
+            .protected_tasks
+            .iter()
+            .find(|p| p.task_arn == task.task_arn && p.active_at(now))
+            .cloned()
+            .unwrap_or_else(|| ProtectedTask {
+                task_arn: task.task_arn.clone(),
+                protection_enabled: false,
+                expiration_date: None,
+            }))
+    }
+
+    /// `UpdateTaskProtection` for one task: on for `expires_in` from the twin's clock (ECS: 1 minute to 48 hours,
+    /// 2 hours by default; the server checks the range), or off. Turning it on again resets the expiry. Refused
+    /// with `DEPLOYMENT_BLOCKED` when the service would have more protected tasks than its desired count.
+    pub fn set_task_protection(
+        &self,
+        task_arn: &str,
+        enabled: bool,
+        expires_in: Duration,
+    ) -> Result<ProtectedTask, ProtectionFailure> {
+        let mut state = self.lock();
+        let now = state.now;
+        let task = protectable(&state, task_arn)?;
+        if !task.is_live() || task.desired_status == TaskStatus::Stopped {
+            return Err(ProtectionFailure::TaskNotValid);
+        }
+        let (arn, service) = (
+            task.task_arn.clone(),
+            task.service_name().unwrap_or_default().to_owned(),
+        );
+        if !enabled {
+            state.snap.protected_tasks.retain(|p| p.task_arn != arn);
+            return Ok(ProtectedTask {
+                task_arn: arn,
+                protection_enabled: false,
+                expiration_date: None,
+            });
+        }
+        let desired = state
+            .snap
+            .services
+            .iter()
+            .find(|s| s.service_name == service)
+            .map_or(0, |s| s.desired_count);
+        let protected_of_service = state
+            .snap
+            .tasks
+            .iter()
+            .filter(|t| t.service_name() == Some(service.as_str()) && t.is_live() && t.task_arn != arn)
+            .filter(|t| {
+                state
+                    .snap
+                    .protected_tasks
+                    .iter()
+                    .any(|p| p.task_arn == t.task_arn && p.active_at(now))
+            })
+            .count();
+        if protected_of_service + 1 > desired as usize {
+            return Err(ProtectionFailure::DeploymentBlocked);
+        }
+        // Turning it on again resets the expiry: one entry per task.
+        state.snap.protected_tasks.retain(|p| p.task_arn != arn);
+        let protection = ProtectedTask {
+            task_arn: arn,
+            protection_enabled: true,
+            expiration_date: Some(now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::zero())),
+        };
+        state.snap.protected_tasks.push(protection.clone());
+        Ok(protection)
     }
 
     pub fn stats(&self) -> TwinStats {

@@ -12,6 +12,16 @@
 //!    (it stays PENDING in ECS's terms, §2).
 //! 4. Each DAEMON service: one task on every ACTIVE, connected instance that lacks one (§2).
 //! 5. Counts, deployments and rollout state are brought up to date; floor violations are counted.
+//!
+//! Task scale-in protection, exactly as ECS documents it
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>): it protects a
+//! service's tasks "from being terminated by scale-in events from either Service Auto Scaling or deployments". So a
+//! rolling deployment starts new tasks within `maximumPercent` but stops no protected task of an older deployment
+//! until its protection is turned off or expires (the rollout stays IN_PROGRESS meanwhile), and scale-in to a lower
+//! `desiredCount` stops unprotected tasks only. Draining is neither: the draining page
+//! (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html>) makes no exception
+//! for protected tasks, so a DRAINING instance loses them like any other service task; StopTask does not look at
+//! protection either. Protection lapses at its `expirationDate` on the twin's clock.
 
 use std::collections::HashMap;
 
@@ -31,6 +41,7 @@ const STOPPED_RETENTION: i64 = 3600;
 
 pub(crate) fn tick(state: &mut State) {
     lifecycle(state);
+    lapse_protection(state);
     stop_daemons_on_draining(state);
     // One placement index per pass: tasks placed during the pass are added to an overlay, so every placement sees
     // the ones before it without rebuilding the index (ECS-SEMANTICS §2: placement sees current reservations).
@@ -140,6 +151,29 @@ fn lifecycle(state: &mut State) {
         .snap
         .tasks
         .retain(|t| t.last_status != TaskStatus::Stopped || t.stopped_at.is_none_or(|s| s > horizon));
+}
+
+/// Protection that has expired is off (ECS resets `protectionEnabled`), and a stopped task has none.
+fn lapse_protection(state: &mut State) {
+    let now = state.now;
+    let tasks = &state.snap.tasks;
+    state.snap.protected_tasks.retain(|p| {
+        p.active_at(now)
+            && tasks
+                .iter()
+                .any(|t| t.task_arn == p.task_arn && t.last_status != TaskStatus::Stopped)
+    });
+}
+
+/// Tasks whose scale-in protection holds now: deployments and scale-in leave them alone.
+fn protected(state: &State) -> std::collections::HashSet<String> {
+    state
+        .snap
+        .protected_tasks
+        .iter()
+        .filter(|p| p.active_at(state.now))
+        .map(|p| p.task_arn.clone())
+        .collect()
 }
 
 fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<usize> {
@@ -373,17 +407,26 @@ fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
         .count();
     let mut total = u32::try_from(live.len()).unwrap_or(u32::MAX);
     let mut missing = desired.saturating_sub(u32::try_from(settled).unwrap_or(u32::MAX));
+    let protected = protected(state);
+    let is_protected = |t: &Task| protected.contains(&t.task_arn);
+    // Draining stops every service task on the instance; a deployment stops only unprotected tasks of older ones.
     let mut to_stop: Vec<usize> = live
         .iter()
         .copied()
-        .filter(|&k| !is_primary(&state.snap.tasks[k]) || on_draining(&state.snap.tasks[k]))
+        .filter(|&k| {
+            let t = &state.snap.tasks[k];
+            on_draining(t) || (!is_primary(t) && !is_protected(t))
+        })
         .collect();
-    // Scale-in of the primary beyond desired: extra settled tasks go too.
+    // Scale-in of the primary beyond desired: extra settled tasks go too, never protected ones.
     let extra = settled.saturating_sub(desired as usize);
     to_stop.extend(
         live.iter()
             .copied()
-            .filter(|&k| is_primary(&state.snap.tasks[k]) && !on_draining(&state.snap.tasks[k]))
+            .filter(|&k| {
+                let t = &state.snap.tasks[k];
+                is_primary(t) && !on_draining(t) && !is_protected(t)
+            })
             .take(extra),
     );
 
@@ -432,10 +475,11 @@ fn schedule_daemon(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
     // A forced deployment replaces daemon tasks instance by instance: the old task stops, then the new one starts
     // where it was (daemons default to minimum 0 % / maximum 100 %).
     let now = state.now;
+    let protected = protected(state);
     for t in &mut state.snap.tasks {
         let by = t.started_by.as_deref().unwrap_or("");
         let old = by != deployment && listed.iter().any(|d| d == by);
-        if t.service_name() == Some(name.as_str()) && is_live(t) && old {
+        if t.service_name() == Some(name.as_str()) && is_live(t) && old && !protected.contains(&t.task_arn) {
             t.desired_status = TaskStatus::Stopped;
             t.stopping_at = Some(now);
             t.stopped_reason = Some("Task stopped by a new deployment".into());

@@ -6,8 +6,9 @@
 //! DescribeClusters, List/DescribeContainerInstances with `status` and a cluster-query-language `filter`,
 //! UpdateContainerInstancesState, List/DescribeServices, UpdateService with `forceNewDeployment` and
 //! `desiredCount`, List/DescribeTasks with their filters, StopTask, DescribeTaskDefinition, ListTagsForResource,
-//! ListAttributes, PutAttributes), with AWS's pagination (`maxResults` 1..=100, opaque `nextToken`) and batch limits
-//! (100 instances or tasks per describe, 10 services, 10 instances per state update or attributes per put). Any
+//! ListAttributes, PutAttributes, Get/UpdateTaskProtection), with AWS's pagination (`maxResults` 1..=100, opaque
+//! `nextToken`) and batch limits (100 instances or tasks per describe or protection read, 10 services, 10 instances
+//! per state update, attributes per put or tasks per protection update). Any
 //! other operation answers `UnknownOperationException` naming it. The scheduler advances on its own clock: `speed`
 //! simulated seconds per wall-clock second.
 //!
@@ -81,6 +82,9 @@ pub struct Faults {
     /// Describe calls that report their last item in `failures[]` as `MISSING` (an item that went away between the
     /// list and the describe, or a partial answer): the observation is incomplete.
     pub describe_failures: f64,
+    /// GetTaskProtection calls that report their last task in `failures[]` as `MISSING` (a protection read that
+    /// failed for one task): the observation is incomplete.
+    pub protection_failures: f64,
 }
 
 struct Shared {
@@ -112,6 +116,7 @@ fn fail_last_item(answer: &mut Value) {
         ("containerInstances", "containerInstanceArn"),
         ("tasks", "taskArn"),
         ("services", "serviceArn"),
+        ("protectedTasks", "taskArn"),
     ] {
         let Some(item) = answer.get_mut(key).and_then(Value::as_array_mut).and_then(Vec::pop) else {
             continue;
@@ -290,6 +295,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             shared.count("describe-failure");
         }
     }
+    if operation == "GetTaskProtection" && shared.chance(shared.faults.protection_failures) {
+        if let Ok(answer) = &mut result {
+            fail_last_item(answer);
+            shared.count("protection-failure");
+        }
+    }
     if mutation && result.is_ok() && shared.chance(shared.faults.drop_mutation_responses) {
         shared.count("dropped-response");
         // The mutation happened; the caller is told nothing useful, as when a response is lost.
@@ -453,7 +464,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 /// Every ECS operation the twin serves (CloudWatch's GetMetricData has its own path).
-pub const SERVED: [&str; 15] = [
+pub const SERVED: [&str; 17] = [
     "ListClusters",
     "DescribeClusters",
     "ListContainerInstances",
@@ -469,7 +480,18 @@ pub const SERVED: [&str; 15] = [
     "ListTagsForResource",
     "ListAttributes",
     "PutAttributes",
+    "GetTaskProtection",
+    "UpdateTaskProtection",
 ];
+
+/// `GetTaskProtection` answers at most this many tasks a call, `UpdateTaskProtection` changes at most this many
+/// (API reference: "A list of up to 100 task IDs", "A list of up to 10 task IDs").
+const GET_PROTECTION_BATCH: usize = 100;
+const UPDATE_PROTECTION_BATCH: usize = 10;
+/// `expiresInMinutes`: 1 minute to 48 hours, 2 hours when not given
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>).
+const PROTECTION_MINUTES: std::ops::RangeInclusive<u64> = 1..=2880;
+const DEFAULT_PROTECTION_MINUTES: u64 = 120;
 
 async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiError> {
     if !SERVED.contains(&operation) {
@@ -480,17 +502,90 @@ async fn dispatch(twin: &Twin, operation: &str, req: &Value) -> Result<Value, Ap
     }
     match operation {
         op if MUTATIONS.contains(&op) => mutate(twin, operation, req).await,
+        "GetTaskProtection" => get_task_protection(twin, req),
         _ => twin.read(|snap| read(snap, operation, req)),
     }
 }
 
 /// The operations that change the twin.
-const MUTATIONS: [&str; 4] = [
+const MUTATIONS: [&str; 5] = [
     "StopTask",
     "UpdateService",
     "UpdateContainerInstancesState",
     "PutAttributes",
+    "UpdateTaskProtection",
 ];
+
+/// The ARN of the task a request names (ARN or ID), if the twin has it.
+fn task_arn_of(snap: &Snapshot, asked: &str) -> Option<String> {
+    snap.tasks
+        .iter()
+        .find(|t| names(&t.task_arn, asked))
+        .map(|t| t.task_arn.clone())
+}
+
+/// One task's protection as ECS shows it: `expirationDate` only while protection is on.
+fn protection_view(p: &crate::model::ProtectedTask) -> Value {
+    let mut v = json!({"taskArn": p.task_arn, "protectionEnabled": p.protection_enabled});
+    if let (true, Some(t)) = (p.protection_enabled, p.expiration_date) {
+        v["expirationDate"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    v
+}
+
+/// `GetTaskProtection`: each named task's protection at the twin's clock; unknown tasks come back in `failures[]` as
+/// `MISSING`, tasks of no service as `TASK_NOT_VALID`.
+fn get_task_protection(twin: &Twin, req: &Value) -> Result<Value, ApiError> {
+    let snap = twin.snapshot();
+    check_cluster(&snap, req)?;
+    let ids = batch(req, "tasks", GET_PROTECTION_BATCH)?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid("tasks: name 1 to 100 tasks"));
+    }
+    let mut protected = Vec::new();
+    let mut failures = Vec::new();
+    for id in &ids {
+        let answer = task_arn_of(&snap, id)
+            .ok_or(super::ProtectionFailure::Missing)
+            .and_then(|arn| twin.task_protection(&arn));
+        match answer {
+            Ok(p) => protected.push(protection_view(&p)),
+            Err(f) => failures.push(json!({"arn": id, "reason": f.reason()})),
+        }
+    }
+    Ok(json!({"protectedTasks": protected, "failures": failures}))
+}
+
+/// `UpdateTaskProtection`: `protectionEnabled` for up to 10 tasks, for `expiresInMinutes` (1–2880, default 120).
+fn update_task_protection(twin: &Twin, snap: &Snapshot, req: &Value) -> Result<Value, ApiError> {
+    let ids = batch(req, "tasks", UPDATE_PROTECTION_BATCH)?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid("tasks: name 1 to 10 tasks"));
+    }
+    let enabled = req
+        .get("protectionEnabled")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| ApiError::invalid("protectionEnabled is required"))?;
+    let minutes = match req.get("expiresInMinutes").filter(|v| !v.is_null()) {
+        None => DEFAULT_PROTECTION_MINUTES,
+        Some(v) => v
+            .as_u64()
+            .filter(|m| PROTECTION_MINUTES.contains(m))
+            .ok_or_else(|| ApiError::invalid("expiresInMinutes must be between 1 and 2880"))?,
+    };
+    let mut protected = Vec::new();
+    let mut failures = Vec::new();
+    for id in &ids {
+        let answer = task_arn_of(snap, id)
+            .ok_or(super::ProtectionFailure::Missing)
+            .and_then(|arn| twin.set_task_protection(&arn, enabled, Duration::from_secs(minutes * 60)));
+        match answer {
+            Ok(p) => protected.push(protection_view(&p)),
+            Err(f) => failures.push(json!({"arn": id, "reason": f.reason()})),
+        }
+    }
+    Ok(json!({"protectedTasks": protected, "failures": failures}))
+}
 
 /// The cluster as `DescribeClusters` shows it.
 fn cluster_view(snap: &Snapshot) -> Value {
@@ -762,6 +857,7 @@ async fn mutate(twin: &Twin, operation: &str, req: &Value) -> Result<Value, ApiE
                 .collect();
             Ok(json!({"containerInstances": found, "failures": failures}))
         }
+        "UpdateTaskProtection" => update_task_protection(twin, &snap, req),
         "PutAttributes" => {
             let attributes = match req.get("attributes") {
                 Some(Value::Array(a)) if !a.is_empty() && a.len() <= 10 => a.clone(),
