@@ -324,3 +324,14 @@ async fn a_cluster_that_does_not_exist_ends_run_and_releases_the_lease() {
     let lease = ledger.inner.read_lease("c").await.unwrap().unwrap();
     assert!(lease.released, "{lease:?}");
 }
+
+/// What `run` and `once` return is printed with its causes (`{:#}`): each cause once. (A ledger error used to read
+/// "ledger: ledger unavailable: X: ledger unavailable: X".)
+#[test]
+fn a_cycle_error_prints_its_cause_once() {
+    let e = anyhow::Error::from(CycleError::Ledger(LedgerError::Unavailable("GetItem: io error".into())));
+    assert_eq!(format!("{e:#}"), "ledger unavailable: GetItem: io error");
+    let config = ecs_rebalancer::aws::ConfigError::NoCredentials;
+    let e = anyhow::Error::from(CycleError::Ledger(LedgerError::Config(config.clone())));
+    assert_eq!(format!("{e:#}"), config.to_string());
+}
