@@ -273,20 +273,29 @@ impl std::error::Error for Exit {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let controller = matches!(cli.command, Command::Run { .. } | Command::Once { .. });
-    logging(if controller { "info" } else { "warn" });
+    let json = logging(controller);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(BadInput(message)) = e.downcast_ref::<BadInput>() {
-                eprintln!("{message}");
-                ExitCode::from(EXIT_BAD_INPUT)
+            let (code, message) = if let Some(BadInput(message)) = e.downcast_ref::<BadInput>() {
+                (EXIT_BAD_INPUT, message.clone())
             } else if let Some(Exit(code, message)) = e.downcast_ref::<Exit>() {
-                eprintln!("{message}");
-                ExitCode::from(*code)
+                (*code, message.clone())
+            } else if json {
+                (1, format!("{e:#}"))
             } else {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                (1, format!("error: {e:#}"))
+            };
+            if json {
+                // When logs are JSON, every line on stderr is JSON: the last word too.
+                match code {
+                    3 | 4 => tracing::warn!(exit = code, "{message}"),
+                    _ => tracing::error!(exit = code, "{message}"),
+                }
+            } else {
+                eprintln!("{message}");
             }
+            ExitCode::from(code)
         }
     }
 }
@@ -391,8 +400,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             use ecs_rebalancer::ecs::EcsApi as _;
             use ecs_rebalancer::utilization::{cloudwatch::CloudWatch, Window, WithUtilization};
+            if let Some(url) = &endpoint_url {
+                ecs_rebalancer::aws::check_endpoint("--endpoint-url", url)?;
+            }
             let snapshot = runtime()?.block_on(async {
-                let conf = ecs_rebalancer::aws::load().await;
+                let conf = ecs_rebalancer::aws::load().await?;
                 ecs_rebalancer::aws::guard(&conf, aws.expect_account.as_deref()).await?;
                 let ecs = ecs_rebalancer::ecs::sdk::SdkEcs::from_conf(&conf, endpoint_url.as_deref(), &cluster)
                     .read_share(aws.pacing());
@@ -420,7 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Init { table } => runtime()?.block_on(async {
-            let conf = ecs_rebalancer::aws::load().await;
+            let conf = ecs_rebalancer::aws::load().await?;
             use ecs_rebalancer::ledger::dynamo::TableSetup;
             match ecs_rebalancer::ledger::dynamo::create_table(&conf, &table).await? {
                 TableSetup::Created => println!("created table {table} (on-demand, TTL on expiresAt)"),
@@ -438,7 +450,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &controller.table);
                 let metrics = std::sync::Arc::new(ecs_rebalancer::metrics::Metrics::default());
                 let policy = source.current().clone();
-                let ecs = ecs_client(&conf, &controller, &policy, &metrics);
+                let ecs = ecs_client(&conf, &controller, &policy, &metrics, &ledger).await?;
+                started(&settings, &controller);
+                let dry_run = policy.mode == policy::Mode::DryRun;
                 use ecs_rebalancer::run::OnceOutcome;
                 let outcome = match &ecs {
                     Either::Plain(e) => ecs_rebalancer::run::once(e, &ledger, policy, &settings, &metrics).await,
@@ -453,6 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             report.settled.len(),
                             report.in_flight
                         );
+                        print!("{}", planned_moves(&report, dry_run));
                         Ok(())
                     }
                     OnceOutcome::NotLeader(holder) => Err(Exit(
@@ -474,19 +489,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let (conf, settings) = connect(&controller).await?;
                 let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &controller.table);
                 let metrics = std::sync::Arc::new(ecs_rebalancer::metrics::Metrics::default());
+                let ecs = ecs_client(&conf, &controller, source.current(), &metrics, &ledger).await?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("listening on {listen}"))?;
+                started(&settings, &controller);
                 tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
                 let server = axum::serve(listener, ecs_rebalancer::metrics::router(metrics.clone()));
                 tokio::spawn(async move { server.await });
-                let ecs = ecs_client(&conf, &controller, source.current(), &metrics);
                 match &ecs {
                     Either::Plain(e) => {
-                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await;
+                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await?;
                     }
                     Either::Measured(e) => {
-                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await;
+                        ecs_rebalancer::run::run(e, &ledger, source, &settings, &metrics, shutdown()).await?;
                     }
                 }
                 anyhow::Ok(())
@@ -500,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             use ecs_rebalancer::ledger::Ledger as _;
             let status = runtime()?.block_on(async {
-                let conf = ecs_rebalancer::aws::load().await;
+                let conf = ecs_rebalancer::aws::load().await?;
                 let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &table);
                 let now = chrono::Utc::now();
                 let from = now - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(1));
@@ -705,12 +721,17 @@ enum Either {
     ),
 }
 
-fn ecs_client(
+/// The ECS side of `once` and `run`, once the ledger table and the cluster are known to exist: a wrong `--table` or
+/// `--cluster` is refused with one line naming it, before the lease is touched, so nothing is left behind (no lease
+/// item for a cluster that does not exist).
+async fn ecs_client(
     conf: &aws_config::SdkConfig,
     args: &ControllerArgs,
     policy: &policy::Policy,
     metrics: &std::sync::Arc<ecs_rebalancer::metrics::Metrics>,
-) -> Either {
+    ledger: &ecs_rebalancer::ledger::dynamo::DynamoLedger,
+) -> anyhow::Result<Either> {
+    use ecs_rebalancer::ledger::Ledger as _;
     use ecs_rebalancer::policy::Metric;
     use ecs_rebalancer::utilization::{cloudwatch::CloudWatch, Window, WithUtilization};
     let counter = std::sync::Arc::clone(metrics);
@@ -723,18 +744,46 @@ fn ecs_client(
         Some(hook),
     )
     .read_share(args.aws.pacing());
-    match policy.metric {
+    ledger.read_lease(&args.cluster).await?;
+    ecs.check_cluster().await?;
+    Ok(match policy.metric {
         Metric::CpuAvailable | Metric::MemAvailable => Either::Measured(WithUtilization::new(
             ecs,
             CloudWatch::from_conf(conf, None, Window::of(policy)),
         )),
         _ => Either::Plain(ecs),
-    }
+    })
 }
 
-/// Loads the AWS configuration, checks the account when one is expected, and names this replica.
+/// Each planned move of a `once` cycle, with its reason, where ECS could start its replacement, and whether it was
+/// sent (dry-run sends none).
+fn planned_moves(report: &ecs_rebalancer::reconcile::CycleReport, dry_run: bool) -> String {
+    use std::fmt::Write as _;
+    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    let mut out = String::new();
+    for action in &report.plan.actions {
+        let target = ecs_rebalancer::reconcile::target_of(action);
+        let sent = match report.not_sent.iter().find(|(t, _)| *t == target) {
+            _ if dry_run => "planned, not sent (dry-run)".to_owned(),
+            Some((_, why)) => format!("not sent: {why}"),
+            None => "sent".to_owned(),
+        };
+        let landing: Vec<String> = action.predicted_landing.iter().map(|a| short(a)).collect();
+        let _ = writeln!(out, "  {} {}: {sent}", action.kind, short(&target));
+        let _ = writeln!(out, "    why: {}", action.reason);
+        if !landing.is_empty() {
+            let _ = writeln!(out, "    lands on any of: {}", landing.join(", "));
+        }
+    }
+    out
+}
+
+/// Loads and checks the AWS configuration, checks the account when one is expected, and names this replica.
 async fn connect(args: &ControllerArgs) -> anyhow::Result<(aws_config::SdkConfig, ecs_rebalancer::run::Settings)> {
-    let conf = ecs_rebalancer::aws::load().await;
+    if let Some(url) = &args.endpoint_url {
+        ecs_rebalancer::aws::check_endpoint("--endpoint-url", url)?;
+    }
+    let conf = ecs_rebalancer::aws::load().await?;
     ecs_rebalancer::aws::guard(&conf, args.aws.expect_account.as_deref()).await?;
     let settings = ecs_rebalancer::run::Settings {
         cluster: args.cluster.clone(),
@@ -742,8 +791,12 @@ async fn connect(args: &ControllerArgs) -> anyhow::Result<(aws_config::SdkConfig
         lease: ecs_rebalancer::ledger::lease::LeaseConfig::new(args.lease_duration),
         crash_at: args.crash_at,
     };
-    tracing::info!(cluster = %settings.cluster, holder = %settings.holder, table = %args.table, "starting");
     Ok((conf, settings))
+}
+
+/// The first log line of a controller whose configuration, table and cluster checked out.
+fn started(settings: &ecs_rebalancer::run::Settings, args: &ControllerArgs) {
+    tracing::info!(cluster = %settings.cluster, holder = %settings.holder, table = %args.table, "starting");
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -763,19 +816,26 @@ async fn shutdown() {
     tracing::info!("shutdown requested: finishing the step in progress");
 }
 
-/// `tracing` to stderr: JSON lines when stderr is not a terminal (a container's log driver), text on a terminal;
-/// the level from `RUST_LOG`, else `default`.
-fn logging(default: &str) {
+/// `tracing` to stderr. The controller (`run`, `once`) writes JSON lines when stderr is not a terminal (a
+/// container's log driver, cron), and then every line it writes to stderr is JSON, its last word included
+/// (`main`). Everything else is a tool for people: text logs, warnings only, beside its plain-text messages (such as
+/// `validate`'s `file:line:col: message`). The level comes from `RUST_LOG`. Returns whether logs are JSON.
+fn logging(controller: bool) -> bool {
     use tracing_subscriber::EnvFilter;
+    let default = if controller { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
+        .with_writer(std::io::stderr)
+        .with_ansi(terminal);
+    let json = controller && !terminal;
+    if json {
         builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.init();
     }
+    json
 }
 
 /// One line on a terminal, rewritten as an observation goes: `tasks: 1200/20000`.

@@ -36,10 +36,17 @@ pub const BACKOFF: Duration = Duration::from_secs(60 * 60);
 pub enum CycleError {
     #[error("observing the cluster: {0}")]
     Observe(EcsError),
+    // Not a `source`: the message already carries it, and a chain printer would print it twice.
     #[error("the observed cluster cannot be indexed: {0}")]
-    Index(#[from] crate::model::DuplicateKey),
-    #[error("ledger: {0}")]
+    Index(crate::model::DuplicateKey),
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+impl From<crate::model::DuplicateKey> for CycleError {
+    fn from(e: crate::model::DuplicateKey) -> Self {
+        CycleError::Index(e)
+    }
 }
 
 impl CycleError {
@@ -48,6 +55,16 @@ impl CycleError {
             CycleError::Observe(e) => e.label(),
             CycleError::Index(_) => "index",
             CycleError::Ledger(e) => e.label(),
+        }
+    }
+
+    /// Whether no retry can help until a person changes a setting: the AWS configuration, a ledger table or a
+    /// cluster that does not exist.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            CycleError::Observe(e) => matches!(e, EcsError::Config(_) | EcsError::NotFound(_)),
+            CycleError::Index(_) => false,
+            CycleError::Ledger(e) => e.is_configuration(),
         }
     }
 }
@@ -130,7 +147,7 @@ impl std::str::FromStr for CrashPoint {
 }
 
 fn crash(point: &str) -> ! {
-    eprintln!("crash-at {point}: aborting as asked");
+    tracing::error!("crash-at {point}: aborting as asked");
     std::process::abort()
 }
 
@@ -223,6 +240,19 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         let mut acted = Vec::new();
         let mut not_sent = Vec::new();
         let enforce = self.force_enforce || self.policy.mode == Mode::Enforce;
+        if !enforce {
+            // dry-run plans and logs every move and carries none out (docs/policy.md).
+            for action in &plan.actions {
+                tracing::info!(
+                    action = %action_id(action, &cluster),
+                    kind = action.kind,
+                    resource = %target_of(action),
+                    reason = %action.reason,
+                    landing = ?action.predicted_landing,
+                    "planned (dry-run: not sent)"
+                );
+            }
+        }
         if enforce && !plan.actions.is_empty() {
             // Re-check every target against a fresh observation right before acting.
             let fresh = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
@@ -331,7 +361,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         tracing::info!(
             action = %id,
             kind = action.kind,
-            target = %target,
+            resource = %target,
             reason = %action.reason,
             landing = ?action.predicted_landing,
             "claimed"
@@ -550,7 +580,8 @@ enum Verdict {
     Failed(String),
 }
 
-fn target_of(action: &PlannedAction) -> String {
+/// What an action acts on: the task ARN, the service name or the container instance ARN.
+pub fn target_of(action: &PlannedAction) -> String {
     match action.kind {
         "stop-task" => action.task_arn.clone(),
         "redeploy-service" => action.service_name.clone(),

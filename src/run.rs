@@ -21,6 +21,10 @@ use crate::metrics::Metrics;
 use crate::policy::{self, Policy};
 use crate::reconcile::{error_policy, Controller, CrashPoint, CycleError, CycleReport};
 
+pub mod repeats;
+
+use repeats::Repeats;
+
 /// Who this replica is and how it leads.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -53,21 +57,18 @@ async fn with_renewal<L: Ledger, F: Future>(
         tokio::select! {
             out = &mut work => return out,
             () = tokio::time::sleep(elector.config().renew_every) => {
-                lease_round(elector, ledger, metrics).await;
+                if let Err(e) = lease_round(elector, ledger, metrics).await {
+                    tracing::warn!(error = %e, "{LEASE_ROUND_FAILED}");
+                }
             }
         }
     }
 }
 
-/// One lease round; errors are logged, and the lease's freshness runs out on its own.
-async fn lease_round<L: Ledger>(elector: &mut Elector, ledger: &L, metrics: &Metrics) -> Option<Role> {
-    let role = match elector.step(ledger, Utc::now()).await {
-        Ok(role) => Some(role),
-        Err(e) => {
-            tracing::warn!(error = %e, "lease round failed; acting stops when the lease can no longer be proven");
-            None
-        }
-    };
+/// One lease round, with the lease gauge updated; the caller reports errors (the lease's freshness runs out on its
+/// own).
+async fn lease_round<L: Ledger>(elector: &mut Elector, ledger: &L, metrics: &Metrics) -> Result<Role, LedgerError> {
+    let role = elector.step(ledger, Utc::now()).await;
     let held = i64::from(elector.view().fence().is_some());
     metrics
         .lease_held
@@ -75,6 +76,8 @@ async fn lease_round<L: Ledger>(elector: &mut Elector, ledger: &L, metrics: &Met
         .set(held);
     role
 }
+
+const LEASE_ROUND_FAILED: &str = "lease round failed; acting stops when the lease can no longer be proven";
 
 /// Records a cycle's result in the metrics.
 fn observe_cycle(metrics: &Metrics, cluster: &str, result: &Result<CycleReport, CycleError>) {
@@ -126,7 +129,9 @@ fn observe_cycle(metrics: &Metrics, cluster: &str, result: &Result<CycleReport, 
     }
 }
 
-fn log_cycle(result: &Result<CycleReport, CycleError>) {
+/// Logs a cycle's result; a failure whose text repeats is logged once per [`repeats::REPEAT_EVERY`] (`repeats`
+/// `None`: every time, as `once` does).
+fn log_cycle(result: &Result<CycleReport, CycleError>, repeats: Option<&mut Repeats>) {
     match result {
         Ok(r) => tracing::info!(
             status = ?r.plan.status,
@@ -138,7 +143,16 @@ fn log_cycle(result: &Result<CycleReport, CycleError>) {
             summary = %r.plan.summary,
             "cycle"
         ),
-        Err(e) => tracing::warn!(error = %e, kind = e.label(), "cycle failed; nothing acted on"),
+        Err(e) => {
+            let text = e.to_string();
+            let admitted = match repeats {
+                Some(r) => r.admit(&format!("cycle: {text}"), Instant::now()),
+                None => Some(0),
+            };
+            if let Some(held_back) = admitted {
+                tracing::warn!(error = %text, kind = e.label(), repeated = held_back, "cycle failed; nothing acted on");
+            }
+        }
     }
 }
 
@@ -163,7 +177,7 @@ pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
         .crash_at(settings.crash_at);
     let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
     observe_cycle(metrics, &settings.cluster, &result);
-    log_cycle(&result);
+    log_cycle(&result, None);
     if let Err(e) = elector.release(ledger, Utc::now()).await {
         tracing::warn!(error = %e, "releasing the lease failed; a follower takes over after one lease");
     }
@@ -284,8 +298,17 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
-/// Runs until `shutdown` resolves: lease rounds every `renew_every`, a cycle whenever one is due and this replica
-/// leads. On shutdown the step in progress finishes and the lease is released.
+/// Runs until `shutdown` resolves: a lease round every `renew_every` (a follower reads the lease once per round), a
+/// cycle whenever one is due and this replica leads. On shutdown the step in progress finishes and the lease is
+/// released.
+///
+/// Errors back off as `error_policy` says (60 s, 120 s after throttling or a ledger outage, ±10 %): a failed cycle
+/// delays the next cycle, and a failed lease round delays the next round unless this replica still holds a fresh
+/// lease (then it keeps renewing every `renew_every`, or it would lose the lease for sure). Identical warnings are
+/// logged once per [`repeats::REPEAT_EVERY`] with the count held back.
+///
+/// A configuration error (the AWS configuration, a ledger table or a cluster that does not exist) ends the run at
+/// once: no retry can fix it. The lease is released first, and the error returned for the caller to report.
 pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     ecs: &E,
     ledger: &L,
@@ -293,30 +316,49 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     settings: &Settings,
     metrics: &Metrics,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Result<(), CycleError> {
     let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
     let mut controller = Controller::new(ecs, ledger, source.current().clone(), &settings.cluster)
         .under_lease(elector.view())
         .crash_at(settings.crash_at);
+    let mut repeats = Repeats::new(repeats::REPEAT_EVERY);
     let mut next_cycle = Instant::now();
     let mut leading = false;
+    let mut fatal = None;
     tokio::pin!(shutdown);
     loop {
+        let mut next_round = settings.lease.renew_every;
         match lease_round(&mut elector, ledger, metrics).await {
-            Some(Role::Leader(fence)) if !leading => {
-                leading = true;
-                tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
+            Ok(role) => {
+                repeats.clear("lease: ");
                 metrics.set_ready(true);
-            }
-            Some(Role::Follower(holder)) => {
-                if leading {
-                    tracing::warn!(leader = ?holder, "lost the lease; following");
+                match role {
+                    Role::Leader(fence) if !leading => {
+                        leading = true;
+                        tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
+                    }
+                    Role::Leader(_) => {}
+                    Role::Follower(holder) => {
+                        if leading {
+                            tracing::warn!(leader = ?holder, "lost the lease; following");
+                        }
+                        leading = false;
+                    }
                 }
-                leading = false;
-                metrics.set_ready(true);
             }
-            Some(_) => metrics.set_ready(true),
-            None => metrics.set_ready(false),
+            Err(e) if e.is_configuration() => {
+                fatal = Some(CycleError::Ledger(e));
+                break;
+            }
+            Err(e) => {
+                metrics.set_ready(false);
+                if let Some(held_back) = repeats.admit(&format!("lease: {e}"), Instant::now()) {
+                    tracing::warn!(error = %e, kind = e.label(), repeated = held_back, "{LEASE_ROUND_FAILED}");
+                }
+                if elector.view().fence().is_none() {
+                    next_round = jittered(error_policy(&CycleError::Ledger(e)));
+                }
+            }
         }
         match source.reload() {
             Some(Ok(p)) => {
@@ -339,24 +381,38 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
         if elector.view().fence().is_some() && Instant::now() >= next_cycle {
             let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
             observe_cycle(metrics, &settings.cluster, &result);
-            log_cycle(&result);
+            if result.as_ref().is_err_and(CycleError::is_configuration) {
+                fatal = result.err();
+                break;
+            }
+            if result.is_ok() {
+                repeats.clear("cycle: ");
+            }
+            log_cycle(&result, Some(&mut repeats));
             let wait = match &result {
-                Ok(report) => jittered(report.requeue_after),
+                Ok(report) => report.requeue_after,
                 Err(e) => error_policy(e),
             };
-            next_cycle = Instant::now() + wait;
+            next_cycle = Instant::now() + jittered(wait);
         }
-        let wake = settings
-            .lease
-            .renew_every
-            .min(next_cycle.saturating_duration_since(Instant::now()));
+        // IMPORTANT: only a replica that may act waits for its next cycle; for a follower `next_cycle` is in the
+        // past, and waking for it would poll the ledger as fast as the floor below allows.
+        let wake = match elector.view().fence() {
+            Some(_) => next_round.min(next_cycle.saturating_duration_since(Instant::now())),
+            None => next_round,
+        };
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(wake.max(Duration::from_millis(50))) => {}
         }
     }
-    tracing::info!("shutting down: releasing the lease");
+    match &fatal {
+        // The error itself is the caller's to report, once.
+        Some(_) => tracing::info!("stopping on a configuration error no retry can fix: releasing the lease"),
+        None => tracing::info!("shutting down: releasing the lease"),
+    }
     if let Err(e) = elector.release(ledger, Utc::now()).await {
         tracing::warn!(error = %e, "releasing the lease failed; a follower takes over after one lease");
     }
+    fatal.map_or(Ok(()), Err)
 }

@@ -378,11 +378,11 @@ async fn unpatched_moto_breaks_the_sdk_which_is_why_the_wrapper_patches_it() {
     let registered = amounts(&seed["containerInstances"][0]["registeredResources"]);
     assert_eq!(registered, json!({ "CPU": 4096, "MEMORY": 7482 }));
 
-    // The Rust SDK refuses the whole DescribeTasks response: no snapshot, an outcome the adapter cannot read.
+    // The Rust SDK refuses the whole DescribeTasks response: no snapshot, a failed read.
     let ecs = moto.client(CLUSTER);
     let e = ecs.observe().await.unwrap_err();
     assert!(
-        matches!(&e, EcsError::Unknown(m) if m.starts_with("DescribeTasks") && m.contains("expected string")),
+        matches!(&e, EcsError::Unavailable(m) if m.starts_with("DescribeTasks") && m.contains("expected string")),
         "{e:?}"
     );
     // StopTask answers with the stopped task, containers and all: a stop that happened reads as an unknown outcome.

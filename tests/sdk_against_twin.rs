@@ -423,6 +423,46 @@ async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
     assert_eq!(twin.snapshot().tasks[0].desired_status, TaskStatus::Running);
 }
 
+/// "Outcome unknown" is for mutations only (ECS-SEMANTICS §3: re-read before deciding). A read that fails is a failed
+/// read, named by its operation, on one line without the SDK's debug dump.
+#[tokio::test]
+async fn a_failed_read_is_a_failed_read_and_only_a_mutation_has_an_unknown_outcome() {
+    let all_fail = ServeConfig {
+        speed: 0.0,
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        ..ServeConfig::default()
+    };
+    let (twin, addr) = served_with(hot(), all_fail).await;
+    let ecs = client(&addr, "wire");
+    let read = ecs.observe().await.unwrap_err();
+    assert!(matches!(read, EcsError::Unavailable(_)), "{read:?}");
+    let text = read.to_string();
+    assert!(text.contains("ListContainerInstances"), "{text}");
+    assert!(!text.contains("outcome unknown"), "{text}");
+    let task = twin.snapshot().tasks[0].task_arn.clone();
+    let write = ecs.stop_task(&task, "x").await.unwrap_err();
+    assert!(write.to_string().starts_with("outcome unknown: StopTask"), "{write}");
+
+    // Nothing listens on port 9 of the loopback: a read that cannot connect fails, a mutation's outcome is unknown.
+    let closed = client("127.0.0.1:9", "wire");
+    let read = closed.observe().await.unwrap_err();
+    let text = read.to_string();
+    assert!(matches!(read, EcsError::Unavailable(_)), "{read:?}");
+    assert!(
+        text.starts_with("request failed: ListContainerInstances: dispatch failure"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("DispatchFailure(") && !text.contains('\n'),
+        "no debug dump: {text}"
+    );
+    let write = closed.stop_task(&task, "x").await.unwrap_err();
+    assert!(matches!(write, EcsError::Unknown(_)), "{write:?}");
+}
+
 /// Client-side pacing: with a share of ECS's read buckets, an observation larger than the share's burst waits for
 /// refill instead of being throttled, so a twin whose buckets are barely larger never refuses a call.
 #[tokio::test]

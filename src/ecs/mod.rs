@@ -1,5 +1,5 @@
 //! The ECS API as the controller uses it, in the project's own types. Two implementations: the twin (in-process
-//! simulation, `crate::twin`) and, later, `aws-sdk-ecs` (the only file that will import it).
+//! simulation, `crate::twin`) and `aws-sdk-ecs` (`sdk.rs`, the only file that imports it).
 //!
 //! Methods return futures that are `Send`, so the controller can run on a multi-threaded runtime.
 
@@ -22,9 +22,16 @@ pub enum EcsError {
     /// Throttled; try again later.
     #[error("throttled: {0}")]
     Throttled(String),
-    /// The call may or may not have happened (timeout, 5xx): re-read before deciding.
+    /// A mutation may or may not have happened (timeout, 5xx): re-read before deciding. Only mutations have an
+    /// unknown outcome; a read that fails is [`EcsError::Unavailable`].
     #[error("outcome unknown: {0}")]
     Unknown(String),
+    /// A read failed (timeout, connection, 5xx): nothing was changed, and nothing is decided on it.
+    #[error("request failed: {0}")]
+    Unavailable(String),
+    /// The AWS configuration is missing or wrong (Region, credentials, endpoint): nothing works until it is set.
+    #[error(transparent)]
+    Config(crate::aws::ConfigError),
     /// An observation came back with `failures[]` or a missing page: nothing may be decided on it.
     #[error("incomplete observation: {0}")]
     Incomplete(String),
@@ -38,6 +45,8 @@ impl EcsError {
             EcsError::NotFound(_) => "not_found",
             EcsError::Throttled(_) => "throttled",
             EcsError::Unknown(_) => "unknown",
+            EcsError::Unavailable(_) => "unavailable",
+            EcsError::Config(e) => e.label(),
             EcsError::Incomplete(_) => "incomplete",
         }
     }

@@ -5,7 +5,9 @@
 //! (100 tasks a call); task definitions are described once per distinct ARN. A snapshot is complete or it is not
 //! returned: a failed call or any `failures[]` entry is an error, so the cycle acts on nothing.
 //! Mutations are sent once; an error whose outcome is unknown (timeout, dispatch failure, 5xx) is reported as
-//! [`EcsError::Unknown`] for the reconcile loop to settle by re-reading ECS, never retried here.
+//! [`EcsError::Unknown`] for the reconcile loop to settle by re-reading ECS, never retried here. A read that fails the
+//! same way is [`EcsError::Unavailable`] (nothing changed), and a configuration the SDK cannot work with (Region,
+//! credentials, endpoint) is [`EcsError::Config`].
 
 use std::collections::BTreeSet;
 
@@ -214,10 +216,38 @@ impl SdkEcs {
     fn cached(&self, arn: &str) -> Option<model::TaskDefinition> {
         self.definitions.lock().ok().and_then(|c| c.get(arn).cloned())
     }
+
+    /// Whether the cluster exists, with one cheap read (`ListContainerInstances`, one result, a permission the
+    /// controller has anyway), so that a wrong `--cluster` is refused before anything is written anywhere.
+    pub async fn check_cluster(&self) -> Result<(), EcsError> {
+        self.pace("ListContainerInstances").await;
+        let out = self
+            .client
+            .list_container_instances()
+            .cluster(&self.cluster)
+            .max_results(1)
+            .send()
+            .await;
+        match out.map_err(|e| classify("ListContainerInstances", e)) {
+            Ok(_) => Ok(()),
+            Err(EcsError::NotFound(why)) => Err(EcsError::NotFound(format!(
+                "cluster {:?} ({why}): check --cluster or ECS_CLUSTER, and AWS_REGION",
+                self.cluster
+            ))),
+            Err(e) => Err(e),
+        }
+    }
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkError<E>) -> EcsError {
-    let detail = |e: &dyn std::fmt::Debug| format!("{operation}: {e:?}");
+/// The operations that change something: only these can end with an unknown outcome (ECS-SEMANTICS §3: re-read,
+/// never re-send). A read that fails is a failed read.
+const MUTATIONS: [&str; 3] = ["StopTask", "UpdateService", "UpdateContainerInstancesState"];
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &str, e: SdkError<E>) -> EcsError {
+    let failed = |message: String| match MUTATIONS.contains(&operation) {
+        true => EcsError::Unknown(message),
+        false => EcsError::Unavailable(message),
+    };
     match &e {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("");
@@ -228,11 +258,14 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkEr
                 "InvalidParameterException" | "ClientException" | "ServiceNotActiveException" => {
                     EcsError::Invalid(message)
                 }
-                _ if service.raw().status().is_server_error() => EcsError::Unknown(message),
+                _ if service.raw().status().is_server_error() => failed(message),
                 _ => EcsError::Invalid(message),
             }
         }
-        _ => EcsError::Unknown(detail(&e)),
+        _ => match crate::aws::config_problem(&e) {
+            Some(config) => EcsError::Config(config),
+            None => failed(format!("{operation}: {}", crate::aws::describe(&e))),
+        },
     }
 }
 

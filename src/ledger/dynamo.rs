@@ -49,6 +49,22 @@ impl DynamoLedger {
         &self.table
     }
 
+    /// [`classify`], naming this ledger's table when it is the table that is missing.
+    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        operation: &str,
+        e: SdkError<E>,
+    ) -> LedgerError {
+        match classify(operation, e) {
+            LedgerError::Table(_) => LedgerError::Table(format!(
+                "{:?} does not exist in this account and Region ({operation}): create it with \
+                 `ecs-rebalancer init --table {}`",
+                self.table, self.table
+            )),
+            other => other,
+        }
+    }
+
     async fn query(&self, cluster: &str, prefix: &str) -> Result<Vec<Item>, LedgerError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -64,7 +80,7 @@ impl DynamoLedger {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| classify("Query", e))?;
+                .map_err(|e| self.classify("Query", e))?;
             items.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -84,7 +100,7 @@ impl DynamoLedger {
             .key("sk", s(sk))
             .send()
             .await
-            .map_err(|e| classify("GetItem", e))?;
+            .map_err(|e| self.classify("GetItem", e))?;
         Ok(out.item().cloned())
     }
 
@@ -283,7 +299,7 @@ async fn check_existing(client: &Client, table: &str) -> Result<(), LedgerError>
     )))
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkError<E>) -> LedgerError {
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &str, e: SdkError<E>) -> LedgerError {
     match &e {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("");
@@ -295,7 +311,10 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(operation: &str, e: SdkEr
                 _ => LedgerError::Unavailable(message),
             }
         }
-        _ => LedgerError::Unavailable(format!("{operation}: {e:?}")),
+        _ => match crate::aws::config_problem(&e) {
+            Some(config) => LedgerError::Config(config),
+            None => LedgerError::Unavailable(format!("{operation}: {}", crate::aws::describe(&e))),
+        },
     }
 }
 
@@ -449,7 +468,7 @@ impl Ledger for DynamoLedger {
                             None => blocked(self.get(&record.cluster, &sk).await?.as_ref(), &record),
                         }
                     }
-                    _ => Err(classify("PutItem", e)),
+                    _ => Err(self.classify("PutItem", e)),
                 },
             };
         };
@@ -474,7 +493,7 @@ impl Ledger for DynamoLedger {
         };
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = e.as_service_error() else {
-            return Err(classify("TransactWriteItems", e));
+            return Err(self.classify("TransactWriteItems", e));
         };
         let reasons = cancelled.cancellation_reasons();
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
@@ -554,7 +573,7 @@ impl Ledger for DynamoLedger {
                         },
                     }
                 }
-                _ => Err(classify("UpdateItem", e)),
+                _ => Err(self.classify("UpdateItem", e)),
             },
         }
     }
@@ -593,7 +612,7 @@ impl Ledger for DynamoLedger {
             .item("expiresAt", n((until + chrono::Duration::days(1)).timestamp()))
             .send()
             .await
-            .map_err(|e| classify("PutItem", e))?;
+            .map_err(|e| self.classify("PutItem", e))?;
         Ok(())
     }
 
@@ -727,7 +746,7 @@ impl Ledger for DynamoLedger {
             {
                 Ok(false)
             }
-            Err(e) => Err(classify("PutItem", e)),
+            Err(e) => Err(self.classify("PutItem", e)),
         }
     }
 }

@@ -202,6 +202,9 @@ pub enum LedgerError {
     /// The table is missing or not shaped as `init` makes it.
     #[error("ledger table: {0}")]
     Table(String),
+    /// The AWS configuration is missing or wrong (Region, credentials, endpoint): nothing works until it is set.
+    #[error(transparent)]
+    Config(crate::aws::ConfigError),
 }
 
 impl LedgerError {
@@ -211,7 +214,14 @@ impl LedgerError {
             LedgerError::NotFound(_) => "not_found",
             LedgerError::Fenced { .. } => "fenced",
             LedgerError::Table(_) => "table",
+            LedgerError::Config(e) => e.label(),
         }
+    }
+
+    /// Whether the ledger cannot work until a person changes a setting (the AWS configuration, a missing table):
+    /// retrying will not help.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, LedgerError::Table(_) | LedgerError::Config(_))
     }
 }
 

@@ -151,9 +151,13 @@ impl From<EcsError> for ApiError {
                 code: "ThrottlingException",
                 message: m,
             },
-            EcsError::Unknown(m) | EcsError::Incomplete(m) => ApiError {
+            EcsError::Unknown(m) | EcsError::Unavailable(m) | EcsError::Incomplete(m) => ApiError {
                 code: "ServerException",
                 message: m,
+            },
+            EcsError::Config(c) => ApiError {
+                code: "ServerException",
+                message: c.to_string(),
             },
         }
     }

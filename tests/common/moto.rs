@@ -38,3 +38,63 @@ pub fn unique(prefix: &str) -> String {
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{prefix}-{}-{n}", std::process::id())
 }
+
+/// A moto server of its own, with moto's request log (werkzeug's line per request) collected from its stderr: for
+/// the tests that count what a client asks. Killed on drop.
+pub struct Logged {
+    child: Child,
+    pub endpoint: String,
+    log: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    pub fn start() -> Logged {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/ecs_server.py");
+        let mut child = Command::new("python3")
+            .args([script, "--port", "0", "--until-stdin-closes", "--log-requests"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (scripts/test.sh installs what the tests need)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read moto's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("moto did not start ({line:?})"))
+            .to_owned();
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Logged {
+            child,
+            endpoint: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Requests logged so far (every AWS JSON-protocol call is a `POST /`).
+    pub fn requests(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("\"POST / HTTP/1.1\""))
+            .count()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}

@@ -1,11 +1,12 @@
 """moto's server on 127.0.0.1, its ECS wire format repaired where moto 5.2 departs from ECS (tests/sdk_against_moto.rs).
 
-    python3 tests/moto/ecs_server.py --port 0 [--until-stdin-closes] [--no-patches]
+    python3 tests/moto/ecs_server.py --port 0 [--until-stdin-closes] [--no-patches] [--log-requests]
 
 Prints `listening on 127.0.0.1:PORT` once it accepts connections, then serves until SIGTERM or SIGINT, or with
 `--until-stdin-closes` until its stdin closes too (the test process holds the other end, so the server goes away with
 the tests even when they are killed). `--no-patches` serves moto as it is, for the test that shows why the patches
-exist.
+exist. `--log-requests` keeps werkzeug's line per request on stderr (moto's request log), for the tests that count
+requests.
 """
 import argparse
 import json
@@ -90,9 +91,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--until-stdin-closes", action="store_true", help="also stop when stdin reaches EOF")
     parser.add_argument("--no-patches", action="store_true", help="serve moto's ECS as it is")
+    parser.add_argument("--log-requests", action="store_true", help="a line per request on stderr")
     args = parser.parse_args()
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the test output
+    if args.log_requests:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    else:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the test output
     # moto advances a task's lastStatus one step (RUNNING, DEACTIVATING, ... STOPPED) on every DescribeTasks that
     # names it: tasks would stop because they were looked at. This is what POST /moto-api/state-manager/set-transition
     # sets, done in-process: advance only after a million looks.

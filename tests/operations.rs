@@ -1,0 +1,522 @@
+//! What a production user meets first, end to end in processes (`once`, `run`, `status`; ECS served by `twin serve`,
+//! the ledger in DynamoDB on `moto_server`, both on 127.0.0.1): configuration errors stop at once with one line that
+//! says what to set; a missing table or cluster is named and leaves nothing behind; a failed read is a failed read;
+//! `dry-run` logs every planned move; logs that are JSON are JSON on every line, with one `target` key; a standby
+//! replica reads DynamoDB once per third of a lease, counted on moto's own request log.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{get_json, moto, TwinServer};
+use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
+use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
+use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+
+/// Nothing listens on port 9 of the loopback.
+const CLOSED: &str = "http://127.0.0.1:9";
+
+/// Longer than any of these commands needs; a command still running then is in a retry loop.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Governs every cluster whose name starts with `prod`, so that a mistyped `--cluster prod-…` has a policy and
+/// reaches AWS.
+fn policy(mode: &str) -> String {
+    format!(
+        "apiVersion: ecs-rebalancer/v1
+kind: BalancePolicy
+metadata: {{name: prod}}
+spec:
+  clusters: [\"prod*\"]
+  metric: count
+  threshold: {{trigger: 0.2, target: 0.05}}
+  mode: {mode}
+  interval: 10s
+  budgets: {{perCycle: 2, perHour: 100, perService: 100%}}
+"
+    )
+}
+
+/// A hot instance with eight tasks of one service and three empty ones, and a policy in `mode`.
+fn write_fixture(dir: &Path, mode: &str) {
+    ClusterBuilder::new("prod")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .instance(instance("cold3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 8)
+        .snapshot()
+        .save(&dir.join("start.json"))
+        .unwrap();
+    std::fs::write(dir.join("policy.yaml"), policy(mode)).unwrap();
+}
+
+/// `ecs-rebalancer ARGS` configured the AWS way and nothing else: static credentials and a Region in the
+/// environment, empty config and credentials files, no instance metadata; ECS at `ecs`, DynamoDB (and STS) at `dynamodb`.
+fn command(dir: &Path, ecs: &str, dynamodb: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"));
+    c.current_dir(dir)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", empty_file(dir, "aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty_file(dir, "aws-credentials"))
+        .env("AWS_ENDPOINT_URL_ECS", ecs)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+        .env("AWS_ENDPOINT_URL_STS", dynamodb)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCOUNT_ID",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "ECS_CLUSTER",
+        "ECS_REBALANCER_TABLE",
+    ] {
+        c.env_remove(name);
+    }
+    c
+}
+
+/// An empty file in `dir`: an AWS config or credentials file that sets nothing.
+fn empty_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, "").unwrap();
+    path
+}
+
+fn controller_args<'a>(kind: &'a str, cluster: &'a str, table: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        kind,
+        "--policy",
+        "policy.yaml",
+        "--cluster",
+        cluster,
+        "--table",
+        table,
+        "--lease-duration",
+        "3s",
+    ];
+    if kind == "run" {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    args
+}
+
+/// Waits for `child` to exit; one still running at [`DEADLINE`] is killed and the test fails.
+fn finish(mut child: Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > DEADLINE {
+            child.kill().ok();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {DEADLINE:?} (a retry loop?):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Stderr's lines, each parsed as the JSON log line it must be.
+fn json_lines(out: &Output) -> Vec<Value> {
+    text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect()
+}
+
+/// The command ended with exit 1 and exactly one line on stderr, a JSON log line; returns its message.
+fn one_error_line(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let line = &json_lines(out)[0];
+    assert_eq!(line["level"], "ERROR", "{line}");
+    line["message"].as_str().unwrap().to_owned()
+}
+
+/// A fresh table on the test binary's moto server.
+async fn table() -> (String, DynamoLedger) {
+    let conf = ecs_rebalancer::aws::local(&moto::endpoint());
+    let name = moto::unique("ops");
+    create_table(&conf, &name).await.unwrap();
+    (name.clone(), DynamoLedger::from_conf(&conf, &name))
+}
+
+fn mutations(calls: &Value) -> u64 {
+    ["StopTask", "UpdateService", "UpdateContainerInstancesState"]
+        .iter()
+        .map(|op| calls[op].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn without_a_region_once_and_run_stop_at_once_with_one_short_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    for kind in ["once", "run"] {
+        let out = finish(
+            command(dir.path(), CLOSED, CLOSED, &controller_args(kind, "prod", "t"))
+                .env_remove("AWS_REGION")
+                .spawn()
+                .unwrap(),
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{kind}: one line: {stderr}");
+        let line = stderr.lines().next().unwrap();
+        assert!(
+            line.chars().count() <= 200,
+            "{kind}: {} characters: {line}",
+            line.chars().count()
+        );
+        assert!(line.contains("AWS_REGION"), "{kind}: names the setting: {line}");
+        assert!(
+            !line.contains("DispatchFailure") && !line.contains("unavailable"),
+            "{kind}: {line}"
+        );
+        assert!(out.stdout.is_empty(), "{kind}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn without_credentials_once_and_run_stop_at_once_with_one_line_naming_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    for kind in ["once", "run"] {
+        let out = finish(
+            command(dir.path(), CLOSED, CLOSED, &controller_args(kind, "prod", "t"))
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .spawn()
+                .unwrap(),
+        );
+        let message = one_error_line(&out);
+        assert!(
+            message.contains("AWS_ACCESS_KEY_ID") && message.contains("AWS_PROFILE"),
+            "{kind}: {message}"
+        );
+        assert!(message.len() <= 200, "{kind}: {message}");
+    }
+}
+
+#[test]
+fn a_malformed_endpoint_stops_at_once_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let out = finish(
+        command(dir.path(), CLOSED, "not a url", &controller_args("once", "prod", "t"))
+            .spawn()
+            .unwrap(),
+    );
+    let message = one_error_line(&out);
+    assert!(message.contains("AWS_ENDPOINT_URL_DYNAMODB"), "{message}");
+}
+
+#[tokio::test]
+async fn a_missing_table_is_named_once_and_run_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let missing = moto::unique("nope");
+    for kind in ["once", "run"] {
+        let out = finish(
+            command(
+                dir.path(),
+                &twin.url(),
+                &moto::endpoint(),
+                &controller_args(kind, "prod", &missing),
+            )
+            .spawn()
+            .unwrap(),
+        );
+        let message = one_error_line(&out);
+        assert!(
+            message.contains(&format!("{missing:?} does not exist")),
+            "{kind}: {message}"
+        );
+        assert!(
+            message.contains(&format!("ecs-rebalancer init --table {missing}")),
+            "{kind}: says how to make it: {message}"
+        );
+    }
+    assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+}
+
+/// A mistyped cluster must not leave a lease item behind: `status` would show a leader for a cluster that does not
+/// exist.
+#[tokio::test]
+async fn a_wrong_cluster_is_named_and_leaves_no_lease_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, ledger) = table().await;
+    for kind in ["once", "run"] {
+        let out = finish(
+            command(
+                dir.path(),
+                &twin.url(),
+                &moto::endpoint(),
+                &controller_args(kind, "prod-typo", &table),
+            )
+            .spawn()
+            .unwrap(),
+        );
+        let message = one_error_line(&out);
+        assert!(message.contains("cluster \"prod-typo\""), "{kind}: {message}");
+        assert!(message.contains("ClusterNotFoundException"), "{kind}: {message}");
+    }
+    assert_eq!(ledger.read_lease("prod-typo").await.unwrap(), None);
+    let status = finish(
+        command(
+            dir.path(),
+            &twin.url(),
+            &moto::endpoint(),
+            &["status", "--cluster", "prod-typo", "--table", &table, "-o", "json"],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["leader"], Value::Null, "{status:#}");
+    assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+}
+
+/// "Outcome unknown" is only for mutations: a read ECS never answered is a failed read, named, on one line.
+#[tokio::test]
+async fn a_failed_read_is_reported_as_a_failed_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let (table, _) = table().await;
+    let out = finish(
+        command(
+            dir.path(),
+            CLOSED,
+            &moto::endpoint(),
+            &controller_args("once", "prod", &table),
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let message = one_error_line(&out);
+    assert!(message.contains("request failed: ListContainerInstances"), "{message}");
+    assert!(!message.contains("outcome unknown"), "{message}");
+    assert!(!message.contains("DispatchFailure("), "no debug dump: {message}");
+}
+
+/// docs/policy.md: `dry-run` "plans and logs every move and carries none out".
+#[tokio::test]
+async fn dry_run_logs_every_planned_move_and_once_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "dry-run");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, ledger) = table().await;
+    let out = finish(
+        command(
+            dir.path(),
+            &twin.url(),
+            &moto::endpoint(),
+            &controller_args("once", "prod", &table),
+        )
+        .spawn()
+        .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let planned: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|l| l["message"] == "planned (dry-run: not sent)")
+        .collect();
+    assert_eq!(planned.len(), 2, "the budget's two moves: {}", text(&out.stderr));
+    for line in &planned {
+        assert!(line["action"].as_str().unwrap().starts_with("stop-task:"), "{line}");
+        assert!(line["resource"].as_str().unwrap().contains(":task/"), "{line}");
+        assert!(line["reason"].as_str().unwrap().contains("most loaded"), "{line}");
+        assert!(line["landing"].as_str().unwrap().contains("/cold"), "{line}");
+    }
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("stop-task ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("planned, not sent (dry-run)").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("why: ").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("lands on any of: cold").count(), 2, "{stdout}");
+    assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+    assert!(ledger.actions("prod").await.unwrap().is_empty());
+}
+
+/// `jq` keeps one of two equal keys: the action's resource and tracing's module path must not share `target`.
+#[tokio::test]
+async fn an_actions_log_lines_name_its_resource_and_keep_one_target_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let out = finish(
+        command(
+            dir.path(),
+            &twin.url(),
+            &moto::endpoint(),
+            &controller_args("once", "prod", &table),
+        )
+        .spawn()
+        .unwrap(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let claimed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"message\":\"claimed\""))
+        .collect();
+    assert_eq!(claimed.len(), 2, "{stderr}");
+    for raw in claimed {
+        assert_eq!(raw.matches("\"target\":").count(), 1, "one target key: {raw}");
+        let line: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(line["target"], "ecs_rebalancer::reconcile", "{raw}");
+        assert!(line["resource"].as_str().unwrap().starts_with("arn:aws:ecs:"), "{raw}");
+    }
+}
+
+/// When logs are JSON (stderr not a terminal), every stderr line is JSON, the last word of a failure included; on
+/// a terminal the same failure is one plain line.
+#[tokio::test]
+async fn when_logs_are_json_every_stderr_line_is_json_and_on_a_terminal_they_are_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let run = |table: &str| {
+        finish(
+            command(
+                dir.path(),
+                &twin.url(),
+                &moto::endpoint(),
+                &controller_args("once", "prod", table),
+            )
+            .spawn()
+            .unwrap(),
+        )
+    };
+
+    let ok = run(&table);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    assert!(json_lines(&ok).len() > 3);
+
+    let missing = moto::unique("absent");
+    let failed = run(&missing);
+    assert_eq!(failed.status.code(), Some(1));
+    let last = json_lines(&failed).pop().unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["exit"], 1);
+
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        policy("enforce").replace("metric:", "metrik:"),
+    )
+    .unwrap();
+    let bad_input = run(&table);
+    assert_eq!(bad_input.status.code(), Some(2));
+    let last = json_lines(&bad_input).pop().unwrap();
+    assert!(last["message"].as_str().unwrap().contains("policy.yaml:6:3"), "{last}");
+    std::fs::write(dir.path().join("policy.yaml"), policy("enforce")).unwrap();
+
+    // A pseudo-terminal (util-linux's `script`): text, one plain line.
+    let line = format!(
+        "{} {}",
+        env!("CARGO_BIN_EXE_ecs-rebalancer"),
+        controller_args("once", "prod", &missing).join(" ")
+    );
+    let configured = command(dir.path(), &twin.url(), &moto::endpoint(), &[]);
+    let mut on_terminal = Command::new("script");
+    on_terminal.args(["-qec", &line, "/dev/null"]).current_dir(dir.path());
+    for (k, v) in configured.get_envs() {
+        match v {
+            Some(v) => on_terminal.env(k, v),
+            None => on_terminal.env_remove(k),
+        };
+    }
+    let out = on_terminal.output().expect("util-linux's script runs");
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains(&format!("error: ledger table: {missing:?} does not exist")),
+        "{screen:?}"
+    );
+    assert!(!screen.contains("{\"timestamp\""), "{screen:?}");
+}
+
+/// A replica that is not leading reads the lease once per round, a round every third of the lease: with a 3 s lease,
+/// about one DynamoDB request a second, counted on moto's own request log. (It used to poll every 50 ms.)
+#[tokio::test]
+async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let dynamodb = moto::Logged::start();
+    let conf = ecs_rebalancer::aws::local(&dynamodb.endpoint);
+    create_table(&conf, "ledger").await.unwrap();
+    // Another replica leads, and promised a whole hour: this one follows throughout.
+    let ledger = DynamoLedger::from_conf(&conf, "ledger");
+    let lease = LeaseRecord {
+        holder: "other-replica".into(),
+        epoch: 1,
+        version: "v1".into(),
+        duration_ms: 3_600_000,
+        renewed_at: chrono::Utc::now(),
+        released: false,
+    };
+    assert!(ledger.write_lease("prod", &lease, None).await.unwrap());
+
+    let mut follower = command(
+        dir.path(),
+        &twin.url(),
+        &dynamodb.endpoint,
+        &controller_args("run", "prod", "ledger"),
+    )
+    .spawn()
+    .unwrap();
+    // Past its start (the first lease reads), then a window of nine rounds.
+    let stderr = follower.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = dynamodb.requests();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let during = dynamodb.requests() - before;
+    Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    let status = follower.wait().unwrap();
+    let log = lines.join().unwrap().join("\n");
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        (3..=12).contains(&during),
+        "{during} DynamoDB requests in 9 s with a 3 s lease (a round a second):\n{log}"
+    );
+    assert!(!log.contains("\"leading\""), "it followed throughout:\n{log}");
+    assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+}
