@@ -53,6 +53,9 @@ enum Command {
         /// the current time.
         #[arg(long)]
         now: Option<String>,
+        /// Skip the reachable-balance reference (a search that can take seconds on thousands of instances).
+        #[arg(long)]
+        no_reachable: bool,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -76,6 +79,9 @@ enum Command {
         /// Also play the scenario with the two behaviours used in the field, and compare.
         #[arg(long)]
         compare_baselines: bool,
+        /// Skip the reachable-balance reference (a search that can take seconds on thousands of instances).
+        #[arg(long)]
+        no_reachable: bool,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -312,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             continuing,
             any_cluster,
             now,
+            no_reachable,
             output,
         } => {
             let cluster = load_cluster(&snapshot)?;
@@ -322,13 +329,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_timezone(&chrono::Utc),
                 None => cluster.snapshot().captured_at.unwrap_or_else(chrono::Utc::now),
             };
-            let result = plan::plan(
+            let mut result = plan::plan(
                 &cluster,
                 chosen,
                 &plan::LedgerView::default(),
                 now,
                 plan::Episode { active: continuing },
             );
+            if !no_reachable {
+                result.reachable = Some(plan::reachable::reachable(cluster.snapshot(), chosen, now));
+            }
             show(output, &result, plan::render::table)
         }
         Command::Simulate {
@@ -339,6 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             final_snapshot,
             compare_baselines,
+            no_reachable,
             output,
         } => {
             let cluster = load_cluster(&snapshot)?;
@@ -349,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     seed,
                     ..TwinConfig::default()
                 },
+                reachable: !no_reachable,
             };
             let table = matches!(output, Output::Table);
             let start = cluster.into_snapshot();

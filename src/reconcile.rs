@@ -30,6 +30,33 @@ pub const ACTION_DEADLINE: Duration = Duration::from_secs(30 * 60);
 pub const MISPREDICTIONS_BEFORE_BACKOFF: u32 = 3;
 /// How long a backed-off service is left alone.
 pub const BACKOFF: Duration = Duration::from_secs(60 * 60);
+/// Stops of one service settled before their hit rate is compared with their odds.
+pub const MIN_DRAWS: u32 = 4;
+
+/// How often a service's stops paid off against how often their odds said they would.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Odds {
+    draws: u32,
+    hits: u32,
+    /// The sum of the odds: the expected number of hits.
+    expected: f64,
+    /// The sum of `p · (1 − p)`: the variance of the number of hits.
+    variance: f64,
+}
+
+impl Odds {
+    pub fn record(&mut self, p: f64, hit: bool) {
+        self.draws += 1;
+        self.hits += u32::from(hit);
+        self.expected += p;
+        self.variance += p * (1.0 - p);
+    }
+
+    /// Whether the hits fall more than two standard deviations short of the odds, over enough draws.
+    pub fn below_expectation(&self) -> bool {
+        self.draws >= MIN_DRAWS && f64::from(self.hits) + 2.0 * self.variance.sqrt() < self.expected
+    }
+}
 
 /// Everything a cycle can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +132,8 @@ pub struct ControllerStats {
     pub tasks_restarted: u32,
     /// Settled moves whose replacements landed outside every predicted instance.
     pub mispredictions: u32,
+    /// Settled stops whose replacement landed on a predicted instance where the move does not pay off.
+    pub unlucky: u32,
     pub failed: u32,
     /// Services backed off after repeated mispredictions.
     pub backed_off: Vec<String>,
@@ -119,6 +148,8 @@ pub struct Controller<'a, E, L> {
     /// Act even when the policy says `dry-run` (`simulate` plays dry-run policies as if enforced).
     force_enforce: bool,
     mispredicted: HashMap<String, u32>,
+    /// Per service, how its settled stops paid off against their odds.
+    odds: HashMap<String, Odds>,
     /// Under a lease, every claim and ECS mutation first proves the lease fresh (`None`: no lease, as in `simulate`).
     lease: Option<LeaseView>,
     /// For the crash tests: abort the process at this point of the first action.
@@ -181,6 +212,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             cluster: cluster.to_owned(),
             force_enforce: false,
             mispredicted: HashMap::new(),
+            odds: HashMap::new(),
             lease: None,
             crash_at: None,
             stats: ControllerStats::default(),
@@ -336,6 +368,8 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             updated_at: now,
             reason: action.reason.clone(),
             predicted_landing: action.predicted_landing.clone(),
+            improving_landing: action.improving_landing.clone(),
+            moved_tasks: action.moved_tasks.clone(),
             seen_until: Some(seen_until(fresh)),
             predicted_gain: gain,
             tasks: action.tasks_restarted,
@@ -460,21 +494,9 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                 self.stats.failed += 1;
             }
             let mut outcome = outcome;
-            if let Some(landed) = landed {
-                if !landed.is_empty() && !landed.iter().any(|l| r.predicted_landing.contains(l)) {
-                    outcome.push_str(" (outside the predicted instances)");
-                    self.stats.mispredictions += 1;
-                    if let Some(service) = &r.service {
-                        let n = self.mispredicted.entry(service.clone()).or_default();
-                        *n += 1;
-                        if *n >= MISPREDICTIONS_BEFORE_BACKOFF && !self.stats.backed_off.contains(service) {
-                            let until = now + chrono::Duration::from_std(BACKOFF).unwrap_or_default();
-                            self.ledger
-                                .set_cooldown(&self.cluster, CooldownTarget::Service(service.clone()), until)
-                                .await?;
-                            self.stats.backed_off.push(service.clone());
-                        }
-                    }
+            if let Some(landed) = landed.filter(|l| !l.is_empty()) {
+                if let Some(note) = self.verify(&r, &landed, now).await? {
+                    outcome.push_str(&note);
                 }
             }
             if !self
@@ -492,6 +514,54 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             finished.push((r.id.clone(), state, outcome));
         }
         Ok(finished)
+    }
+
+    /// Verify-after-act: where a settled move's replacements landed, against the distribution the planner
+    /// predicted. Outside every predicted instance is a misprediction (the model was wrong); inside but not on an
+    /// instance where the move pays off is an unlucky draw, which the odds allow for. A service is backed off after
+    /// [`MISPREDICTIONS_BEFORE_BACKOFF`] mispredictions, or when its stops pay off much less often than their odds
+    /// said (two standard deviations below the expected count, over at least [`MIN_DRAWS`] stops): the model of its
+    /// placement is wrong, and re-rolling it only restarts tasks. Returns a note for the outcome.
+    async fn verify(
+        &mut self,
+        r: &ActionRecord,
+        landed: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, CycleError> {
+        let Some(service) = r.service.clone() else {
+            return Ok(None);
+        };
+        let outside = !landed.iter().any(|l| r.predicted_landing.contains(l));
+        let mut note = None;
+        let mut back_off = false;
+        if outside {
+            note = Some(" (outside the predicted instances)".to_owned());
+            self.stats.mispredictions += 1;
+            let n = self.mispredicted.entry(service.clone()).or_default();
+            *n += 1;
+            back_off = *n >= MISPREDICTIONS_BEFORE_BACKOFF;
+        }
+        if r.kind == "stop-task" && !r.improving_landing.is_empty() && !r.predicted_landing.is_empty() {
+            #[allow(clippy::cast_precision_loss)] // tie sets are small
+            let p = r.improving_landing.len() as f64 / r.predicted_landing.len() as f64;
+            let hit = landed.iter().any(|l| r.improving_landing.contains(l));
+            if !hit && !outside {
+                note = Some(" (an unlucky draw: not where the move pays off)".to_owned());
+                self.stats.unlucky += 1;
+            }
+            let odds = self.odds.entry(service.clone()).or_default();
+            odds.record(p, hit);
+            back_off |= odds.below_expectation();
+        }
+        if back_off && !self.stats.backed_off.contains(&service) {
+            let until = now + chrono::Duration::from_std(BACKOFF).unwrap_or_default();
+            self.ledger
+                .set_cooldown(&self.cluster, CooldownTarget::Service(service.clone()), until)
+                .await?;
+            tracing::warn!(service = %service, "moves of this service keep missing their prediction; leaving it alone for an hour");
+            self.stats.backed_off.push(service);
+        }
+        Ok(note)
     }
 
     async fn start_cooldowns(&self, r: &ActionRecord, now: DateTime<Utc>) -> Result<(), CycleError> {
@@ -536,13 +606,20 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                 }
             }
         }
+        // A partial drain waits for the tasks it expected ECS to move; what ECS cannot move (standalone tasks, a
+        // service at 100 %/100 %) stays where it is and never keeps the instance DRAINING. Records written before
+        // drains named their tasks wait for every service task but daemons.
         let remaining = cluster
             .tasks_on(&r.target)
             .filter(|t| t.desired_status != TaskStatus::Stopped)
             .filter(|t| {
-                t.service_name()
-                    .and_then(|s| cluster.service(s))
-                    .is_some_and(|s| s.scheduling_strategy != SchedulingStrategy::Daemon)
+                if r.moved_tasks.is_empty() {
+                    t.service_name()
+                        .and_then(|s| cluster.service(s))
+                        .is_some_and(|s| s.scheduling_strategy != SchedulingStrategy::Daemon)
+                } else {
+                    r.moved_tasks.contains(&t.task_arn)
+                }
             })
             .count();
         if remaining > 0 && !overdue {
@@ -553,7 +630,11 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         }
         match self.ecs.set_instance_state(&r.target, InstanceState::Active).await {
             Ok(()) if remaining == 0 => Verdict::Done {
-                outcome: "emptied of service tasks and set ACTIVE again".into(),
+                outcome: if r.moved_tasks.is_empty() {
+                    "emptied of service tasks and set ACTIVE again".into()
+                } else {
+                    format!("its {} moved task(s) are gone; set ACTIVE again", r.moved_tasks.len())
+                },
                 landed: None,
             },
             Ok(()) => Verdict::Failed(format!(

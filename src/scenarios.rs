@@ -92,7 +92,7 @@ spec:
   actions: [stop-tasks, redeploy-services, drain-instances]
   mode: enforce
   interval: 1m
-  budgets: {perCycle: 8, perHour: 120, perService: 50%, concurrentDrains: 1}
+  budgets: {maxUnavailable: 8, perHour: 120, perService: 50%, concurrentDrains: 1}
   cooldown: {instance: 1m, service: 1m, newInstance: 5m}
 ";
 
@@ -142,6 +142,154 @@ pub fn scale_out(name: &str, old: usize, new: usize, services: usize, per_old: u
         }
     }
     let mut snap = b.snapshot();
+    snap.captured_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
+        .ok()
+        .map(|t| t.to_utc());
+    snap
+}
+
+/// A scale-out onto bigger instances: `old` instances of 2 vCPU / 8 GiB carrying every service, then `new` of
+/// 8 vCPU / 32 GiB, empty, across three AZs. `services` services spread by instance (a third also by AZ first),
+/// one task on every old instance each. ECS's spread fills instances equally by task count, whatever their size.
+pub fn mixed_sizes(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
+    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+    let mut b = ClusterBuilder::new(name);
+    for i in 0..old + new {
+        let (cpu, memory, kind, registered) = if i < old {
+            (2048, 8192, "m5.large", "2026-11-01T08:00:00Z")
+        } else {
+            (8192, 32768, "m5.2xlarge", "2026-11-28T09:00:00Z")
+        };
+        b = b.instance(
+            instance(&format!("{i:04}"))
+                .cpu(cpu)
+                .memory(memory)
+                .az(azs[i % 3])
+                .instance_type(kind)
+                .registered_at(registered),
+        );
+    }
+    for s in 0..services {
+        let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
+        b = b.service(if s % 3 == 0 {
+            svc.spread("attribute:ecs.availability-zone").spread("instanceId")
+        } else {
+            svc.spread("instanceId")
+        });
+        for i in 0..old {
+            b = b.tasks(&format!("svc-{s:03}"), &format!("{i:04}"), 1);
+        }
+    }
+    stamp(b.snapshot())
+}
+
+/// [`scale_out`] with every service at ECS's default deployment configuration for rolling updates, minimum 100 %
+/// and maximum 200 %: no task may be stopped first, so only start-before-stop moves (redeploys, drains) help.
+pub fn strict_floors(name: &str, old: usize, new: usize, services: usize, per_old: usize, every: usize) -> Snapshot {
+    let mut snap = scale_out(name, old, new, services, per_old, every);
+    for s in &mut snap.services {
+        if let Some(d) = s.deployment_configuration.as_mut() {
+            d.minimum_healthy_percent = Some(100);
+            d.maximum_percent = Some(200);
+        }
+    }
+    snap
+}
+
+/// Constraints and static host ports: a scale-out of `old` full and `new` empty instances (half `c5` for compute,
+/// half `r5` for memory, three AZs) with services pinned to one family by `memberOf`, services with
+/// `distinctInstance` that bind static host port 8080 + k in host mode, and unconstrained spread services.
+pub fn constrained(name: &str, old: usize, new: usize) -> Snapshot {
+    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+    let mut b = ClusterBuilder::new(name);
+    for i in 0..old + new {
+        let family = if i % 2 == 0 { "c5.2xlarge" } else { "r5.2xlarge" };
+        let registered = if i < old {
+            "2026-11-01T08:00:00Z"
+        } else {
+            "2026-11-28T09:00:00Z"
+        };
+        b = b.instance(
+            instance(&format!("{i:04}"))
+                .cpu(8192)
+                .memory(65536)
+                .az(azs[i % 3])
+                .instance_type(family)
+                .registered_at(registered),
+        );
+    }
+    for k in 0..4u16 {
+        let pinned = service(&format!("compute-{k}"))
+            .cpu(512)
+            .memory(1024)
+            .member_of("attribute:ecs.instance-type =~ c5.*")
+            .spread("instanceId")
+            .deployment(50, 200);
+        let ported = service(&format!("edge-{k}"))
+            .cpu(256)
+            .memory(512)
+            .network_mode(crate::model::NetworkMode::Host)
+            .port(Some(8080 + k), 8080 + k, crate::model::Protocol::Tcp)
+            .distinct_instance()
+            .deployment(50, 200);
+        let plain = service(&format!("web-{k}"))
+            .cpu(256)
+            .memory(512)
+            .spread("attribute:ecs.availability-zone")
+            .spread("instanceId")
+            .deployment(50, 200);
+        b = b.service(pinned).service(ported).service(plain);
+    }
+    for i in 0..old {
+        let id = format!("{i:04}");
+        for k in 0..4 {
+            if i % 2 == 0 {
+                b = b.tasks(&format!("compute-{k}"), &id, 2);
+            }
+            if (i + k) % 2 == 0 {
+                b = b.tasks(&format!("edge-{k}"), &id, 1);
+            }
+            b = b.tasks(&format!("web-{k}"), &id, 1);
+        }
+    }
+    stamp(b.snapshot())
+}
+
+/// A large cluster where each service runs on few instances: `old` full and `new` empty instances, `services`
+/// services each with tasks on one in twenty old instances (5 %), two tasks each, spread by instance or by the
+/// ECS default.
+pub fn sparse(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
+    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+    let mut b = ClusterBuilder::new(name);
+    for i in 0..old + new {
+        let registered = if i < old {
+            "2026-11-01T08:00:00Z"
+        } else {
+            "2026-11-28T09:00:00Z"
+        };
+        b = b.instance(
+            instance(&format!("{i:04}"))
+                .cpu(8192)
+                .memory(32768)
+                .az(azs[i % 3])
+                .registered_at(registered),
+        );
+    }
+    for s in 0..services {
+        let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
+        b = b.service(if s % 2 == 0 { svc.spread("instanceId") } else { svc });
+    }
+    for i in 0..old {
+        for s in 0..services {
+            if (i + s) % 20 == 0 {
+                b = b.tasks(&format!("svc-{s:03}"), &format!("{i:04}"), 2);
+            }
+        }
+    }
+    stamp(b.snapshot())
+}
+
+fn stamp(mut snap: Snapshot) -> Snapshot {
     snap.captured_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")
         .ok()
         .map(|t| t.to_utc());

@@ -9,17 +9,19 @@ use serde::Serialize;
 use crate::ledger::memory::MemoryLedger;
 use crate::model::{Cluster, InstanceStatus, Snapshot, TaskStatus};
 use crate::placement::{Constraint, Facts, PlacementIndex};
+use crate::plan::reachable::{reachable, Reachable};
 use crate::plan::Status;
 use crate::policy::{Mode, Policy};
 use crate::reconcile::{error_policy, Controller, CycleReport};
 use crate::twin::{Twin, TwinConfig};
 
-/// Skip labels that time or the end of in-flight work can clear: a cycle that only hit these is not stuck.
-const TEMPORARY: [&str; 6] = [
+/// Skip labels that time or the end of in-flight work can clear: a cycle that hit one of these is not stuck.
+const TEMPORARY: [&str; 7] = [
     "service-cooldown",
     "instance-cooldown",
     "in-flight",
-    "cycle-budget",
+    "max-unavailable",
+    "service-budget",
     "hour-budget",
     "concurrent-drains",
 ];
@@ -28,6 +30,8 @@ const TEMPORARY: [&str; 6] = [
 pub struct Options {
     pub max_cycles: u32,
     pub twin: TwinConfig,
+    /// Compute the reachable-balance reference at the start (and again if the run gets stuck).
+    pub reachable: bool,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
         Options {
             max_cycles: 200,
             twin: TwinConfig::default(),
+            reachable: true,
         }
     }
 }
@@ -54,11 +59,16 @@ pub struct Report {
     pub score_before: f64,
     pub score_after: f64,
     pub target: f64,
+    /// What the services' own strategies allow from the start, with lucky ties (`plan::reachable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<Reachable>,
     pub actions_by_kind: BTreeMap<String, u32>,
     pub tasks_restarted: u32,
     /// Tasks the twin started during the run (replacements and redeployed tasks), for comparison with baselines.
     pub tasks_started: u64,
     pub mispredictions: u32,
+    /// Stops whose replacement landed where the move does not pay off: draws the odds allowed for.
+    pub unlucky: u32,
     pub failed_actions: u32,
     /// The twin's count of ticks with a service below its healthy floor because of an API call (must be 0).
     pub floor_violations: u64,
@@ -87,6 +97,7 @@ pub async fn run(
     let twin = Twin::new(snapshot, options.twin);
     let ledger = MemoryLedger::new();
     let start = twin.now();
+    let reference = options.reachable.then(|| reachable(&initial, policy, start));
     let mut controller = Controller::new(&twin, &ledger, policy.clone(), &cluster_name).enforce_always();
     let mut score_before = None;
     let mut score_after = 0.0;
@@ -112,9 +123,17 @@ pub async fn run(
                     );
                     break;
                 }
+                // A fixed point: nothing in flight, nothing sendable, and no refusal that time would lift.
                 let stuck = report.plan.skipped.iter().all(|s| !TEMPORARY.contains(&s.label));
                 if quiet && matches!(report.plan.status, Status::NothingSafe | Status::Halted) && stuck {
-                    outcome = format!("not converged: {}", report.plan.summary);
+                    let here = options
+                        .reachable
+                        .then(|| reachable(&twin.snapshot(), policy, now))
+                        .map_or_else(String::new, |r| format!(", reachable {:.2}", r.score));
+                    outcome = format!(
+                        "stuck at {:.2} (target {:.2}{here}): {}",
+                        report.plan.before.score, policy.threshold.target, report.plan.summary
+                    );
                     break;
                 }
                 twin.advance(report.requeue_after);
@@ -142,10 +161,12 @@ pub async fn run(
         score_before: score_before.unwrap_or(0.0),
         score_after,
         target: policy.threshold.target,
+        reachable: reference,
         actions_by_kind: stats.actions_by_kind,
         tasks_restarted: stats.tasks_restarted,
         tasks_started: twin_stats.tasks_started,
         mispredictions: stats.mispredictions,
+        unlucky: stats.unlucky,
         failed_actions: stats.failed,
         floor_violations: twin_stats.floor_violations,
         backed_off: stats.backed_off,
@@ -347,9 +368,17 @@ pub fn render_report(r: &Report) -> String {
         let _ = writeln!(out, "(policy {} is dry-run; simulated as if enforced)", r.policy);
     }
     let kinds: Vec<String> = r.actions_by_kind.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let reachable = r.reachable.as_ref().map_or_else(String::new, |x| {
+        format!(
+            ", reachable ≈ {:.3} with {} restart(s){}",
+            x.score,
+            x.restarts,
+            if x.complete { "" } else { " (search cut short)" }
+        )
+    });
     let _ = writeln!(
         out,
-        "score {:.3} → {:.3} (target {}) in {} cycles, {}m{:02}s simulated",
+        "score {:.3} → {:.3} (target {}{reachable}) in {} cycles, {}m{:02}s simulated",
         r.score_before,
         r.score_after,
         r.target,
@@ -357,9 +386,12 @@ pub fn render_report(r: &Report) -> String {
         r.simulated_seconds / 60,
         r.simulated_seconds % 60
     );
+    if let Some(cause) = r.reachable.as_ref().and_then(|x| x.cause.as_ref()) {
+        let _ = writeln!(out, "the target is out of reach: {cause}");
+    }
     let _ = writeln!(
         out,
-        "actions: {}; tasks restarted {}; mispredictions {}; failed {}; floor violations {}",
+        "actions: {}; tasks restarted {}; mispredictions {}; unlucky draws {}; failed {}; floor violations {}",
         if kinds.is_empty() {
             "none".to_owned()
         } else {
@@ -367,6 +399,7 @@ pub fn render_report(r: &Report) -> String {
         },
         r.tasks_restarted,
         r.mispredictions,
+        r.unlucky,
         r.failed_actions,
         r.floor_violations
     );

@@ -33,6 +33,8 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
         updated_at: at(minute),
         reason: "hot: 0.9 → 0.5".into(),
         predicted_landing: vec!["cold1".into(), "cold2".into()],
+        improving_landing: vec!["cold1".into()],
+        moved_tasks: vec!["task-a".into()],
         seen_until: Some(at(minute)),
         predicted_gain: 0.125,
         tasks: 1,

@@ -352,7 +352,7 @@ async fn dry_run_logs_every_planned_move_and_once_prints_them() {
     for line in &planned {
         assert!(line["action"].as_str().unwrap().starts_with("stop-task:"), "{line}");
         assert!(line["resource"].as_str().unwrap().contains(":task/"), "{line}");
-        assert!(line["reason"].as_str().unwrap().contains("most loaded"), "{line}");
+        assert!(line["reason"].as_str().unwrap().contains("above the mean"), "{line}");
         assert!(line["landing"].as_str().unwrap().contains("/cold"), "{line}");
     }
     let stdout = text(&out.stdout);

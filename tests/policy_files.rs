@@ -196,7 +196,7 @@ fn defaults_are_filled_for_a_minimal_policy() {
     assert_eq!(p.mode, Mode::DryRun);
     assert_eq!(p.actions, [ActionKind::StopTasks]);
     assert_eq!(p.interval.as_secs(), 300);
-    assert_eq!((p.budgets.per_cycle, p.budgets.per_hour), (5, 30));
+    assert_eq!((p.budgets.max_unavailable, p.budgets.per_hour), (5, 60));
     assert_eq!(p.budgets.per_service, CountOrPercent::Count(1));
     assert_eq!(p.budgets.concurrent_drains, 1);
     assert_eq!(

@@ -47,6 +47,8 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
         updated_at: claimed,
         reason: "hot".into(),
         predicted_landing: vec![],
+        improving_landing: vec![],
+        moved_tasks: vec![],
         seen_until: None,
         predicted_gain: 0.1,
         tasks: 4,

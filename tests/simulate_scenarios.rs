@@ -25,7 +25,15 @@ fn run(snapshot: Snapshot, policy: &Policy) -> (Report, Snapshot) {
         .enable_time()
         .build()
         .unwrap()
-        .block_on(simulate::run(snapshot, policy, Options::default(), |_| {}))
+        .block_on(simulate::run(
+            snapshot,
+            policy,
+            Options {
+                reachable: false,
+                ..Options::default()
+            },
+            |_| {},
+        ))
 }
 
 fn assert_safe(r: &Report) {
@@ -86,7 +94,7 @@ fn scale_out() -> ClusterBuilder {
 fn scale_out_converges_with_few_restarts() {
     let (r, _) = run(
         scale_out().snapshot(),
-        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+        &policy("  budgets: {maxUnavailable: 10, perHour: 200, perService: 50%}\n"),
     );
     assert!(r.converged, "{r:#?}");
     assert!(r.score_after <= 0.1 + 1e-9);
@@ -146,7 +154,7 @@ fn a_foreign_draining_instance_is_never_set_active_and_nothing_lands_on_it() {
     let arn = foreign.container_instance_arn.clone();
     let (r, end) = run(
         snap,
-        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+        &policy("  budgets: {maxUnavailable: 10, perHour: 200, perService: 50%}\n"),
     );
     assert_safe(&r);
     let after = end
@@ -168,7 +176,8 @@ fn untouchables_stay_where_they_are() {
         .tasks("agent", "b1", 1)
         .tasks("agent", "c1", 1)
         .snapshot();
-    let extra = "  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n  exclude: {services: [\"batch-*\"]}\n";
+    let extra =
+        "  budgets: {maxUnavailable: 10, perHour: 200, perService: 50%}\n  exclude: {services: [\"batch-*\"]}\n";
     let (r, _) = run(snap, &policy(extra));
     assert_safe(&r);
     assert!(r.tasks_restarted > 0);
@@ -205,7 +214,7 @@ fn a_disconnected_agent_receives_nothing_and_loses_nothing() {
     let arn = c2.container_instance_arn.clone();
     let (r, end) = run(
         snap,
-        &policy("  budgets: {perCycle: 10, perHour: 200, perService: 50%}\n"),
+        &policy("  budgets: {maxUnavailable: 10, perHour: 200, perService: 50%}\n"),
     );
     assert_safe(&r);
     assert!(!end
@@ -224,7 +233,7 @@ fn simulate_command_writes_a_summary_and_the_final_snapshot() {
         &policy_path,
         "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: sim}\nspec:\n  clusters: [sim]\n  \
          metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n  cooldown: {instance: 1m, service: 1m}\n  \
-         budgets: {perCycle: 10, perHour: 200, perService: 50%}\n",
+         budgets: {maxUnavailable: 10, perHour: 200, perService: 50%}\n",
     )
     .unwrap();
     let end_path = dir.path().join("end.json");
@@ -248,28 +257,25 @@ fn simulate_command_writes_a_summary_and_the_final_snapshot() {
     assert_eq!(end.cluster, "sim");
 }
 
-/// 500 instances after a scale-out (400 full, 100 empty; 12 services, 9,600 tasks). ECS's spread keeps each
-/// service's counts within one task per instance, so the predictable moves run out above a tight target; the
-/// controller must get as far as those moves go, as cheaply as a constraint-free greedy would, and break nothing.
+/// 300 instances after a scale-out (240 full, 60 empty; 12 services, 5,760 tasks, two of each on every old
+/// instance). Each service is on every old instance, so a stop's replacement ties only with the new instances (and
+/// its source): the odds are good, and the controller must reach the target and break nothing. It restarts more
+/// than a constraint-free greedy would, within 1.5×: ECS's spread is per service, so a replacement goes to a new
+/// instance with the fewest tasks *of its service*, not always to the emptiest one.
 #[test]
-fn a_500_instance_scale_out_gets_as_far_as_predictable_moves_go_and_breaks_nothing() {
-    let snapshot = scenarios::scale_out("sim", 400, 100, 12, 2, 1);
+fn a_300_instance_scale_out_reaches_the_target_within_1_5x_of_a_greedy_and_breaks_nothing() {
+    let snapshot = scenarios::scale_out("sim", 240, 60, 12, 2, 1);
     let (r, end) = run(
         snapshot,
-        &policy("  budgets: {perCycle: 50, perHour: 5000, perService: 25%}\n"),
+        &policy("  budgets: {maxUnavailable: 50, perHour: 5000, perService: 25%}\n"),
     );
     assert_safe(&r);
-    assert_eq!(end.container_instances.len(), 500);
-    assert!(r.score_after < 0.2, "{r:#?}");
-    assert!(
-        r.outcome.contains("lands-on-source"),
-        "stops only where the landing is predictable: {}",
-        r.outcome
-    );
-    let mut counts: Vec<f64> = [24.0; 400].iter().chain([0.0; 100].iter()).copied().collect();
+    assert_eq!(end.container_instances.len(), 300);
+    assert!(r.converged, "{r:#?}");
+    let mut counts: Vec<f64> = [24.0; 240].iter().chain([0.0; 60].iter()).copied().collect();
     let greedy = greedy_moves(&mut counts, r.score_after);
     assert!(
-        f64::from(r.tasks_restarted) <= 1.25 * f64::from(greedy),
+        f64::from(r.tasks_restarted) <= 1.5 * f64::from(greedy),
         "restarted {}, greedy {greedy}",
         r.tasks_restarted
     );

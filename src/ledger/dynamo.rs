@@ -349,6 +349,13 @@ fn get_time(item: &Item, key: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+fn get_list(item: &Item, key: &str) -> Vec<String> {
+    item.get(key)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn record_item(r: &ActionRecord) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), s(pk(&r.cluster)));
@@ -379,6 +386,14 @@ fn record_item(r: &ActionRecord) -> Item {
         "predictedLanding".into(),
         AttributeValue::L(r.predicted_landing.iter().map(s).collect()),
     );
+    for (key, list) in [
+        ("improvingLanding", &r.improving_landing),
+        ("movedTasks", &r.moved_tasks),
+    ] {
+        if !list.is_empty() {
+            item.insert(key.into(), AttributeValue::L(list.iter().map(s).collect()));
+        }
+    }
     if r.predicted_gain.is_finite() {
         // DynamoDB numbers have no NaN or infinity.
         item.insert("predictedGain".into(), n(r.predicted_gain));
@@ -405,11 +420,9 @@ fn record_from(item: &Item) -> Option<ActionRecord> {
         seen_until: get_time(item, "seenUntil"),
         updated_at: get_time(item, "updatedAt")?,
         reason: owned("reason").unwrap_or_default(),
-        predicted_landing: item
-            .get("predictedLanding")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
+        predicted_landing: get_list(item, "predictedLanding"),
+        improving_landing: get_list(item, "improvingLanding"),
+        moved_tasks: get_list(item, "movedTasks"),
         predicted_gain: get_n(item, "predictedGain").unwrap_or(0.0),
         tasks: get_n(item, "tasks").unwrap_or(0),
         outcome: owned("outcome"),

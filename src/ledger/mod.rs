@@ -116,6 +116,10 @@ pub struct ActionRecord {
     pub updated_at: DateTime<Utc>,
     pub reason: String,
     pub predicted_landing: Vec<String>,
+    /// For a stop: the instances of `predicted_landing` on which the move pays off (its odds, read as a fair draw).
+    pub improving_landing: Vec<String>,
+    /// For a drain: the tasks it expects ECS to move; the instance is set ACTIVE again once they are gone.
+    pub moved_tasks: Vec<String>,
     /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
     /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
     /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this

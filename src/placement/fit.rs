@@ -127,6 +127,42 @@ impl Footprint {
     }
 }
 
+impl Footprint {
+    /// ECS's bookkeeping in an instance's `remainingResources` for a task started on it (`take`) or stopped:
+    /// CPU, memory, host ports, and the task's GPU ids.
+    pub fn book(&self, instance: &mut ContainerInstance, gpus: &[String], take: bool) {
+        let sign: i64 = if take { -1 } else { 1 };
+        for r in &mut instance.remaining_resources {
+            match r.name.as_str() {
+                resource::CPU => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(self.cpu)),
+                resource::MEMORY => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(self.memory)),
+                resource::PORTS | resource::PORTS_UDP => {
+                    let ports = if r.name == resource::PORTS {
+                        &self.tcp_ports
+                    } else {
+                        &self.udp_ports
+                    };
+                    let set = r.string_set_value.get_or_insert_with(Vec::new);
+                    if take {
+                        set.extend(ports.iter().map(u16::to_string));
+                    } else {
+                        set.retain(|p| p.parse::<u16>().map_or(true, |p| !ports.contains(&p)));
+                    }
+                }
+                resource::GPU => {
+                    let set = r.string_set_value.get_or_insert_with(Vec::new);
+                    if take {
+                        set.retain(|g| !gpus.contains(g));
+                    } else {
+                        set.extend(gpus.iter().cloned());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 fn normalize(ports: &mut Vec<u16>) {
     ports.sort_unstable();
     ports.dedup();

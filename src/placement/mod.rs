@@ -333,7 +333,7 @@ impl<'c> PlacementIndex<'c> {
             "a TaskRequest is only valid for the index that built it"
         );
         let touched = overlay.touched();
-        let adjusted: Vec<(usize, Adjusted)> = touched.iter().map(|&i| (i, self.adjust(i, overlay))).collect();
+        let adjusted = self.adjust(&touched, overlay);
         // Instances the fast path must leave to `judge`: changed or excluded by the overlay.
         let mut special: Vec<usize> = touched
             .iter()
@@ -466,26 +466,37 @@ impl<'c> PlacementIndex<'c> {
     }
 
     /// Capacity and running count of an instance the overlay touches.
-    fn adjust(&self, i: usize, overlay: &Overlay) -> Adjusted {
-        let instance = &self.cluster.instances()[i];
-        let mut capacity = self.capacity[i].clone().unwrap_or_default();
-        let mut running = i64::from(instance.running_tasks_count);
-        for (_, at, _, fp) in &overlay.stopped {
-            if *at == i {
-                capacity.release(fp);
-                running -= 1;
+    /// The capacity and task count of every touched instance (sorted) with the overlay applied, in one pass over
+    /// the overlay.
+    fn adjust(&self, touched: &[usize], overlay: &Overlay) -> Vec<(usize, Adjusted)> {
+        let mut capacity: Vec<Capacity> = touched
+            .iter()
+            .map(|&i| self.capacity[i].clone().unwrap_or_default())
+            .collect();
+        let mut running: Vec<i64> = touched
+            .iter()
+            .map(|&i| i64::from(self.cluster.instances()[i].running_tasks_count))
+            .collect();
+        for (_, i, _, fp) in &overlay.stopped {
+            if let Ok(k) = touched.binary_search(i) {
+                capacity[k].release(fp);
+                running[k] -= 1;
             }
         }
-        for (at, _, fp) in &overlay.started {
-            if *at == i {
-                capacity.reserve(fp);
-                running += 1;
+        for (i, _, fp) in &overlay.started {
+            if let Ok(k) = touched.binary_search(i) {
+                capacity[k].reserve(fp);
+                running[k] += 1;
             }
         }
-        Adjusted {
-            capacity,
-            running: u32::try_from(running.max(0)).unwrap_or(0),
-        }
+        touched
+            .iter()
+            .zip(capacity.into_iter().zip(running))
+            .map(|(&i, (capacity, running))| {
+                let running = u32::try_from(running.max(0)).unwrap_or(0);
+                (i, Adjusted { capacity, running })
+            })
+            .collect()
     }
 
     /// Tasks of `group` per instance, with the overlay applied, sorted by instance.

@@ -52,13 +52,44 @@ pub struct LoadModel {
     pub load: Vec<Option<f64>>,
 }
 
-/// Whether a task counts toward `count` load: live, desired to run, and not a daemon's.
+/// Whether a task counts toward `count` load: live, desired to run, not a daemon's, and not leaving.
 fn counts(cluster: &Cluster, task: &Task) -> bool {
     task.desired_status != crate::model::TaskStatus::Stopped
         && !task
             .service_name()
             .and_then(|s| cluster.service(s))
             .is_some_and(|s| s.scheduling_strategy == SchedulingStrategy::Daemon)
+        && !leaving(cluster, task)
+}
+
+/// Whether a running task belongs to a deployment its service is replacing: a rollout (a redeploy of ours, or
+/// anyone's deployment) stops it once the new tasks run (`docs/ecs.md`, UpdateService). The load is scored as
+/// the cluster will settle, so moves made while a rollout plays out are judged against where it is going, not
+/// against the old and the new tasks counted twice.
+fn leaving(cluster: &Cluster, task: &Task) -> bool {
+    let Some(service) = task.service_name().and_then(|s| cluster.service(s)) else {
+        return false;
+    };
+    let Some(by) = task.started_by.as_deref() else {
+        return false;
+    };
+    let primary = |d: &&crate::model::Deployment| d.status == crate::model::DeploymentStatus::Primary;
+    service.deployments.len() > 1
+        && !service.deployments.iter().filter(primary).any(|d| d.id == by)
+        && service.deployments.iter().any(|d| d.id == by)
+}
+
+/// What the tasks on their way out of an instance still reserve there, in one resource: tasks stopping (their
+/// reservation is released when they stop) and tasks a rollout is replacing (see [`leaving`]).
+fn freed(cluster: &Cluster, instance_arn: &str, amount: fn(&Task) -> Option<u32>) -> f64 {
+    use crate::model::TaskStatus;
+    cluster
+        .tasks_on(instance_arn)
+        .filter(|t| t.last_status != TaskStatus::Stopped)
+        .filter(|t| t.desired_status == TaskStatus::Stopped || leaving(cluster, t))
+        .filter_map(amount)
+        .map(f64::from)
+        .sum()
 }
 
 fn registered(instance: &ContainerInstance, name: &str) -> f64 {
@@ -114,8 +145,12 @@ impl LoadModel {
                         let n = cluster.tasks_on(arn).filter(|t| counts(cluster, t)).count() as f64;
                         Some(n / divisor[k])
                     }
-                    Metric::CpuUnreserved => remaining(i, resource::CPU).map(|r| (divisor[k] - r) / divisor[k]),
-                    Metric::MemUnreserved => remaining(i, resource::MEMORY).map(|r| (divisor[k] - r) / divisor[k]),
+                    Metric::CpuUnreserved => remaining(i, resource::CPU)
+                        .map(|r| r + freed(cluster, arn, Task::cpu_units))
+                        .map(|r| (divisor[k] - r) / divisor[k]),
+                    Metric::MemUnreserved => remaining(i, resource::MEMORY)
+                        .map(|r| r + freed(cluster, arn, Task::memory_mib))
+                        .map(|r| (divisor[k] - r) / divisor[k]),
                     Metric::CpuAvailable => cluster.utilization(arn).and_then(|u| u.cpu),
                     Metric::MemAvailable => cluster.utilization(arn).and_then(|u| u.memory),
                 }

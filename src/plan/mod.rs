@@ -1,16 +1,27 @@
-//! The planner: one cycle's moves, each justified by a predicted gain, none of which can hurt a service. Pure:
+//! The planner: one cycle's moves, each a lottery with known odds: accepted when it pays off on average, when even
+//! its unluckiest outcome only shifts load sideways, and when no floor, constraint or budget can break. Pure:
 //! `plan(&Cluster, &Policy, &LedgerView, now, Episode) -> Plan`, no clients, no clock, no randomness.
 //!
 //! - [`load`]: per-instance load, normalised for instance size, and the score.
 //! - [`safety`]: every refusal as a typed [`safety::SkipReason`].
-//! - [`search`]: candidate moves with their predicted landings, chosen greedily by predicted gain per restarted task.
+//! - [`budget`]: the one budget ledger.
+//! - [`state`]: the cluster as moves are added (placements in an overlay, loads as expectations).
+//! - [`search`]: the greedy choice by value, shared with the reference; one file per move kind: [`stop`],
+//!   [`redeploy`], [`drain`].
+//! - [`reachable`]: the reachable-balance reference (the same moves, every tie broken luckily).
 //! - [`render`]: the `plan` command's table.
 //! - [`view`]: what the planner reads from the ledger.
 
+pub mod budget;
+pub mod drain;
 pub mod load;
+pub mod reachable;
+pub mod redeploy;
 pub mod render;
 pub mod safety;
 pub mod search;
+pub mod state;
+pub mod stop;
 pub mod view;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +29,9 @@ use serde::Serialize;
 
 use crate::model::Cluster;
 use crate::policy::Policy;
+
+use search::{Move, Search};
+use state::{Luck, State};
 
 pub use load::{InstanceLoad, LoadModel};
 pub use safety::{Skip, SkipReason};
@@ -62,9 +76,17 @@ pub struct PlannedAction {
     pub reason: String,
     /// Every instance ECS could place the replacement(s) on.
     pub predicted_landing: Vec<String>,
+    /// For a stop: the instances of `predicted_landing` on which the move lowers the score. ECS picks among
+    /// `predicted_landing` as if by a uniform draw, so this share is the move's odds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub improving_landing: Vec<String>,
+    /// For a drain: the tasks it moves; the instance is set ACTIVE again once they are gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved_tasks: Vec<String>,
     pub tasks_restarted: u32,
-    /// The predicted score after this move and every move before it: a stop's replacement on its worst landing,
-    /// a redeploy's or a drain's replacements taking their candidates in turn.
+    /// Tasks the move can hold below their service's desired count at once (`budgets.maxUnavailable`).
+    pub unavailable: u32,
+    /// The expected score after this move and every move before it (ties read as fair draws).
     pub score_after: f64,
 }
 
@@ -89,11 +111,17 @@ pub struct Plan {
     pub summary: String,
     pub trigger: f64,
     pub target: f64,
+    /// What the services' own strategies allow at best, when it was computed (`plan` and `simulate` do; the
+    /// controller's cycle does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<reachable::Reachable>,
     /// Whether the next cycle should keep rebalancing (the hysteresis state to carry).
     pub episode: bool,
     pub before: LoadView,
-    /// The predicted state after every action (see [`PlannedAction::score_after`]).
+    /// The state after every action if every tie goes the busier way (what the planner builds on).
     pub after: LoadView,
+    /// The expected score after every action, ties read as fair draws.
+    pub expected_score: f64,
     pub actions: Vec<PlannedAction>,
     pub skipped: Vec<Skip>,
 }
@@ -110,5 +138,178 @@ pub fn score(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>) -> f64 {
 
 /// Plans one cycle.
 pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTime<Utc>, episode: Episode) -> Plan {
-    search::Search::new(cluster, policy, ledger, now).run(episode)
+    let mut search = Search::new(cluster, policy, ledger, now, Luck::Odds);
+    let before = view(&search.state, &search.state.model.load, search.state.score());
+    let score = before.score;
+    let (trigger, target) = (policy.threshold.trigger, policy.threshold.target);
+    let (unknown, total) = search.state.model.unknown_share();
+    #[allow(clippy::cast_precision_loss)] // instance counts
+    let share = if total == 0 { 0.0 } else { unknown as f64 / total as f64 };
+    if share > policy.utilization.max_unknown_share {
+        let summary = format!(
+            "{unknown} of {total} instances have no {} data ({:.0}% > utilization.maxUnknownShare {:.0}%): \
+             planning nothing rather than guessing",
+            policy.metric,
+            share * 100.0,
+            policy.utilization.max_unknown_share * 100.0
+        );
+        return finish(search, before, Status::Halted, summary, episode.active);
+    }
+    let rebalancing = score > trigger || (episode.active && score > target);
+    if !rebalancing && episode.active && !ledger.in_flight.is_empty() {
+        // A score read while moves are still playing out (a deployment's old and new tasks both running) is not
+        // where they will settle: the episode ends only once nothing is in flight.
+        let summary = format!(
+            "score {score:.3} is at or below the target {target}; the episode ends once the {} move(s) in flight \
+             have settled",
+            ledger.in_flight.len()
+        );
+        return finish(search, before, Status::Balanced, summary, true);
+    }
+    if !rebalancing {
+        let summary = if score <= target {
+            format!("score {score:.3} is at or below the target {target}")
+        } else {
+            format!("score {score:.3} is not above the trigger {trigger}, and no rebalancing is under way")
+        };
+        return finish(search, before, Status::Balanced, summary, false);
+    }
+    search.run(target, usize::MAX);
+    let after = search.expected;
+    let (status, summary) = if search.accepted.is_empty() {
+        (
+            Status::NothingSafe,
+            format!(
+                "score {score:.3} is above {}, but no move is both safe and expected to help; most refused: {}",
+                if score > trigger { "the trigger" } else { "the target" },
+                search.top_refusals()
+            ),
+        )
+    } else {
+        let restarted: u32 = search.accepted.iter().map(|a| a.prediction.cost.restarted).sum();
+        (
+            Status::Planned,
+            format!(
+                "{} move(s), {restarted} task(s) restarted: score {score:.3} → {after:.3} expected",
+                search.accepted.len()
+            ),
+        )
+    };
+    finish(search, before, status, summary, true)
+}
+
+fn finish(search: Search<'_>, before: LoadView, status: Status, summary: String, episode: bool) -> Plan {
+    let after = view(&search.state, &search.state.loads, search.state.score());
+    let expected_score = search.expected;
+    let policy = search.policy();
+    let actions = search.accepted.iter().map(|a| action(&search, a)).collect();
+    Plan {
+        cluster: search.cluster().name().to_owned(),
+        policy: policy.name.clone(),
+        metric: policy.metric.to_string(),
+        mode: policy.mode.to_string(),
+        status,
+        summary,
+        trigger: policy.threshold.trigger,
+        target: policy.threshold.target,
+        reachable: None,
+        episode,
+        before,
+        after,
+        expected_score,
+        actions,
+        skipped: search.skipped,
+    }
+}
+
+fn view(state: &State<'_>, loads: &[Option<f64>], score: f64) -> LoadView {
+    LoadView {
+        score,
+        instances: state
+            .cluster
+            .instances()
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| InstanceLoad {
+                container_instance_arn: inst.container_instance_arn.clone(),
+                ec2_instance_id: inst.ec2_instance_id.clone(),
+                capacity: state.model.capacity[i],
+                load: loads[i],
+            })
+            .collect(),
+    }
+}
+
+/// An accepted move as the plan reports it.
+fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
+    let state = &search.state;
+    let cluster = state.cluster;
+    let p = &a.prediction;
+    let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| state.arn(i).to_owned()).collect() };
+    let base = PlannedAction {
+        kind: "",
+        task_arn: None,
+        service_name: None,
+        service_arn: None,
+        container_instance_arn: None,
+        reason: String::new(),
+        predicted_landing: names(&p.landing),
+        improving_landing: Vec::new(),
+        moved_tasks: Vec::new(),
+        tasks_restarted: p.cost.restarted,
+        unavailable: p.cost.unavailable,
+        score_after: a.expected_after,
+    };
+    match &a.mv {
+        Move::Stop { service, source, .. } => {
+            let task = a.task.map(|t| cluster.tasks()[t].task_arn.clone());
+            let n = p.landing.len();
+            let good = p.improving.len();
+            PlannedAction {
+                kind: "stop-task",
+                task_arn: task,
+                service_name: Some(service.clone()),
+                service_arn: cluster.service(service).map(|s| s.service_arn.clone()),
+                container_instance_arn: Some(state.arn(*source).to_owned()),
+                reason: format!(
+                    "{} is above the mean; ECS picks the replacement's instance among {n}, {good} of which lower \
+                     the score, and none is busier than {}",
+                    state.instance_name(*source),
+                    state.instance_name(*source)
+                ),
+                improving_landing: names(&p.improving),
+                ..base
+            }
+        }
+        Move::Redeploy { service } => {
+            let svc = cluster.service(service);
+            PlannedAction {
+                kind: "redeploy-service",
+                service_name: Some(service.clone()),
+                service_arn: svc.map(|s| s.service_arn.clone()),
+                reason: format!(
+                    "a new deployment starts each replacement before it stops an old task (maximumPercent {}%), \
+                     re-spreading {} task(s) toward the instances below the mean",
+                    svc.map_or(0, crate::model::Service::maximum_percent),
+                    p.cost.restarted
+                ),
+                ..base
+            }
+        }
+        Move::Drain { instance } => PlannedAction {
+            kind: "drain-instance",
+            container_instance_arn: Some(state.arn(*instance).to_owned()),
+            reason: format!(
+                "{} carries more than its share; ECS moves its service tasks within each service's minimum and \
+                 maximum percent, and the controller sets it ACTIVE again once they are gone, to be refilled",
+                state.instance_name(*instance)
+            ),
+            moved_tasks: p
+                .relocations
+                .iter()
+                .map(|(t, _)| cluster.tasks()[*t].task_arn.clone())
+                .collect(),
+            ..base
+        },
+    }
 }

@@ -31,11 +31,21 @@ pub fn table(plan: &Plan) -> String {
         "cluster {} · policy {} · metric {} · mode {}",
         plan.cluster, plan.policy, plan.metric, plan.mode
     );
+    let reachable = plan.reachable.as_ref().map_or_else(String::new, |r| {
+        format!(
+            ", reachable ≈ {:.2}{}",
+            r.score,
+            if r.complete { "" } else { " (search cut short)" }
+        )
+    });
     let _ = writeln!(
         out,
-        "score {:.3} → {:.3} (trigger {}, target {}): {}",
-        plan.before.score, plan.after.score, plan.trigger, plan.target, plan.summary
+        "score {:.3} → {:.3} expected (trigger {}, target {}{reachable}): {}",
+        plan.before.score, plan.expected_score, plan.trigger, plan.target, plan.summary
     );
+    if let Some(cause) = plan.reachable.as_ref().and_then(|r| r.cause.as_ref()) {
+        let _ = writeln!(out, "the target is out of reach: {cause}");
+    }
     let max = plan
         .before
         .instances
@@ -51,7 +61,7 @@ pub fn table(plan: &Plan) -> String {
         "SIZE",
         "BEFORE",
         "",
-        "AFTER",
+        "AFTER (ties the busier way)",
         "",
         w = BAR
     );
@@ -94,7 +104,7 @@ pub fn table(plan: &Plan) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {}. {} {}{} (restarts {}, score after {:.3})",
+                "  {}. {} {}{} (restarts {}, expected score after {:.3})",
                 k + 1,
                 a.kind,
                 short(target),
@@ -115,8 +125,20 @@ pub fn table(plan: &Plan) -> String {
                     .and_then(|i| i.ec2_instance_id.clone())
                     .unwrap_or_else(|| short(arn))
             };
-            let landing: Vec<String> = a.predicted_landing.iter().map(name_of).collect();
-            let _ = writeln!(out, "     lands on any of: {}", landing.join(", "));
+            let mut landing: Vec<String> = a.predicted_landing.iter().take(8).map(name_of).collect();
+            if a.predicted_landing.len() > landing.len() {
+                landing.push(format!("… ({} in all)", a.predicted_landing.len()));
+            }
+            let odds = if a.improving_landing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} of {} improve)",
+                    a.improving_landing.len(),
+                    a.predicted_landing.len()
+                )
+            };
+            let _ = writeln!(out, "     lands on any of{odds}: {}", landing.join(", "));
         }
     }
     if !plan.skipped.is_empty() {

@@ -39,7 +39,8 @@ pub enum SkipReason {
     ServiceBudget {
         limit: u32,
     },
-    CycleBudget {
+    /// `budgets.maxUnavailable` is used up by work in flight and moves planned this cycle.
+    Unavailable {
         limit: u32,
     },
     HourBudget {
@@ -52,14 +53,24 @@ pub enum SkipReason {
     InstanceCoolingDown(DateTime<Utc>),
     /// A move of this target is already in flight.
     InFlight,
+    /// A move planned earlier in this cycle already moves this task or drains this instance.
+    Planned,
+    /// A redeploy of the task's service is planned this cycle: it replaces every task anyway.
+    RedeployPlanned,
+    /// The task's instance is planned to be drained this cycle.
+    SourceDrained,
+    /// A drain planned this cycle replaces tasks of the service, and may take it down to its floor.
+    DrainPlanned,
     /// An earlier stop of this task failed or never reached ECS; its action id is spent.
     Attempted,
     /// No instance could take the replacement: it would stay PENDING.
     NoLanding,
-    /// The replacement could land back on the instance it left (the binpack trap, ECS-SEMANTICS §2).
+    /// The replacement can only land back on the instance it left (the binpack trap, `docs/ecs.md`).
     LandsOnSource,
-    /// Some instance ECS could pick would not lower the score.
-    NoImprovement {
+    /// On average over the instances ECS could pick, the move would not lower the score.
+    NoGain,
+    /// An instance ECS could pick is busier than the one the task leaves: the unluckiest outcome makes things worse.
+    HotterLanding {
         via: String,
     },
     /// The service has AZ rebalancing ENABLED and the replacement could land in another AZ.
@@ -89,16 +100,21 @@ impl SkipReason {
             SkipReason::InstanceNotScored(_) => "instance-not-scored",
             SkipReason::BelowFloor { .. } => "below-floor",
             SkipReason::ServiceBudget { .. } => "service-budget",
-            SkipReason::CycleBudget { .. } => "cycle-budget",
+            SkipReason::Unavailable { .. } => "max-unavailable",
             SkipReason::HourBudget { .. } => "hour-budget",
             SkipReason::ConcurrentDrains { .. } => "concurrent-drains",
             SkipReason::ServiceCoolingDown(_) => "service-cooldown",
             SkipReason::InstanceCoolingDown(_) => "instance-cooldown",
             SkipReason::InFlight => "in-flight",
+            SkipReason::Planned => "planned",
+            SkipReason::RedeployPlanned => "redeploy-planned",
+            SkipReason::SourceDrained => "source-drained",
+            SkipReason::DrainPlanned => "drain-planned",
             SkipReason::Attempted => "attempted",
             SkipReason::NoLanding => "no-landing",
             SkipReason::LandsOnSource => "lands-on-source",
-            SkipReason::NoImprovement { .. } => "no-improvement",
+            SkipReason::NoGain => "no-gain",
+            SkipReason::HotterLanding { .. } => "hotter-landing",
             SkipReason::AzRebalancing { .. } => "az-rebalancing",
             SkipReason::UnknownLoad => "unknown-load",
             SkipReason::DrainBlocked(_) => "drain-blocked",
@@ -128,7 +144,10 @@ impl fmt::Display for SkipReason {
             SkipReason::ServiceBudget { limit } => {
                 write!(f, "the policy allows {limit} task(s) of this service disrupted at once")
             }
-            SkipReason::CycleBudget { limit } => write!(f, "the cycle's budget of {limit} restarted task(s) is used"),
+            SkipReason::Unavailable { limit } => write!(
+                f,
+                "budgets.maxUnavailable ({limit}) is used by work in flight and moves planned this cycle"
+            ),
             SkipReason::HourBudget { limit } => write!(f, "the hourly budget of {limit} restarted task(s) is used"),
             SkipReason::ConcurrentDrains { limit } => write!(f, "{limit} drain(s) already in flight"),
             SkipReason::ServiceCoolingDown(until) => write!(f, "service cooling down until {}", until.to_rfc3339()),
@@ -136,15 +155,22 @@ impl fmt::Display for SkipReason {
                 write!(f, "instance cooling down until {}", until.to_rfc3339())
             }
             SkipReason::InFlight => f.write_str("a move of it is already in flight"),
+            SkipReason::Planned => f.write_str("a move planned earlier in this cycle already moves it"),
+            SkipReason::RedeployPlanned => f.write_str("a redeploy of its service is planned this cycle"),
+            SkipReason::SourceDrained => f.write_str("its instance is planned to be drained this cycle"),
+            SkipReason::DrainPlanned => {
+                f.write_str("a drain planned this cycle replaces tasks of its service and may take it to its floor")
+            }
             SkipReason::Attempted => f.write_str("an earlier stop of this task failed or never reached ECS"),
             SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),
-            SkipReason::LandsOnSource => f.write_str("the replacement could land back on the same instance"),
-            SkipReason::NoImprovement { via } => {
-                write!(
-                    f,
-                    "the replacement could land on {via}, which would not improve the balance"
-                )
+            SkipReason::LandsOnSource => f.write_str("the replacement would land back on the same instance"),
+            SkipReason::NoGain => {
+                f.write_str("on average over the instances ECS could pick, the balance would not improve")
             }
+            SkipReason::HotterLanding { via } => write!(
+                f,
+                "the replacement could land on {via}, which is busier than the instance it leaves"
+            ),
             SkipReason::AzRebalancing { from, to } => write!(
                 f,
                 "AZ rebalancing is ENABLED for the service and the replacement could move from {from} to {to}"
@@ -208,6 +234,18 @@ pub fn check_service(
             "{} of {} tasks running",
             service.running_count, service.desired_count
         )));
+    }
+    // A drain (ours or anyone's) is replacing tasks of the service: ECS is below or above desired until it is done.
+    if cluster.tasks_of(&service.service_name).any(|t| {
+        t.desired_status != crate::model::TaskStatus::Stopped
+            && t.container_instance_arn
+                .as_deref()
+                .and_then(|a| cluster.instance(a))
+                .is_some_and(|i| i.status == crate::model::InstanceStatus::Draining)
+    }) {
+        return Err(SkipReason::NotSteady(
+            "tasks on a DRAINING instance are being replaced".into(),
+        ));
     }
     if !cluster.is_service_consistent(&service.service_name) {
         return Err(SkipReason::Inconsistent);

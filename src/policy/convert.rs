@@ -66,7 +66,10 @@ pub fn to_policy(raw: RawPolicy, source: &Path) -> Result<Policy, String> {
             instance_attributes: glob_map(&exclude.instance_attributes)?,
         },
         budgets: Budgets {
-            per_cycle: budgets.per_cycle.unwrap_or(defaults::PER_CYCLE),
+            max_unavailable: budgets
+                .max_unavailable
+                .or(budgets.per_cycle)
+                .unwrap_or(defaults::MAX_UNAVAILABLE),
             per_hour: budgets.per_hour.unwrap_or(defaults::PER_HOUR),
             per_service: match budgets.per_service {
                 None => defaults::PER_SERVICE,
@@ -118,7 +121,8 @@ pub fn to_raw(policy: &Policy) -> RawPolicy {
                 instance_attributes: glob_map(&policy.exclude.instance_attributes),
             }),
             budgets: Some(RawBudgets {
-                per_cycle: Some(policy.budgets.per_cycle),
+                max_unavailable: Some(policy.budgets.max_unavailable),
+                per_cycle: None,
                 per_hour: Some(policy.budgets.per_hour),
                 per_service: Some(match policy.budgets.per_service {
                     CountOrPercent::Count(n) => RawCountOrPercent::Count(n),

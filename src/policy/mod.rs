@@ -340,7 +340,7 @@ spec:
     instanceAttributes:
       ecs.instance-type: g5.*
   budgets:
-    perCycle: 3
+    maxUnavailable: 3
     perHour: 30
     perService: 25%
     concurrentDrains: 1
@@ -446,6 +446,19 @@ spec:
         let written = raw::to_yaml(&convert::to_raw(&policies[0])).unwrap();
         let again = load_str(Path::new("full.yaml"), &written).unwrap();
         assert_eq!(policies, again);
+    }
+
+    #[test]
+    fn the_old_per_cycle_budget_is_read_as_max_unavailable() {
+        let old = FULL.replace("    maxUnavailable: 3", "    perCycle: 3");
+        let policies = load_str(Path::new("old.yaml"), &old).unwrap();
+        assert_eq!(policies[0].budgets.max_unavailable, 3);
+        let both = FULL.replace("    maxUnavailable: 3", "    maxUnavailable: 3\n    perCycle: 3");
+        let e = load_str(Path::new("both.yaml"), &both).unwrap_err().to_string();
+        assert!(
+            e.contains("both.yaml:26:15: spec.budgets.perCycle is the old name of maxUnavailable"),
+            "{e}"
+        );
     }
 
     #[test]

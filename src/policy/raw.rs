@@ -82,6 +82,9 @@ pub enum RawCountOrPercent {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawBudgets {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+    /// The name `maxUnavailable` had before it counted tasks below desired at once; read as `maxUnavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_cycle: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_hour: Option<u32>,

@@ -16,8 +16,8 @@ pub mod defaults {
     pub const MODE: super::Mode = super::Mode::DryRun;
     pub const ACTIONS: &[super::ActionKind] = &[super::ActionKind::StopTasks];
     pub const INTERVAL: Duration = Duration::from_secs(5 * 60);
-    pub const PER_CYCLE: u32 = 5;
-    pub const PER_HOUR: u32 = 30;
+    pub const MAX_UNAVAILABLE: u32 = 5;
+    pub const PER_HOUR: u32 = 60;
     pub const PER_SERVICE: super::CountOrPercent = super::CountOrPercent::Count(1);
     pub const CONCURRENT_DRAINS: u32 = 1;
     pub const COOLDOWN_INSTANCE: Duration = Duration::from_secs(10 * 60);
@@ -157,11 +157,14 @@ pub enum CountOrPercent {
 }
 
 impl CountOrPercent {
-    /// The count for a service of `desired` tasks; percentages round down, as a disruption budget should.
+    /// The count for a service of `desired` tasks; percentages round down, as a disruption budget should, but never
+    /// below one: a budget bounds the pace and never makes a move impossible.
     pub fn resolve(self, desired: u32) -> u32 {
         match self {
             CountOrPercent::Count(n) => n,
-            CountOrPercent::Percent(p) => u32::try_from(u64::from(desired) * u64::from(p) / 100).unwrap_or(u32::MAX),
+            CountOrPercent::Percent(p) => u32::try_from(u64::from(desired) * u64::from(p) / 100)
+                .unwrap_or(u32::MAX)
+                .max(1),
         }
     }
 }
@@ -208,13 +211,16 @@ impl Exclude {
     }
 }
 
+/// How fast the controller may disrupt (`plan::budget` checks them all). A budget bounds the pace and never makes
+/// a move impossible: a move bigger than a budget goes alone, when nothing else is in flight or planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budgets {
-    /// Tasks restarted per cycle, all moves together.
-    pub per_cycle: u32,
+    /// Tasks held below their service's desired count by the controller's moves at once, over the cluster.
+    pub max_unavailable: u32,
     /// Tasks restarted per rolling hour.
     pub per_hour: u32,
-    /// Tasks of one service disrupted at once, on top of the service's own `minimumHealthyPercent`.
+    /// Tasks of one service stopped by the controller at once, on top of the service's own
+    /// `minimumHealthyPercent` (deployments and drains are paced by ECS within the service's own percentages).
     pub per_service: CountOrPercent,
     /// Instances this controller has DRAINING at once.
     pub concurrent_drains: u32,

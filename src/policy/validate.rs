@@ -519,25 +519,23 @@ impl Checker<'_> {
         let Some(b) = self.mapping(node, "spec.budgets", raw::fields::<RawBudgets>(), &[]) else {
             return;
         };
-        let per_cycle = b
-            .get("perCycle")
-            .and_then(|n| self.count(n, "spec.budgets.perCycle", 1));
-        if let Some(n) = b.get("perHour") {
-            if let Some(per_hour) = self.count(n, "spec.budgets.perHour", 1) {
-                let (per_cycle, source) = match per_cycle {
-                    Some(n) => (n, "spec.budgets.perCycle"),
-                    None => (defaults::PER_CYCLE, "the default spec.budgets.perCycle"),
-                };
-                if per_hour < per_cycle {
-                    self.error(
-                        n.pos,
-                        format!(
-                            "spec.budgets.perHour ({per_hour}) is below {source} ({per_cycle}); \
-                             a cycle could never use its budget"
-                        ),
-                    );
-                }
+        // `perCycle` is the old name of `maxUnavailable`: still read, never both.
+        let unavailable = b.get("maxUnavailable");
+        if let Some(n) = unavailable {
+            self.count(n, "spec.budgets.maxUnavailable", 1);
+        }
+        if let Some(n) = b.get("perCycle") {
+            if unavailable.is_some() {
+                self.error(
+                    n.pos,
+                    "spec.budgets.perCycle is the old name of maxUnavailable; keep only maxUnavailable".into(),
+                );
+            } else {
+                self.count(n, "spec.budgets.perCycle", 1);
             }
+        }
+        if let Some(n) = b.get("perHour") {
+            self.count(n, "spec.budgets.perHour", 1);
         }
         if let Some(n) = b.get("perService") {
             match n.scalar() {

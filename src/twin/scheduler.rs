@@ -144,7 +144,7 @@ fn lifecycle(state: &mut State) {
         }
     }
     for (i, fp, gpus) in released {
-        adjust_instance(&mut state.snap.container_instances[i], &fp, &gpus, false);
+        fp.book(&mut state.snap.container_instances[i], &gpus, false);
     }
     let horizon = now - Duration::seconds(STOPPED_RETENTION);
     state
@@ -178,39 +178,6 @@ fn protected(state: &State) -> std::collections::HashSet<String> {
 
 fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<usize> {
     instances.iter().position(|i| i.container_instance_arn == arn)
-}
-
-/// ECS's bookkeeping on an instance for a task started (`take`) or stopped.
-fn adjust_instance(instance: &mut crate::model::ContainerInstance, fp: &Footprint, gpus: &[String], take: bool) {
-    let sign: i64 = if take { -1 } else { 1 };
-    for r in &mut instance.remaining_resources {
-        match r.name.as_str() {
-            resource::CPU => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(fp.cpu)),
-            resource::MEMORY => r.integer_value = r.integer_value.map(|v| v + sign * i64::from(fp.memory)),
-            resource::PORTS | resource::PORTS_UDP => {
-                let ports = if r.name == resource::PORTS {
-                    &fp.tcp_ports
-                } else {
-                    &fp.udp_ports
-                };
-                let set = r.string_set_value.get_or_insert_with(Vec::new);
-                if take {
-                    set.extend(ports.iter().map(u16::to_string));
-                } else {
-                    set.retain(|p| p.parse::<u16>().map_or(true, |p| !ports.contains(&p)));
-                }
-            }
-            resource::GPU => {
-                let set = r.string_set_value.get_or_insert_with(Vec::new);
-                if take {
-                    set.retain(|g| !gpus.contains(g));
-                } else {
-                    set.extend(gpus.iter().cloned());
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Step 2: daemon tasks on a DRAINING instance are stopped (§3).
@@ -283,7 +250,7 @@ fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>, pas
         .into_iter()
         .take(fp.gpus as usize)
         .collect();
-    adjust_instance(instance, &fp, &gpus, true);
+    fp.book(instance, &gpus, true);
     let instance_arn = instance.container_instance_arn.clone();
     let az = instance.availability_zone().map(str::to_owned);
     let svc_name = state.snap.services[s].service_name.clone();

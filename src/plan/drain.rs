@@ -1,0 +1,195 @@
+//! Drain an instance, then set it ACTIVE again once its movable tasks have moved (a partial drain the ledger owns).
+//!
+//! What ECS does with a DRAINING instance (`docs/ecs.md`, draining): no new placements; each service task is
+//! replaced within its service's minimum and maximum percent, the replacement started **before** the old task stops
+//! when `maximumPercent` is above 100, stopped first otherwise; a service at 100 % minimum and 100 % maximum can
+//! never be moved this way, so its task stays; standalone tasks stay; daemon tasks stop, and start again when the
+//! instance is ACTIVE. The controller sets the instance ACTIVE again as soon as the tasks it expected to move are
+//! gone, so what ECS cannot move never keeps it DRAINING.
+//!
+//! A drain empties an instance that the next cycles then refill, so it is judged by that settled state: the
+//! drained instance back at the mean, the load it takes coming off every other instance in proportion, and the
+//! restarts of that refill charged to the drain.
+
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::model::{SchedulingStrategy, TaskStatus};
+
+use super::budget::{paced_unavailable, Cost};
+use super::load::{Contribution, Stats};
+use super::safety::SkipReason;
+use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::state::{Delta, EPSILON};
+
+impl Search<'_> {
+    /// Drain candidates: the hottest instances.
+    pub(super) fn seed_drains(&mut self, heap: &mut BinaryHeap<Candidate>) {
+        if !self.policy().allows(crate::policy::ActionKind::DrainInstances) {
+            return;
+        }
+        let mean = self.state.mean();
+        let mut hottest: Vec<(usize, f64)> = self
+            .state
+            .loads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (i, l)))
+            .collect();
+        hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (instance, _) in hottest.into_iter().take(MAX_BULK_PREDICTIONS) {
+            self.enqueue(heap, Move::Drain { instance });
+        }
+    }
+
+    pub(super) fn predict_drain(&mut self, instance: usize) -> Result<Prediction, SkipReason> {
+        let arn = self.state.arn(instance);
+        if self.state.drained.contains(&instance) {
+            return Err(SkipReason::Planned);
+        }
+        if self.ledger.drain_in_flight(arn) {
+            return Err(SkipReason::InFlight);
+        }
+        if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
+            return Err(SkipReason::InstanceCoolingDown(until));
+        }
+        let cluster = self.cluster();
+        // (task, service, start before stop) for every task ECS will move; daemons only restart.
+        let mut moves: Vec<(usize, String, bool)> = Vec::new();
+        let mut daemons = 0u32;
+        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
+        for &t in cluster.task_indexes_on(instance) {
+            let task = &cluster.tasks()[t];
+            if task.desired_status == TaskStatus::Stopped {
+                continue;
+            }
+            if self.state.moved.contains(&t) {
+                return Err(SkipReason::Planned);
+            }
+            let Some(service) = task.service_name() else {
+                continue; // standalone: ECS leaves it, and the instance goes ACTIVE again without waiting for it
+            };
+            let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
+            if let Some(why) = self.policy().exclude.service_reason(svc) {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "ECS would move task {} of service {service}, which is excluded: {why}",
+                    task.task_arn
+                )));
+            }
+            if self.is_protected(task) {
+                return Err(SkipReason::DrainBlocked(format!("task {} is protected", task.task_arn)));
+            }
+            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+                daemons += 1;
+                continue;
+            }
+            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
+                continue; // ECS can neither start first nor stop first: it stays
+            }
+            if let Err(reason) = self.service_ctx(service) {
+                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
+            }
+            *per_service.entry(service.to_owned()).or_default() += 1;
+            moves.push((t, service.to_owned(), svc.maximum_percent() > 100));
+        }
+        if moves.is_empty() {
+            return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
+        }
+        for service in per_service.keys() {
+            if self.ready(service)?.planned > 0 {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "stops of service {service} are planned this cycle"
+                )));
+            }
+        }
+        let state = &self.state;
+        let mut overlay = state.overlay.clone();
+        overlay.exclude(instance, "being drained");
+        let mut delta = state.delta();
+        let mut relocations = Vec::with_capacity(moves.len());
+        let mut landing: Vec<usize> = Vec::new();
+        let mut moved_total = 0.0;
+        for (t, service, start_first) in &moves {
+            let c = state
+                .model
+                .contribution(cluster, instance, &cluster.tasks()[*t])
+                .ok_or(SkipReason::UnknownLoad)?;
+            moved_total += c.amount;
+            let request = &self.ready(service)?.request;
+            let source = state.load_of(&delta, instance);
+            let landed = if *start_first {
+                let landed = state.place(request, &mut overlay, &mut delta, c, source)?;
+                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                state.remove(&mut delta, instance, c);
+                landed
+            } else {
+                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                state.remove(&mut delta, instance, c);
+                state.place(request, &mut overlay, &mut delta, c, source)?
+            };
+            landing.extend_from_slice(&landed.ties);
+            relocations.push((*t, Some(landed.pick)));
+        }
+        landing.sort_unstable();
+        landing.dedup();
+        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
+            via: state.instance_name(i),
+        })?;
+        let score = delta.expected();
+        #[allow(clippy::cast_precision_loss)] // task counts
+        let each = Contribution {
+            amount: moved_total / moves.len() as f64,
+        };
+        let (judged, refill) = settled(&delta, instance, state.model.delta(instance, each, 1.0));
+        let (loads, stats) = delta.into_outcome();
+        let unavailable = per_service
+            .iter()
+            .filter_map(|(name, n)| cluster.service(name).map(|s| paced_unavailable(s, *n)))
+            .sum();
+        let restarted = u32::try_from(moves.len()).unwrap_or(u32::MAX) + daemons;
+        Ok(Prediction {
+            overlay,
+            relocations,
+            loads,
+            stats,
+            score,
+            judged,
+            charged: restarted.saturating_add(refill),
+            cost: Cost {
+                restarted,
+                unavailable,
+                stops: Vec::new(),
+                drain: true,
+            },
+            landing,
+            improving: Vec::new(),
+        })
+    }
+}
+
+/// The score once the drained instance is refilled to the mean, and how many tasks that refill restarts (`step`:
+/// the load one task adds to the drained instance). The refill is taken from every other instance in proportion to
+/// its load: it is the later moves' business to take it from the busiest, and they are valued when they are made.
+fn settled(delta: &Delta<'_>, drained: usize, step: f64) -> (f64, u32) {
+    let mut loads = delta.loads();
+    let Some(left) = loads[drained] else {
+        return (delta.stats.score(), 0);
+    };
+    let stats = delta.stats;
+    let mean = if stats.n > 0.0 { stats.sum / stats.n } else { 0.0 };
+    let need = mean - left;
+    let others = stats.sum - left;
+    if need <= EPSILON || others <= EPSILON {
+        return (stats.score(), 0);
+    }
+    let keep = (others - need) / others;
+    for (i, l) in loads.iter_mut().enumerate() {
+        if let Some(l) = l.as_mut() {
+            *l = if i == drained { mean } else { *l * keep };
+        }
+    }
+    let mut settled = Stats::of(&loads);
+    settled.sum_sq += delta.noise() * keep * keep;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a small positive count
+    let refill = if step > EPSILON { (need / step).ceil() as u32 } else { 0 };
+    (settled.score(), refill)
+}

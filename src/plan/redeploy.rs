@@ -1,0 +1,177 @@
+//! Force a new deployment of a service: ECS replaces every task, rolling within the service's minimum and maximum
+//! percent. With `maximumPercent` above 100 it starts new tasks before it stops old ones (`docs/ecs.md`,
+//! UpdateService), in batches of the room above the desired count, so each new task is placed while the old tasks
+//! still run and count for the strategy. With `maximumPercent` 100 it would stop first; that is a stop the planner
+//! can already make one task at a time, so such a service is not redeployed.
+
+use std::collections::BinaryHeap;
+
+use crate::model::TaskStatus;
+
+use super::budget::{paced_unavailable, Cost};
+use super::safety::SkipReason;
+use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::state::EPSILON;
+
+impl Search<'_> {
+    /// Redeploy candidates: the services a stop could not move for their floor (a deployment starts each
+    /// replacement first, so a 100 %-minimum service can move this way), then the services with the most load on
+    /// instances above the mean.
+    pub(super) fn seed_redeploys(&mut self, heap: &mut BinaryHeap<Candidate>) {
+        if !self.policy().allows(crate::policy::ActionKind::RedeployServices) {
+            return;
+        }
+        // The services a stop could not move for their floor first, then those most on instances above the mean.
+        let mut wanted = self.redeploy_wanted.clone();
+        {
+            let mean = self.state.mean();
+            let cluster = self.cluster();
+            let mut heat: Vec<(f64, &str)> = cluster
+                .services()
+                .iter()
+                .map(|s| {
+                    let over: f64 = cluster
+                        .tasks_of(&s.service_name)
+                        .filter_map(|t| t.container_instance_arn.as_deref())
+                        .filter_map(|a| cluster.instance_index(a))
+                        .filter_map(|i| self.state.loads[i])
+                        .map(|l| (l - mean).max(0.0))
+                        .sum();
+                    (over, s.service_name.as_str())
+                })
+                .filter(|(over, _)| *over > EPSILON)
+                .collect();
+            heat.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            for (_, name) in heat {
+                if !wanted.iter().any(|w| w == name) {
+                    wanted.push(name.to_owned());
+                }
+            }
+        }
+        for service in wanted.into_iter().take(MAX_BULK_PREDICTIONS) {
+            self.enqueue(heap, Move::Redeploy { service });
+        }
+    }
+
+    pub(super) fn predict_redeploy(&mut self, service: &str) -> Result<Prediction, SkipReason> {
+        let cluster = self.cluster();
+        let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
+        if svc.maximum_percent() <= 100 {
+            return Err(SkipReason::RedeployBlocked(format!(
+                "maximumPercent {}% cannot start a replacement before stopping a task",
+                svc.maximum_percent()
+            )));
+        }
+        if self.ledger.redeploy_in_flight(service) {
+            return Err(SkipReason::InFlight);
+        }
+        let mut old: Vec<(usize, usize)> = Vec::new();
+        for t in cluster
+            .tasks_of(service)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+        {
+            let k = cluster.task_index(&t.task_arn).ok_or(SkipReason::Inconsistent)?;
+            let src = t
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| cluster.instance_index(a))
+                .ok_or(SkipReason::Inconsistent)?;
+            if self.state.moved.contains(&k) {
+                return Err(SkipReason::Planned);
+            }
+            if self.state.drained.contains(&src) {
+                return Err(SkipReason::SourceDrained);
+            }
+            if self.state.loads[src].is_none() {
+                // A deployment replaces every task, so it would move this one off an instance the policy does not
+                // balance (excluded, unknown, not ACTIVE): not ours to touch.
+                return Err(SkipReason::RedeployBlocked(format!(
+                    "task {} runs on {}, which this policy does not balance",
+                    t.task_arn,
+                    self.state.instance_name(src)
+                )));
+            }
+            if self.is_protected(t) {
+                // Protection holds up a deployment (`docs/ecs.md`, task scale-in protection).
+                return Err(SkipReason::RedeployBlocked(
+                    "a task is protected, which holds up a deployment".into(),
+                ));
+            }
+            old.push((k, src));
+        }
+        if old.is_empty() {
+            return Err(SkipReason::RedeployBlocked("no steady tasks to replace".into()));
+        }
+        let desired = svc.desired_count;
+        let ctx = self.service_ctx(service)?;
+        if ctx.redeploy_planned {
+            return Err(SkipReason::Planned);
+        }
+        if ctx.planned > 0 {
+            return Err(SkipReason::RedeployBlocked(
+                "stops of the service are planned this cycle".into(),
+            ));
+        }
+        let state = &self.state;
+        // The hottest sources first: new task k is paired with the k-th hottest old task for the rule that no
+        // landing may be busier than the instance a task leaves, and ECS is assumed to stop those first.
+        old.sort_by(|a, b| {
+            let load = |i: usize| state.loads[i].unwrap_or(f64::NEG_INFINITY);
+            load(b.1).total_cmp(&load(a.1)).then(a.0.cmp(&b.0))
+        });
+        let mut contributions = Vec::with_capacity(old.len());
+        for &(k, src) in &old {
+            let c = state
+                .model
+                .contribution(cluster, src, &cluster.tasks()[k])
+                .ok_or(SkipReason::UnknownLoad)?;
+            contributions.push(c);
+        }
+        let ceiling = u32::try_from(u64::from(svc.maximum_percent()) * u64::from(desired) / 100).unwrap_or(u32::MAX);
+        let batch = usize::try_from(ceiling.saturating_sub(desired).max(1)).unwrap_or(usize::MAX);
+        let mut overlay = state.overlay.clone();
+        let mut delta = state.delta();
+        let mut relocations = Vec::with_capacity(old.len());
+        let mut landing: Vec<usize> = Vec::new();
+        let request = &self.ready(service)?.request;
+        for chunk in (0..old.len()).collect::<Vec<_>>().chunks(batch) {
+            for &j in chunk {
+                let (k, src) = old[j];
+                let source = state.load_of(&delta, src);
+                let landed = state.place(request, &mut overlay, &mut delta, contributions[j], source)?;
+                landing.extend_from_slice(&landed.ties);
+                relocations.push((k, Some(landed.pick)));
+            }
+            for &j in chunk {
+                let (k, src) = old[j];
+                overlay.stop(cluster, k).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                state.remove(&mut delta, src, contributions[j]);
+            }
+        }
+        landing.sort_unstable();
+        landing.dedup();
+        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
+            via: state.instance_name(i),
+        })?;
+        let score = delta.expected();
+        let (loads, stats) = delta.into_outcome();
+        let n = u32::try_from(old.len()).unwrap_or(u32::MAX);
+        Ok(Prediction {
+            overlay,
+            relocations,
+            loads,
+            stats,
+            score,
+            judged: score,
+            charged: n,
+            cost: Cost {
+                restarted: n,
+                unavailable: paced_unavailable(svc, desired),
+                stops: Vec::new(),
+                drain: false,
+            },
+            landing,
+            improving: Vec::new(),
+        })
+    }
+}

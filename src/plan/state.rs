@@ -1,0 +1,319 @@
+//! The planner's picture of the cluster as moves are added to a plan: placements in an [`Overlay`] (never a copy of
+//! the cluster), loads as numbers. Shared by the planner and the reachable-balance reference; they differ only in
+//! how a tie among equally good instances is read ([`Luck`]).
+//!
+//! ECS does not document how it breaks a tie among the instances its strategy leaves equal (`docs/ecs.md`, ties), so
+//! the planner reads each placement as a uniform draw over the tied set: loads become expectations (each tied
+//! instance receives its share of the task; a move's own score also counts the spread of its draws, so it is an
+//! expectation too), and the overlay records the busiest tied instance, so later placements in the
+//! same cycle are predicted on the pessimistic side. Each move is also held to its unluckiest outcome (every draw on
+//! the busiest tied instance, [`Delta::worst_ok`]). The reference reads every tie luckily: the tied instance that
+//! lowers the score most.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::Cluster;
+use crate::placement::{Overlay, PlacementIndex, TaskRequest};
+use crate::policy::Policy;
+
+use super::load::{Contribution, LoadModel, Stats};
+use super::safety::SkipReason;
+
+/// Below this, a score or load change is noise.
+pub const EPSILON: f64 = 1e-9;
+
+/// How a tie among equally good instances is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Luck {
+    /// A uniform draw (the planner): loads in expectation, the overlay on the busiest tied instance.
+    Odds,
+    /// The best tied instance for the score (the reachable-balance reference).
+    Lucky,
+}
+
+/// The state a plan is built on.
+pub struct State<'c> {
+    pub cluster: &'c Cluster,
+    pub policy: &'c Policy,
+    pub model: LoadModel,
+    pub index: PlacementIndex<'c>,
+    pub overlay: Overlay,
+    /// Per instance: the load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
+    pub loads: Vec<Option<f64>>,
+    pub stats: Stats,
+    /// Tasks a planned move stops.
+    pub moved: HashSet<usize>,
+    /// Instances a planned move drains.
+    pub drained: HashSet<usize>,
+    pub luck: Luck,
+}
+
+impl<'c> State<'c> {
+    /// The state of `cluster` as it is. `model` says which instances are scored.
+    pub fn new(cluster: &'c Cluster, policy: &'c Policy, model: LoadModel, luck: Luck) -> State<'c> {
+        let index = PlacementIndex::new(cluster);
+        // Only scored instances with a known load may receive tasks: anything else is not ours to fill, or its
+        // effect on the score is unknown.
+        let mut overlay = Overlay::new();
+        for (i, inst) in cluster.instances().iter().enumerate() {
+            if inst.can_take_tasks() && model.load[i].is_none() {
+                overlay.exclude(
+                    i,
+                    if model.scored[i] {
+                        "its load is unknown"
+                    } else {
+                        "not balanced by this policy"
+                    },
+                );
+            }
+        }
+        let loads = model.load.clone();
+        let stats = Stats::of(&loads);
+        State {
+            cluster,
+            policy,
+            model,
+            index,
+            overlay,
+            loads,
+            stats,
+            moved: HashSet::new(),
+            drained: HashSet::new(),
+            luck,
+        }
+    }
+
+    pub fn score(&self) -> f64 {
+        self.stats.score()
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.stats.n > 0.0 {
+            self.stats.sum / self.stats.n
+        } else {
+            0.0
+        }
+    }
+
+    /// A what-if on top of this state.
+    pub fn delta(&self) -> Delta<'_> {
+        Delta {
+            base: &self.loads,
+            before: self.stats,
+            changed: HashMap::new(),
+            worst: HashMap::new(),
+            stats: self.stats,
+            worst_stats: self.stats,
+            lateral_stats: self.stats,
+            noise: 0.0,
+            offender: None,
+        }
+    }
+
+    /// The load of instance `i` in the what-if's unluckiest outcome so far: what a task leaving it leaves behind.
+    pub fn load_of(&self, delta: &Delta<'_>, i: usize) -> Option<f64> {
+        delta.worst_load(i)
+    }
+
+    /// Takes a task's contribution off instance `at` in a what-if.
+    pub fn remove(&self, delta: &mut Delta<'_>, at: usize, c: Contribution) {
+        let step = self.model.delta(at, c, -1.0);
+        if let Some(old) = delta.get(at) {
+            delta.stats = delta.stats.replace(old, old + step);
+            delta.changed.insert(at, old + step);
+        }
+        if let Some(old) = delta.worst_load(at) {
+            delta.worst_stats = delta.worst_stats.replace(old, old + step);
+            delta.lateral_stats = delta.lateral_stats.replace(old, old + step);
+            delta.worst.insert(at, old + step);
+        }
+    }
+
+    /// Places one new task of `request` in a what-if: the tied candidates ECS could pick, and the one the overlay
+    /// records. `source` is the load of the instance the task leaves, as it was right before the task left it.
+    ///
+    /// Under [`Luck::Odds`] the expected loads take a share of the task on every tied instance (and the expected
+    /// sum of squares the spread of that draw); the unluckiest outcome puts it on the busiest tied instance, which
+    /// the overlay records; and the lateral outcome puts it on an instance exactly as loaded as its source, the
+    /// yardstick [`Delta::worst_ok`] holds the unluckiest outcome to. Under [`Luck::Lucky`] it lands on the tied
+    /// instance that lowers the score most.
+    pub fn place(
+        &self,
+        request: &TaskRequest,
+        overlay: &mut Overlay,
+        delta: &mut Delta<'_>,
+        c: Contribution,
+        source: Option<f64>,
+    ) -> Result<Landed, SkipReason> {
+        let ties = self.index.candidates(request, overlay).candidates;
+        if ties.is_empty() {
+            return Err(SkipReason::NoLanding);
+        }
+        let mut loads = Vec::with_capacity(ties.len());
+        for &t in &ties {
+            loads.push(delta.get(t).ok_or(SkipReason::UnknownLoad)?);
+        }
+        let pick = match self.luck {
+            Luck::Odds => {
+                #[allow(clippy::cast_precision_loss)] // tie sets are small
+                let share = 1.0 / ties.len() as f64;
+                for (k, &t) in ties.iter().enumerate() {
+                    let step = self.model.delta(t, c, 1.0);
+                    delta.stats = delta.stats.replace(loads[k], loads[k] + step * share);
+                    delta.changed.insert(t, loads[k] + step * share);
+                    // The loads are expectations; the move's score must be one too. A draw that puts `step` on a
+                    // tied instance with probability `share` adds `step² · share · (1 − share)` to the expected sum
+                    // of squares beyond the squares of the expected loads (each placement taken as independent).
+                    delta.noise += step * step * share * (1.0 - share);
+                }
+                // The busiest tied instance in the unluckiest outcome (the first of them).
+                let mut pick = ties[0];
+                let mut worst = delta.worst_load(pick).ok_or(SkipReason::UnknownLoad)?;
+                for &t in &ties[1..] {
+                    let w = delta.worst_load(t).ok_or(SkipReason::UnknownLoad)?;
+                    if w > worst + EPSILON {
+                        (pick, worst) = (t, w);
+                    }
+                }
+                let step = self.model.delta(pick, c, 1.0);
+                delta.worst_stats = delta.worst_stats.replace(worst, worst + step);
+                delta.worst.insert(pick, worst + step);
+                let lateral = source.unwrap_or(worst);
+                delta.lateral_stats = delta.lateral_stats.replace(lateral, lateral + step);
+                if worst > lateral + EPSILON && delta.offender.is_none_or(|(_, by)| worst - lateral > by) {
+                    delta.offender = Some((pick, worst - lateral));
+                }
+                pick
+            }
+            Luck::Lucky => {
+                let mut best: Option<(f64, usize, usize)> = None;
+                for (k, &t) in ties.iter().enumerate() {
+                    let after = delta
+                        .stats
+                        .replace(loads[k], loads[k] + self.model.delta(t, c, 1.0))
+                        .score();
+                    if best.is_none_or(|(s, ..)| after < s - EPSILON) {
+                        best = Some((after, k, t));
+                    }
+                }
+                let (_, k, t) = best.ok_or(SkipReason::NoLanding)?;
+                let new = loads[k] + self.model.delta(t, c, 1.0);
+                delta.stats = delta.stats.replace(loads[k], new);
+                delta.changed.insert(t, new);
+                delta.worst_stats = delta.stats;
+                delta.lateral_stats = delta.stats;
+                delta.worst.insert(t, new);
+                t
+            }
+        };
+        overlay.start(pick, &request.group, request.footprint.clone());
+        Ok(Landed { ties, pick })
+    }
+
+    /// How a person names an instance: its EC2 id, else its ARN.
+    pub fn instance_name(&self, i: usize) -> String {
+        let inst = &self.cluster.instances()[i];
+        inst.ec2_instance_id
+            .clone()
+            .unwrap_or_else(|| inst.container_instance_arn.clone())
+    }
+
+    pub fn arn(&self, i: usize) -> &'c str {
+        &self.cluster.instances()[i].container_instance_arn
+    }
+
+    /// Applies an accepted move's recorded outcome: its load changes and the statistics after it.
+    pub fn apply(&mut self, loads: &[(usize, f64)], stats: Stats) {
+        for &(i, new) in loads {
+            if self.loads[i].is_some() {
+                self.loads[i] = Some(new);
+            }
+        }
+        self.stats = stats;
+    }
+}
+
+/// Where one new task goes.
+#[derive(Debug, Clone)]
+pub struct Landed {
+    /// Every instance ECS could pick.
+    pub ties: Vec<usize>,
+    /// The one the state records.
+    pub pick: usize,
+}
+
+/// Load changes on top of a [`State`], without copying its loads: the expected outcome of a move, its unluckiest
+/// outcome, and the lateral yardstick for the latter.
+pub struct Delta<'s> {
+    base: &'s [Option<f64>],
+    before: Stats,
+    /// Expected loads the move changes.
+    changed: HashMap<usize, f64>,
+    /// Loads in the unluckiest outcome (every draw on the busiest tied instance; removals as they are).
+    worst: HashMap<usize, f64>,
+    /// Expected: the expected loads, and the spread of the draws in the sum of squares.
+    pub stats: Stats,
+    worst_stats: Stats,
+    /// The unluckiest outcome as it would be if every task landed on an instance exactly as loaded as its source.
+    lateral_stats: Stats,
+    /// The spread of the move's draws: what they add to the expected sum of squares beyond the squares of the
+    /// expected loads.
+    noise: f64,
+    /// The landing furthest above its source in the unluckiest outcome, and by how much.
+    offender: Option<(usize, f64)>,
+}
+
+impl Delta<'_> {
+    /// The expected load of instance `i`.
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.changed.get(&i).copied().or(self.base[i])
+    }
+
+    fn worst_load(&self, i: usize) -> Option<f64> {
+        self.worst.get(&i).copied().or(self.base[i])
+    }
+
+    /// Whether even the unluckiest outcome only shifts load sideways: its score is no higher than that of the same
+    /// move with every task landing on an instance exactly as loaded as the one it left (nor than the score before
+    /// the move). Otherwise the busiest landing, for the refusal.
+    pub fn worst_ok(&self) -> Result<(), usize> {
+        let bound = self.lateral_stats.score().max(self.before.score());
+        if self.worst_stats.score() <= bound + EPSILON {
+            Ok(())
+        } else {
+            Err(self.offender.map_or(0, |(i, _)| i))
+        }
+    }
+
+    /// The spread of the move's draws, in the sum of squares.
+    pub fn noise(&self) -> f64 {
+        self.noise
+    }
+
+    /// The expected score after the move (ties as fair draws, the spread of its own draws included).
+    pub fn expected(&self) -> f64 {
+        Stats {
+            sum_sq: self.stats.sum_sq + self.noise,
+            ..self.stats
+        }
+        .score()
+    }
+
+    /// The outcome the state records: the expected loads under odds, the lucky outcome otherwise. Its changed
+    /// loads in instance order, and their statistics. The spread of the draws is not carried over: draws of one
+    /// service's tasks are not independent (spread fills the emptiest first), and each later move counts its own.
+    pub fn into_outcome(self) -> (Vec<(usize, f64)>, Stats) {
+        let mut v: Vec<(usize, f64)> = self.changed.into_iter().collect();
+        v.sort_unstable_by_key(|(i, _)| *i);
+        (v, self.stats)
+    }
+
+    /// Every known expected load with the changes applied (for whole-state computations such as a drain's refill).
+    pub fn loads(&self) -> Vec<Option<f64>> {
+        let mut v = self.base.to_vec();
+        for (&i, &l) in &self.changed {
+            v[i] = Some(l);
+        }
+        v
+    }
+}

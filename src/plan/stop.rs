@@ -1,0 +1,190 @@
+//! Stop one service task: ECS stops it first (its healthy floor is not consulted, `docs/ecs.md` StopTask), then the
+//! service scheduler starts a replacement where the service's placement strategy says, on the cluster as it is
+//! without the stopped task.
+
+use std::collections::BinaryHeap;
+
+use crate::model::TaskStatus;
+
+use super::budget::Cost;
+use super::safety::SkipReason;
+use super::search::{Candidate, Move, Prediction, Search, MAX_PREDICTIONS};
+use super::state::{Luck, EPSILON};
+
+impl Search<'_> {
+    /// Stop candidates: one prediction per (service, source), hottest sources first.
+    pub(super) fn seed_stops(&mut self, heap: &mut BinaryHeap<Candidate>) {
+        let policy = self.policy();
+        if !policy.allows(crate::policy::ActionKind::StopTasks)
+            && !policy.allows(crate::policy::ActionKind::RedeployServices)
+        {
+            return;
+        }
+        let mean = self.state.mean();
+        let mut sources: Vec<(usize, f64)> = self
+            .state
+            .loads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (i, l)))
+            .collect();
+        sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut predictions = 0;
+        'sources: for (source, _) in sources {
+            let arn = self.state.arn(source);
+            if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
+                self.skip(arn, &SkipReason::InstanceCoolingDown(until));
+                continue;
+            }
+            for (service, tasks) in self.movable_tasks(source) {
+                if predictions >= MAX_PREDICTIONS {
+                    break 'sources;
+                }
+                predictions += 1;
+                self.enqueue(heap, Move::Stop { service, source, tasks });
+            }
+        }
+    }
+
+    /// The tasks on a source that a stop could move, grouped by service; the rest are recorded as skipped.
+    fn movable_tasks(&mut self, source: usize) -> Vec<(String, Vec<usize>)> {
+        let cluster = self.cluster();
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for &t in cluster.task_indexes_on(source) {
+            let task = &cluster.tasks()[t];
+            if task.desired_status == TaskStatus::Stopped || self.state.moved.contains(&t) {
+                continue;
+            }
+            let Some(service) = task.service_name() else {
+                self.skip(&task.task_arn, &SkipReason::Standalone);
+                continue;
+            };
+            if self.is_protected(task) {
+                self.skip(&task.task_arn, &SkipReason::Protected);
+                continue;
+            }
+            if self.ledger.task_in_flight(&task.task_arn) {
+                self.skip(&task.task_arn, &SkipReason::InFlight);
+                continue;
+            }
+            if self.ledger.task_attempted(&task.task_arn) {
+                self.skip(&task.task_arn, &SkipReason::Attempted);
+                continue;
+            }
+            if self.service_ctx(service).is_err() {
+                continue;
+            }
+            match groups.iter_mut().find(|(s, _)| s == service) {
+                Some((_, list)) => list.push(t),
+                None => groups.push((service.to_owned(), vec![t])),
+            }
+        }
+        groups
+    }
+
+    pub(super) fn predict_stop(
+        &mut self,
+        service: &str,
+        source: usize,
+        tasks: &[usize],
+    ) -> Result<Prediction, SkipReason> {
+        let t = *tasks
+            .iter()
+            .find(|t| !self.state.moved.contains(t))
+            .ok_or(SkipReason::Planned)?;
+        if self.state.drained.contains(&source) {
+            return Err(SkipReason::SourceDrained);
+        }
+        let luck = self.state.luck;
+        let ctx = self.service_ctx(service)?;
+        if ctx.redeploy_planned {
+            return Err(SkipReason::RedeployPlanned);
+        }
+        if ctx.drain_planned {
+            return Err(SkipReason::DrainPlanned);
+        }
+        // StopTask stops first: the service runs one task short until the replacement is RUNNING. The planner's
+        // stops of one cycle run at once; the reference's run one after another.
+        let running = match luck {
+            Luck::Odds => ctx.running.saturating_sub(ctx.planned),
+            Luck::Lucky => ctx.running,
+        };
+        if running <= ctx.floor {
+            return Err(SkipReason::BelowFloor {
+                running,
+                floor: ctx.floor,
+            });
+        }
+        let az_rebalancing = ctx.az_rebalancing;
+        let cluster = self.cluster();
+        let task = &cluster.tasks()[t];
+        let state = &self.state;
+        let contribution = state
+            .model
+            .contribution(cluster, source, task)
+            .ok_or(SkipReason::UnknownLoad)?;
+        let src_load = state.loads[source].ok_or(SkipReason::UnknownLoad)?;
+        let mut overlay = state.overlay.clone();
+        overlay.stop(cluster, t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+        let before = state.score();
+        let mut delta = state.delta();
+        state.remove(&mut delta, source, contribution);
+        let without = delta.stats;
+        let request = &self.ready(service)?.request;
+        let landed = state.place(request, &mut overlay, &mut delta, contribution, Some(src_load))?;
+        if landed.ties == [source] {
+            return Err(SkipReason::LandsOnSource);
+        }
+        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
+            via: state.instance_name(i),
+        })?;
+        if az_rebalancing {
+            let az = |i: usize| cluster.instances()[i].availability_zone().unwrap_or("?").to_owned();
+            let changes = match state.luck {
+                Luck::Odds => landed.ties.iter().find(|&&c| az(c) != az(source)).copied(),
+                Luck::Lucky => Some(landed.pick).filter(|&c| az(c) != az(source)),
+            };
+            if let Some(other) = changes {
+                return Err(SkipReason::AzRebalancing {
+                    from: az(source),
+                    to: az(other),
+                });
+            }
+        }
+        // Where the replacement would lower the score if it landed there.
+        let improving: Vec<usize> = landed
+            .ties
+            .iter()
+            .copied()
+            .filter(|&c| {
+                let base = if c == source {
+                    Some(src_load + state.model.delta(source, contribution, -1.0))
+                } else {
+                    state.loads[c]
+                };
+                base.is_some_and(|l| {
+                    without.replace(l, l + state.model.delta(c, contribution, 1.0)).score() < before - EPSILON
+                })
+            })
+            .collect();
+        let score = delta.expected();
+        let (loads, stats) = delta.into_outcome();
+        Ok(Prediction {
+            overlay,
+            relocations: vec![(t, Some(landed.pick))],
+            loads,
+            stats,
+            score,
+            judged: score,
+            charged: 1,
+            cost: Cost {
+                restarted: 1,
+                unavailable: 1,
+                stops: vec![service.to_owned()],
+                drain: false,
+            },
+            landing: landed.ties,
+            improving,
+        })
+    }
+}
