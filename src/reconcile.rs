@@ -880,3 +880,34 @@ fn still_valid(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlucky_draws_within_the_odds_keep_a_service_in_play() {
+        let mut odds = Odds::default();
+        for hit in [false, false, true, false, false, true] {
+            odds.record(1.0 / 3.0, hit);
+        }
+        assert!(
+            !odds.below_expectation(),
+            "2 hits in 6 draws at 1/3 is what the odds said"
+        );
+    }
+
+    #[test]
+    fn stops_that_keep_missing_sure_bets_back_the_service_off() {
+        let mut odds = Odds::default();
+        for _ in 0..3 {
+            odds.record(0.9, false);
+        }
+        assert!(!odds.below_expectation(), "too few draws to judge");
+        odds.record(0.9, false);
+        assert!(
+            odds.below_expectation(),
+            "4 misses of 90 % bets: the model of this service is wrong"
+        );
+    }
+}

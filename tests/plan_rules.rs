@@ -269,6 +269,48 @@ fn services_not_steady_are_left_alone() {
     }
 }
 
+/// A rollout in progress (a redeploy of ours or anyone's deployment) will stop its old tasks: the load is scored
+/// as the cluster will settle, so the planner does not "fix" an imbalance the rollout is about to undo.
+#[test]
+fn a_rollout_in_progress_is_scored_as_it_will_settle() {
+    // `api` is mid-redeploy: its 4 old tasks still run on hot, its 4 new ones already run on cold.
+    let mut snap = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("api").deployment(50, 200))
+        .service(service("web").deployment(50, 200))
+        .tasks("api", "hot", 4)
+        .tasks("api", "cold", 4)
+        .tasks("web", "hot", 2)
+        .tasks("web", "cold", 2)
+        .snapshot();
+    with_service(&mut snap, "api", |s| {
+        let mut old = s.deployments[0].clone();
+        old.id = "ecs-svc/old".into();
+        old.status = DeploymentStatus::Active;
+        s.deployments[0].rollout_state = Some(RolloutState::InProgress);
+        s.deployments.push(old);
+        s.desired_count = 4;
+    });
+    let hot = snap.container_instances[0].container_instance_arn.clone();
+    for t in snap.tasks.iter_mut() {
+        if t.group.as_deref() == Some("service:api") && t.container_instance_arn.as_deref() == Some(hot.as_str()) {
+            t.started_by = Some("ecs-svc/old".into());
+        }
+    }
+    let c = Cluster::new(snap).unwrap();
+    let p = run(&c, &policy("count", &generous("stop-tasks")));
+    let loads: Vec<f64> = p.before.instances.iter().map(|i| i.load.unwrap()).collect();
+    assert_eq!(loads, [2.0, 6.0], "hot keeps web's 2, cold has web's 2 and api's 4");
+    assert!(
+        p.actions
+            .iter()
+            .all(|a| a.container_instance_arn.as_deref() != Some(hot.as_str())),
+        "nothing moves off the instance the rollout is emptying: {:?}",
+        p.actions
+    );
+}
+
 #[test]
 fn tasks_on_instances_that_are_not_active_are_not_moved() {
     let c = ClusterBuilder::new("c")

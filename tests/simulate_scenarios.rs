@@ -280,3 +280,89 @@ fn a_300_instance_scale_out_reaches_the_target_within_1_5x_of_a_greedy_and_break
         r.tasks_restarted
     );
 }
+
+/// `simulate` stops at a fixed point rather than running out its cycles: the README's cluster has 15 counted tasks
+/// on 4 instances, so no move gets below 0.115, above the policy's target of 0.10. It says where it stopped, the
+/// target, what is reachable from there, and why, and it reports the reachable balance from the start.
+#[test]
+fn simulate_stops_at_a_fixed_point_and_says_where_and_why() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"))
+        .current_dir(&fixtures)
+        .args([
+            "simulate",
+            "--snapshot",
+            "snapshot-hot.json",
+            "--policy",
+            "policy-hot.yaml",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcome = v["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("stuck at 0.12 (target 0.10, reachable 0.12): "),
+        "{outcome}"
+    );
+    assert!(
+        v["cycles"].as_u64().unwrap() < 50,
+        "it stopped at the fixed point: {v:#}"
+    );
+    assert_eq!(v["converged"], false);
+    let reachable = &v["reachable"];
+    assert!(
+        (reachable["score"].as_f64().unwrap() - 0.115).abs() < 0.01,
+        "{reachable}"
+    );
+    assert!(
+        reachable["cause"].as_str().unwrap().contains("tasks are whole"),
+        "{reachable}"
+    );
+    assert_eq!(v["floorViolations"], 0);
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+}
+
+/// A partial drain: ECS moves the tasks it can, and the instance is set ACTIVE again as soon as they are gone,
+/// with the task of a service at 100 %/100 % and a standalone task still on it. Before drains named their tasks,
+/// such a drain waited for the deadline and was recorded failed.
+#[test]
+fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
+    let b = ClusterBuilder::new("sim")
+        .instance(instance("hot").cpu(4096).memory(16384))
+        .instance(instance("cold1").cpu(4096).memory(16384))
+        .instance(instance("cold2").cpu(4096).memory(16384))
+        .service(service("a").memory(1024).deployment(100, 200))
+        .service(service("b").memory(1024).deployment(100, 200))
+        .service(service("pinned").memory(1024).deployment(100, 100))
+        .tasks("a", "hot", 2)
+        .tasks("b", "hot", 2)
+        .tasks("pinned", "hot", 1)
+        .standalone_task("report", "hot", 256, 512);
+    let (r, end) = run(
+        b.snapshot(),
+        &policy(
+            "  actions: [drain-instances]\n  budgets: {maxUnavailable: 10, perHour: 200, perService: 1, \
+             concurrentDrains: 1}\n",
+        ),
+    );
+    assert_safe(&r);
+    assert_eq!(r.actions_by_kind.get("drain-instance"), Some(&1), "{r:#?}");
+    let cluster = ecs_rebalancer::model::Cluster::new(end).unwrap();
+    let hot = cluster
+        .instances()
+        .iter()
+        .find(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
+        .unwrap();
+    assert_eq!(hot.status, InstanceStatus::Active, "set ACTIVE again");
+    let left: Vec<&str> = cluster
+        .tasks_on(&hot.container_instance_arn)
+        .filter(|t| t.desired_status != ecs_rebalancer::model::TaskStatus::Stopped)
+        .filter_map(|t| t.group.as_deref())
+        .collect();
+    assert!(left.contains(&"service:pinned"), "{left:?}");
+    assert!(left.iter().any(|g| g.starts_with("family:")), "{left:?}");
+    assert!(!left.contains(&"service:a") && !left.contains(&"service:b"), "{left:?}");
+}

@@ -118,9 +118,9 @@ pub struct Plan {
     /// Whether the next cycle should keep rebalancing (the hysteresis state to carry).
     pub episode: bool,
     pub before: LoadView,
-    /// The state after every action if every tie goes the busier way (what the planner builds on).
+    /// The expected loads after every action, ties read as fair draws.
     pub after: LoadView,
-    /// The expected score after every action, ties read as fair draws.
+    /// The expected score after every action (the spread of each move's draws counted in).
     pub expected_score: f64,
     pub actions: Vec<PlannedAction>,
     pub skipped: Vec<Skip>,
@@ -190,7 +190,7 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
         (
             Status::Planned,
             format!(
-                "{} move(s), {restarted} task(s) restarted: score {score:.3} → {after:.3} expected",
+                "{} move(s), {restarted} task(s) restarted, expected score {after:.3}",
                 search.accepted.len()
             ),
         )

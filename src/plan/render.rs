@@ -61,7 +61,7 @@ pub fn table(plan: &Plan) -> String {
         "SIZE",
         "BEFORE",
         "",
-        "AFTER (ties the busier way)",
+        "AFTER (expected)",
         "",
         w = BAR
     );
