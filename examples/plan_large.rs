@@ -1,7 +1,8 @@
 //! One planning cycle on a generated 5,000-instance, 100,000-task, 2,000-service cluster, end to end from a
 //! snapshot file, with timings. Run under `/usr/bin/time -v` for the peak memory (docs/benchmarks.md):
 //!
-//! `cargo build --release --example plan_large && /usr/bin/time -v target/release/examples/plan_large`
+//! `cargo build --release --example plan_large && /usr/bin/time -v target/release/examples/plan_large` (add `--keep`
+//! to keep the snapshot file for `plan`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -34,7 +35,7 @@ fn main() {
         Path::new("bench.yaml"),
         "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: bench}\nspec:\n  clusters: [generated]\n  \
          metric: count\n  threshold: {trigger: 0.01, target: 0.0}\n  actions: [stop-tasks, redeploy-services, drain-instances]\n  \
-         budgets: {perCycle: 50, perHour: 500, perService: 1, concurrentDrains: 1}\n",
+         budgets: {maxUnavailable: 50, perHour: 500, perService: 1, concurrentDrains: 1}\n",
     )
     .expect("policy")
     .remove(0);
@@ -65,5 +66,9 @@ fn main() {
     println!("skipped by reason: {labels:?}");
     let kinds: Vec<&str> = result.actions.iter().map(|a| a.kind).collect();
     println!("actions: {kinds:?}");
-    std::fs::remove_file(&file).ok();
+    if std::env::args().any(|a| a == "--keep") {
+        println!("snapshot kept at {}", file.display());
+    } else {
+        std::fs::remove_file(&file).ok();
+    }
 }

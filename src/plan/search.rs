@@ -106,6 +106,9 @@ impl Prediction {
 pub struct Candidate {
     /// Value as last predicted.
     value: f64,
+    /// Cost as last predicted: budgets only tighten during a cycle, so a move they refused at this cost is
+    /// refused without predicting it again.
+    cost: Cost,
     mv: Move,
 }
 
@@ -305,6 +308,7 @@ impl<'c> Search<'c> {
         match self.predict(&mv) {
             Ok(p) => heap.push(Candidate {
                 value: p.value(self.state.score()),
+                cost: p.cost,
                 mv,
             }),
             Err(reason) => {
@@ -338,6 +342,11 @@ impl<'c> Search<'c> {
             if self.expected <= stop_at || self.accepted.len() >= max_moves {
                 break;
             }
+            if let Err(reason) = self.budget.admit(self.cluster(), &candidate.cost) {
+                let target = self.target_of(&candidate.mv);
+                self.skip(&target, &reason);
+                continue;
+            }
             let prediction = match self.predict(&candidate.mv) {
                 Ok(p) => p,
                 Err(reason) => {
@@ -355,6 +364,7 @@ impl<'c> Search<'c> {
             if heap.peek().is_some_and(|next| value + EPSILON < next.value) {
                 heap.push(Candidate {
                     value,
+                    cost: prediction.cost,
                     mv: candidate.mv,
                 });
                 continue;
@@ -368,8 +378,11 @@ impl<'c> Search<'c> {
         }
     }
 
-    fn accept(&mut self, mv: Move, p: Prediction, heap: &mut BinaryHeap<Candidate>) {
+    fn accept(&mut self, mv: Move, mut p: Prediction, heap: &mut BinaryHeap<Candidate>) {
         let before = self.state.score();
+        if let (Move::Stop { source, .. }, Some(&(task, _))) = (&mv, p.relocations.first()) {
+            p.improving = self.improving(*source, task, &p.landing);
+        }
         self.expected -= before - p.score;
         self.state.overlay = p.overlay.clone();
         for &(t, _) in &p.relocations {
@@ -392,6 +405,7 @@ impl<'c> Search<'c> {
                 if !rest.is_empty() {
                     heap.push(Candidate {
                         value: p.value(before),
+                        cost: p.cost.clone(),
                         mv: Move::Stop {
                             service: service.clone(),
                             source: *source,

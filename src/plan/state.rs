@@ -10,7 +10,8 @@
 //! the busiest tied instance, [`Delta::worst_ok`]). The reference reads every tie luckily: the tied instance that
 //! lowers the score most.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashSet;
 
 use crate::model::Cluster;
 use crate::placement::{Overlay, PlacementIndex, TaskRequest};
@@ -46,6 +47,8 @@ pub struct State<'c> {
     /// Instances a planned move drains.
     pub drained: HashSet<usize>,
     pub luck: Luck,
+    /// Cleared layers for the next what-ifs: a cycle makes thousands, each as wide as the cluster.
+    spare: RefCell<Vec<Layer>>,
 }
 
 impl<'c> State<'c> {
@@ -80,6 +83,7 @@ impl<'c> State<'c> {
             moved: HashSet::new(),
             drained: HashSet::new(),
             luck,
+            spare: RefCell::new(Vec::new()),
         }
     }
 
@@ -97,11 +101,18 @@ impl<'c> State<'c> {
 
     /// A what-if on top of this state.
     pub fn delta(&self) -> Delta<'_> {
+        let layer = || {
+            self.spare
+                .borrow_mut()
+                .pop()
+                .unwrap_or_else(|| Layer::new(self.loads.len()))
+        };
         Delta {
             base: &self.loads,
+            spare: &self.spare,
             before: self.stats,
-            changed: HashMap::new(),
-            worst: HashMap::new(),
+            changed: layer(),
+            worst: layer(),
             stats: self.stats,
             worst_stats: self.stats,
             lateral_stats: self.stats,
@@ -120,12 +131,12 @@ impl<'c> State<'c> {
         let step = self.model.delta(at, c, -1.0);
         if let Some(old) = delta.get(at) {
             delta.stats = delta.stats.replace(old, old + step);
-            delta.changed.insert(at, old + step);
+            delta.changed.set(at, old + step);
         }
         if let Some(old) = delta.worst_load(at) {
             delta.worst_stats = delta.worst_stats.replace(old, old + step);
             delta.lateral_stats = delta.lateral_stats.replace(old, old + step);
-            delta.worst.insert(at, old + step);
+            delta.worst.set(at, old + step);
         }
     }
 
@@ -149,35 +160,31 @@ impl<'c> State<'c> {
         if ties.is_empty() {
             return Err(SkipReason::NoLanding);
         }
-        let mut loads = Vec::with_capacity(ties.len());
-        for &t in &ties {
-            loads.push(delta.get(t).ok_or(SkipReason::UnknownLoad)?);
-        }
         let pick = match self.luck {
             Luck::Odds => {
                 #[allow(clippy::cast_precision_loss)] // tie sets are small
                 let share = 1.0 / ties.len() as f64;
-                for (k, &t) in ties.iter().enumerate() {
+                // One pass over the tied instances: their expected loads, the spread of the draw, and the busiest
+                // of them in the unluckiest outcome (the first of them).
+                let mut busiest: Option<(usize, f64)> = None;
+                for &t in &ties {
+                    let load = delta.get(t).ok_or(SkipReason::UnknownLoad)?;
+                    let worst = delta.worst_load(t).ok_or(SkipReason::UnknownLoad)?;
                     let step = self.model.delta(t, c, 1.0);
-                    delta.stats = delta.stats.replace(loads[k], loads[k] + step * share);
-                    delta.changed.insert(t, loads[k] + step * share);
+                    delta.stats = delta.stats.replace(load, load + step * share);
+                    delta.changed.set(t, load + step * share);
                     // The loads are expectations; the move's score must be one too. A draw that puts `step` on a
                     // tied instance with probability `share` adds `step² · share · (1 − share)` to the expected sum
                     // of squares beyond the squares of the expected loads (each placement taken as independent).
                     delta.noise += step * step * share * (1.0 - share);
-                }
-                // The busiest tied instance in the unluckiest outcome (the first of them).
-                let mut pick = ties[0];
-                let mut worst = delta.worst_load(pick).ok_or(SkipReason::UnknownLoad)?;
-                for &t in &ties[1..] {
-                    let w = delta.worst_load(t).ok_or(SkipReason::UnknownLoad)?;
-                    if w > worst + EPSILON {
-                        (pick, worst) = (t, w);
+                    if busiest.is_none_or(|(_, w)| worst > w + EPSILON) {
+                        busiest = Some((t, worst));
                     }
                 }
+                let (pick, worst) = busiest.ok_or(SkipReason::NoLanding)?;
                 let step = self.model.delta(pick, c, 1.0);
                 delta.worst_stats = delta.worst_stats.replace(worst, worst + step);
-                delta.worst.insert(pick, worst + step);
+                delta.worst.set(pick, worst + step);
                 let lateral = source.unwrap_or(worst);
                 delta.lateral_stats = delta.lateral_stats.replace(lateral, lateral + step);
                 if worst > lateral + EPSILON && delta.offender.is_none_or(|(_, by)| worst - lateral > by) {
@@ -186,23 +193,22 @@ impl<'c> State<'c> {
                 pick
             }
             Luck::Lucky => {
-                let mut best: Option<(f64, usize, usize)> = None;
-                for (k, &t) in ties.iter().enumerate() {
-                    let after = delta
-                        .stats
-                        .replace(loads[k], loads[k] + self.model.delta(t, c, 1.0))
-                        .score();
+                let mut best: Option<(f64, usize, f64)> = None;
+                for &t in &ties {
+                    let load = delta.get(t).ok_or(SkipReason::UnknownLoad)?;
+                    let new = load + self.model.delta(t, c, 1.0);
+                    let after = delta.stats.replace(load, new).score();
                     if best.is_none_or(|(s, ..)| after < s - EPSILON) {
-                        best = Some((after, k, t));
+                        best = Some((after, t, load));
                     }
                 }
-                let (_, k, t) = best.ok_or(SkipReason::NoLanding)?;
-                let new = loads[k] + self.model.delta(t, c, 1.0);
-                delta.stats = delta.stats.replace(loads[k], new);
-                delta.changed.insert(t, new);
+                let (_, t, load) = best.ok_or(SkipReason::NoLanding)?;
+                let new = load + self.model.delta(t, c, 1.0);
+                delta.stats = delta.stats.replace(load, new);
+                delta.changed.set(t, new);
                 delta.worst_stats = delta.stats;
                 delta.lateral_stats = delta.stats;
-                delta.worst.insert(t, new);
+                delta.worst.set(t, new);
                 t
             }
         };
@@ -246,11 +252,13 @@ pub struct Landed {
 /// outcome, and the lateral yardstick for the latter.
 pub struct Delta<'s> {
     base: &'s [Option<f64>],
+    /// Where the layers go back when the what-if is dropped.
+    spare: &'s RefCell<Vec<Layer>>,
     before: Stats,
     /// Expected loads the move changes.
-    changed: HashMap<usize, f64>,
+    changed: Layer,
     /// Loads in the unluckiest outcome (every draw on the busiest tied instance; removals as they are).
-    worst: HashMap<usize, f64>,
+    worst: Layer,
     /// Expected: the expected loads, and the spread of the draws in the sum of squares.
     pub stats: Stats,
     worst_stats: Stats,
@@ -266,11 +274,11 @@ pub struct Delta<'s> {
 impl Delta<'_> {
     /// The expected load of instance `i`.
     pub fn get(&self, i: usize) -> Option<f64> {
-        self.changed.get(&i).copied().or(self.base[i])
+        self.changed.get(i).or(self.base[i])
     }
 
     fn worst_load(&self, i: usize) -> Option<f64> {
-        self.worst.get(&i).copied().or(self.base[i])
+        self.worst.get(i).or(self.base[i])
     }
 
     /// Whether even the unluckiest outcome only shifts load sideways: its score is no higher than that of the same
@@ -303,17 +311,87 @@ impl Delta<'_> {
     /// loads in instance order, and their statistics. The spread of the draws is not carried over: draws of one
     /// service's tasks are not independent (spread fills the emptiest first), and each later move counts its own.
     pub fn into_outcome(self) -> (Vec<(usize, f64)>, Stats) {
-        let mut v: Vec<(usize, f64)> = self.changed.into_iter().collect();
-        v.sort_unstable_by_key(|(i, _)| *i);
-        (v, self.stats)
+        (self.changed.sorted(), self.stats)
     }
 
     /// Every known expected load with the changes applied (for whole-state computations such as a drain's refill).
     pub fn loads(&self) -> Vec<Option<f64>> {
         let mut v = self.base.to_vec();
-        for (&i, &l) in &self.changed {
+        for (i, l) in self.changed.iter() {
             v[i] = Some(l);
         }
         v
+    }
+}
+
+/// Loads a what-if changes: dense, so that a placement tied over thousands of instances costs array writes, not
+/// hash-map inserts, with the list of the instances touched for the few moves that are accepted.
+struct Layer {
+    values: Vec<f64>,
+    present: Vec<bool>,
+    touched: Vec<usize>,
+}
+
+impl Layer {
+    fn empty() -> Layer {
+        Layer {
+            values: Vec::new(),
+            present: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    fn new(n: usize) -> Layer {
+        Layer {
+            values: vec![0.0; n],
+            present: vec![false; n],
+            touched: Vec::new(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<f64> {
+        self.present[i].then(|| self.values[i])
+    }
+
+    fn set(&mut self, i: usize, value: f64) {
+        if !self.present[i] {
+            self.present[i] = true;
+            self.touched.push(i);
+        }
+        self.values[i] = value;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.touched.iter().map(|&i| (i, self.values[i]))
+    }
+
+    fn sorted(&self) -> Vec<(usize, f64)> {
+        let mut v: Vec<(usize, f64)> = self.iter().collect();
+        v.sort_unstable_by_key(|(i, _)| *i);
+        v
+    }
+
+    /// Back to empty, in the time it took to fill.
+    fn clear(&mut self) {
+        for &i in &self.touched {
+            self.present[i] = false;
+            self.values[i] = 0.0;
+        }
+        self.touched.clear();
+    }
+}
+
+impl Drop for Delta<'_> {
+    fn drop(&mut self) {
+        let mut spare = self.spare.borrow_mut();
+        for mut layer in [
+            std::mem::replace(&mut self.changed, Layer::empty()),
+            std::mem::replace(&mut self.worst, Layer::empty()),
+        ] {
+            if !layer.values.is_empty() {
+                layer.clear();
+                spare.push(layer);
+            }
+        }
     }
 }

@@ -126,10 +126,8 @@ impl Search<'_> {
         let src_load = state.loads[source].ok_or(SkipReason::UnknownLoad)?;
         let mut overlay = state.overlay.clone();
         overlay.stop(cluster, t).map_err(|e| SkipReason::Unpredictable(e.0))?;
-        let before = state.score();
         let mut delta = state.delta();
         state.remove(&mut delta, source, contribution);
-        let without = delta.stats;
         let request = &self.ready(service)?.request;
         let landed = state.place(request, &mut overlay, &mut delta, contribution, Some(src_load))?;
         if landed.ties == [source] {
@@ -151,22 +149,6 @@ impl Search<'_> {
                 });
             }
         }
-        // Where the replacement would lower the score if it landed there.
-        let improving: Vec<usize> = landed
-            .ties
-            .iter()
-            .copied()
-            .filter(|&c| {
-                let base = if c == source {
-                    Some(src_load + state.model.delta(source, contribution, -1.0))
-                } else {
-                    state.loads[c]
-                };
-                base.is_some_and(|l| {
-                    without.replace(l, l + state.model.delta(c, contribution, 1.0)).score() < before - EPSILON
-                })
-            })
-            .collect();
         let score = delta.expected();
         let (loads, stats) = delta.into_outcome();
         Ok(Prediction {
@@ -184,7 +166,30 @@ impl Search<'_> {
                 drain: false,
             },
             landing: landed.ties,
-            improving,
+            improving: Vec::new(),
         })
+    }
+
+    /// Of a stop's tied landings, the ones where it lowers the score (its odds, for the plan and the ledger):
+    /// computed for accepted stops only, on the state before them.
+    pub(super) fn improving(&self, source: usize, task: usize, ties: &[usize]) -> Vec<usize> {
+        let state = &self.state;
+        let cluster = self.cluster();
+        let (Some(c), Some(src_load)) = (
+            state.model.contribution(cluster, source, &cluster.tasks()[task]),
+            state.loads[source],
+        ) else {
+            return Vec::new();
+        };
+        let before = state.score();
+        let src_new = src_load + state.model.delta(source, c, -1.0);
+        let without = state.stats.replace(src_load, src_new);
+        ties.iter()
+            .copied()
+            .filter(|&t| {
+                let base = if t == source { Some(src_new) } else { state.loads[t] };
+                base.is_some_and(|l| without.replace(l, l + state.model.delta(t, c, 1.0)).score() < before - EPSILON)
+            })
+            .collect()
     }
 }
