@@ -13,6 +13,9 @@ use super::safety::SkipReason;
 use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
 use super::state::EPSILON;
 
+/// Stops of one service played out to compare with its redeploy, at most.
+pub const LOOKAHEAD: usize = 12;
+
 impl Search<'_> {
     /// Redeploy candidates: the services a stop could not move for their floor (a deployment starts each
     /// replacement first, so a 100 %-minimum service can move this way), then the services with the most load on
@@ -49,7 +52,33 @@ impl Search<'_> {
             }
         }
         for service in wanted.into_iter().take(MAX_BULK_PREDICTIONS) {
+            if self.policy().allows(crate::policy::ActionKind::StopTasks) && self.redeploy_beats_stops(&service) {
+                self.redeploy_preferred.insert(service.clone());
+            }
             self.enqueue(heap, Move::Redeploy { service });
+        }
+    }
+
+    /// Whether a redeploy of the service is worth more per restart than the run of stops that would move its
+    /// tasks one by one. The greedy compares single moves, and the first stop of a service often has the best odds
+    /// of all: taking it spoils the deterministic fill a deployment would make (its new tasks take the instances
+    /// with none of the service first, while the old ones still run), and each stop after it has worse odds. So the
+    /// service's stops are played out on the state, up to as many as the redeploy restarts (at most
+    /// [`LOOKAHEAD`]), and when their average value is below the redeploy's, its stops are left for the redeploy.
+    fn redeploy_beats_stops(&mut self, service: &str) -> bool {
+        let Ok(redeploy) = self.predict_redeploy(service) else {
+            return false;
+        };
+        let value = redeploy.value(self.state.score());
+        if value <= EPSILON {
+            return false;
+        }
+        let steps = usize::try_from(redeploy.cost.restarted)
+            .unwrap_or(usize::MAX)
+            .min(LOOKAHEAD);
+        match self.stop_run_value(service, steps) {
+            Some(stops) => value >= stops,
+            None => true,
         }
     }
 

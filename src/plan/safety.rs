@@ -61,6 +61,8 @@ pub enum SkipReason {
     SourceDrained,
     /// A drain planned this cycle replaces tasks of the service, and may take it down to its floor.
     DrainPlanned,
+    /// A redeploy of the service is worth more than the run of stops that would move its tasks one by one.
+    RedeployPreferred,
     /// An earlier stop of this task failed or never reached ECS; its action id is spent.
     Attempted,
     /// No instance could take the replacement: it would stay PENDING.
@@ -110,6 +112,7 @@ impl SkipReason {
             SkipReason::RedeployPlanned => "redeploy-planned",
             SkipReason::SourceDrained => "source-drained",
             SkipReason::DrainPlanned => "drain-planned",
+            SkipReason::RedeployPreferred => "redeploy-preferred",
             SkipReason::Attempted => "attempted",
             SkipReason::NoLanding => "no-landing",
             SkipReason::LandsOnSource => "lands-on-source",
@@ -160,6 +163,9 @@ impl fmt::Display for SkipReason {
             SkipReason::SourceDrained => f.write_str("its instance is planned to be drained this cycle"),
             SkipReason::DrainPlanned => {
                 f.write_str("a drain planned this cycle replaces tasks of its service and may take it to its floor")
+            }
+            SkipReason::RedeployPreferred => {
+                f.write_str("a redeploy of its service is worth more per restart than stopping its tasks one by one")
             }
             SkipReason::Attempted => f.write_str("an earlier stop of this task failed or never reached ECS"),
             SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),

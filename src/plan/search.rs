@@ -151,6 +151,9 @@ pub struct Search<'c> {
     /// Services whose stop was refused for their floor: a start-before-stop redeploy may still move them, hottest
     /// source first.
     pub redeploy_wanted: Vec<String>,
+    /// Services whose redeploy is worth more than the run of stops that would move them (see
+    /// `redeploy_beats_stops`): their stops are left for the redeploy this cycle.
+    pub redeploy_preferred: HashSet<String>,
     pub accepted: Vec<Accepted>,
     /// The expected score after the moves accepted so far (the state records their unluckiest outcome instead).
     pub expected: f64,
@@ -193,6 +196,7 @@ impl<'c> Search<'c> {
             services: HashMap::new(),
             budget: budget::Ledger::new(policy.budgets, cluster, ledger, now),
             redeploy_wanted: Vec::new(),
+            redeploy_preferred: HashSet::new(),
             accepted: Vec::new(),
             skipped,
             skipped_targets: HashSet::new(),

@@ -47,6 +47,9 @@ pub struct State<'c> {
     /// Instances a planned move drains.
     pub drained: HashSet<usize>,
     pub luck: Luck,
+    /// Record each draw on its most likely good outcome (the least loaded tied instance) rather than the busiest:
+    /// for playing a run of moves out to value it, where the busiest would keep the source in the tied set.
+    pub typical: bool,
     /// Cleared layers for the next what-ifs: a cycle makes thousands, each as wide as the cluster.
     spare: RefCell<Vec<Layer>>,
 }
@@ -83,6 +86,7 @@ impl<'c> State<'c> {
             moved: HashSet::new(),
             drained: HashSet::new(),
             luck,
+            typical: false,
             spare: RefCell::new(Vec::new()),
         }
     }
@@ -167,6 +171,7 @@ impl<'c> State<'c> {
                 // One pass over the tied instances: their expected loads, the spread of the draw, and the busiest
                 // of them in the unluckiest outcome (the first of them).
                 let mut busiest: Option<(usize, f64)> = None;
+                let mut lightest: Option<(usize, f64)> = None;
                 for &t in &ties {
                     let load = delta.get(t).ok_or(SkipReason::UnknownLoad)?;
                     let worst = delta.worst_load(t).ok_or(SkipReason::UnknownLoad)?;
@@ -180,8 +185,16 @@ impl<'c> State<'c> {
                     if busiest.is_none_or(|(_, w)| worst > w + EPSILON) {
                         busiest = Some((t, worst));
                     }
+                    if lightest.is_none_or(|(_, l)| load < l - EPSILON) {
+                        lightest = Some((t, load));
+                    }
                 }
                 let (pick, worst) = busiest.ok_or(SkipReason::NoLanding)?;
+                let record = if self.typical {
+                    lightest.map_or(pick, |(t, _)| t)
+                } else {
+                    pick
+                };
                 let step = self.model.delta(pick, c, 1.0);
                 delta.worst_stats = delta.worst_stats.replace(worst, worst + step);
                 delta.worst.set(pick, worst + step);
@@ -190,7 +203,7 @@ impl<'c> State<'c> {
                 if worst > lateral + EPSILON && delta.offender.is_none_or(|(_, by)| worst - lateral > by) {
                     delta.offender = Some((pick, worst - lateral));
                 }
-                pick
+                record
             }
             Luck::Lucky => {
                 let mut best: Option<(f64, usize, f64)> = None;

@@ -95,6 +95,9 @@ impl Search<'_> {
         if self.state.drained.contains(&source) {
             return Err(SkipReason::SourceDrained);
         }
+        if self.redeploy_preferred.contains(service) {
+            return Err(SkipReason::RedeployPreferred);
+        }
         let luck = self.state.luck;
         let ctx = self.service_ctx(service)?;
         if ctx.redeploy_planned {
@@ -103,6 +106,7 @@ impl Search<'_> {
         if ctx.drain_planned {
             return Err(SkipReason::DrainPlanned);
         }
+
         // StopTask stops first: the service runs one task short until the replacement is RUNNING. The planner's
         // stops of one cycle run at once; the reference's run one after another.
         let running = match luck {
@@ -168,6 +172,52 @@ impl Search<'_> {
             landing: landed.ties,
             improving: Vec::new(),
         })
+    }
+
+    /// The average value per restart of up to `steps` stops of the service, each from the busiest instance that
+    /// has one of its tasks, played out on the state and then undone. `None` when no stop of it pays off.
+    pub(super) fn stop_run_value(&mut self, service: &str, steps: usize) -> Option<f64> {
+        let saved = (
+            self.state.overlay.clone(),
+            self.state.loads.clone(),
+            self.state.stats,
+            self.state.moved.clone(),
+        );
+        let start = self.state.score();
+        let mut made = 0u32;
+        self.state.typical = true;
+        for _ in 0..steps {
+            let cluster = self.cluster();
+            let mut sources: Vec<(usize, f64, usize)> = cluster
+                .tasks_of(service)
+                .filter(|t| t.desired_status != TaskStatus::Stopped)
+                .filter_map(|t| {
+                    let k = cluster.task_index(&t.task_arn)?;
+                    let i = cluster.instance_index(t.container_instance_arn.as_deref()?)?;
+                    let l = self.state.loads[i]?;
+                    (!self.state.moved.contains(&k) && !self.is_protected(t)).then_some((i, l, k))
+                })
+                .collect();
+            sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+            let Some(&(source, _, task)) = sources.first() else {
+                break;
+            };
+            let before = self.state.score();
+            let Ok(p) = self.predict_stop(service, source, &[task]) else {
+                break;
+            };
+            if p.value(before) <= EPSILON {
+                break;
+            }
+            self.state.overlay = p.overlay;
+            self.state.moved.insert(task);
+            self.state.apply(&p.loads, p.stats);
+            made += 1;
+        }
+        self.state.typical = false;
+        let end = self.state.score();
+        (self.state.overlay, self.state.loads, self.state.stats, self.state.moved) = saved;
+        (made > 0).then(|| (start - end) / f64::from(made))
     }
 
     /// Of a stop's tied landings, the ones where it lowers the score (its odds, for the plan and the ledger):
