@@ -2,7 +2,8 @@
 //! the ledger in DynamoDB on `moto_server`, both on 127.0.0.1): configuration errors stop at once with one line that
 //! says what to set; a missing table or cluster is named and leaves nothing behind; a failed read is a failed read;
 //! `dry-run` logs every planned move; logs that are JSON are JSON on every line, with one `target` key; a standby
-//! replica reads DynamoDB once per third of a lease, counted on moto's own request log.
+//! replica reads DynamoDB once per third of a lease, counted on moto's own request log; a reload that switches to a
+//! metric of actual use reads CloudWatch (served by the twin) without a restart.
 
 mod common;
 
@@ -519,4 +520,119 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
     );
     assert!(!log.contains("\"leading\""), "it followed throughout:\n{log}");
     assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+}
+
+/// Lines a child writes to stderr, collected as they come.
+struct Followed(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Followed {
+    fn stderr(child: &mut Child) -> Followed {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Followed(lines)
+    }
+
+    /// The first JSON log line past line `after` whose message is `message`, with its index; waits up to `limit`.
+    async fn wait_for(&self, after: usize, message: &str, limit: Duration) -> (usize, Value) {
+        let start = Instant::now();
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .skip(after)
+                .filter_map(|(n, l)| Some((n, serde_json::from_str::<Value>(l).ok()?)))
+                .find(|(_, l)| l["message"] == message);
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {message:?} past line {after} within {limit:?}:\n{}",
+                self.0.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A reload that switches the metric to one of actual use (`count` → `cpu-available`) reads CloudWatch (the twin's
+/// GetMetricData) from the next cycle on, with no restart; under `count` CloudWatch is never asked. (`run` used to
+/// pick its CloudWatch client once, from the policy at start-up, and after such a switch halted every cycle for want
+/// of utilisation.)
+#[tokio::test]
+async fn a_reload_that_switches_to_a_metric_of_actual_use_reads_cloudwatch_from_the_next_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    // Balanced by task count (two tasks each), not by CPU use: one instance is busy.
+    let mut snapshot = ClusterBuilder::new("prod")
+        .instance(instance("busy"))
+        .instance(instance("idle1"))
+        .instance(instance("idle2"))
+        .instance(instance("idle3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "busy", 2)
+        .tasks("web", "idle1", 2)
+        .tasks("web", "idle2", 2)
+        .tasks("web", "idle3", 2)
+        .snapshot();
+    for (n, i) in snapshot.container_instances.iter().enumerate() {
+        let cpu = if n == 0 { 0.9 } else { 0.1 };
+        snapshot.utilization.insert(
+            i.container_instance_arn.clone(),
+            ecs_rebalancer::model::Utilization {
+                cpu: Some(cpu),
+                memory: Some(0.3),
+            },
+        );
+    }
+    snapshot.save(&dir.path().join("start.json")).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy("dry-run")).unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .env("AWS_ENDPOINT_URL_CLOUDWATCH", twin.url())
+    .spawn()
+    .unwrap();
+    let lines = Followed::stderr(&mut child);
+    let metric_reads = || async { get_json(&twin.addr, "/__twin/calls").await["GetMetricData"].as_u64() };
+
+    let (_, first) = lines.wait_for(0, "cycle", Duration::from_secs(20)).await;
+    assert_eq!(first["status"], "Balanced", "{first}");
+    assert_eq!(metric_reads().await, None, "no CloudWatch call for `count`");
+
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        policy("dry-run").replace("metric: count", "metric: cpu-available"),
+    )
+    .unwrap();
+    let (reloaded, _) = lines.wait_for(0, "policy reloaded", Duration::from_secs(10)).await;
+    let (_, next) = lines.wait_for(reloaded, "cycle", Duration::from_secs(30)).await;
+    let summary = next["summary"].as_str().unwrap();
+    assert!(!summary.contains("no cpu-available data"), "{next}");
+    assert_ne!(next["status"], "Halted", "{next}");
+    assert!(
+        next["score"].as_f64().unwrap() > 1.0,
+        "scored on CPU use (0.9 against 0.1): {next}"
+    );
+    assert!(metric_reads().await >= Some(1), "CloudWatch read");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(finish(child).status.code(), Some(0));
 }
