@@ -3,7 +3,8 @@
 //! says what to set; a missing table or cluster is named and leaves nothing behind; a failed read is a failed read;
 //! `dry-run` logs every planned move; logs that are JSON are JSON on every line, with one `target` key; a standby
 //! replica reads DynamoDB once per third of a lease, counted on moto's own request log; a reload that switches to a
-//! metric of actual use reads CloudWatch (served by the twin) without a restart.
+//! metric of actual use reads CloudWatch (served by the twin) without a restart; the metrics server's failures are
+//! told: a port already taken stops `run` at once, a failed accept later is logged with the address.
 
 mod common;
 
@@ -629,6 +630,83 @@ async fn a_reload_that_switches_to_a_metric_of_actual_use_reads_cloudwatch_from_
         "scored on CPU use (0.9 against 0.1): {next}"
     );
     assert!(metric_reads().await >= Some(1), "CloudWatch read");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(finish(child).status.code(), Some(0));
+}
+
+/// `run` binds `--listen` before anything else: a port already taken stops start-up at once, exit 1, with one line
+/// naming the address (AWS is nowhere here: no request was needed to say so).
+#[test]
+fn run_on_a_port_already_taken_stops_at_once_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut args = controller_args("run", "prod", "t");
+    let listen = args.iter().position(|a| *a == "--listen").unwrap();
+    args[listen + 1] = &addr;
+    let out = finish(command(dir.path(), CLOSED, CLOSED, &args).spawn().unwrap());
+    let message = one_error_line(&out);
+    assert!(message.contains(&format!("--listen {addr}")), "{message}");
+    assert!(message.contains("/metrics"), "{message}");
+    assert!(message.to_lowercase().contains("in use"), "{message}");
+    assert!(message.len() <= 200, "{message}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    drop(taken);
+}
+
+/// After start-up, an error of the metrics server is logged, with its address, and the server goes on. Here `run`
+/// runs out of file descriptors (its limit lowered to 0 with util-linux's `prlimit`) while a client connects.
+#[tokio::test]
+async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "dry-run");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .spawn()
+    .unwrap();
+    let lines = Followed::stderr(&mut child);
+    let (_, serving) = lines
+        .wait_for(0, "serving /metrics, /healthz, /readyz", Duration::from_secs(20))
+        .await;
+    let addr = serving["addr"].as_str().unwrap().to_owned();
+    let pid = child.id().to_string();
+    let prlimit = |args: &[&str]| {
+        let out = Command::new("prlimit")
+            .args(["--pid", &pid])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "prlimit {args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let soft = prlimit(&["--nofile", "--noheadings", "--raw", "--output", "SOFT"]);
+
+    prlimit(&["--nofile=0:"]);
+    let waiting = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, error) = lines
+        .wait_for(
+            0,
+            "metrics server cannot accept a connection; retrying every second",
+            Duration::from_secs(10),
+        )
+        .await;
+    prlimit(&[&format!("--nofile={soft}:")]);
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert_eq!(error["addr"], addr.as_str(), "{error}");
+    assert!(error["error"].as_str().unwrap().contains("os error 24"), "{error}");
+    assert_eq!(common::get(&addr, "/healthz").await, (200, "ok\n".into()));
+    drop(waiting);
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
