@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{get_json, moto, TwinServer};
+use common::{get_json, moto, StderrLines, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
@@ -523,49 +523,6 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
     assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
 }
 
-/// Lines a child writes to stderr, collected as they come.
-struct Followed(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Followed {
-    fn stderr(child: &mut Child) -> Followed {
-        use std::io::BufRead;
-        let stderr = child.stderr.take().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Followed(lines)
-    }
-
-    /// The first JSON log line past line `after` whose message is `message`, with its index; waits up to `limit`.
-    async fn wait_for(&self, after: usize, message: &str, limit: Duration) -> (usize, Value) {
-        let start = Instant::now();
-        loop {
-            let found = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .enumerate()
-                .skip(after)
-                .filter_map(|(n, l)| Some((n, serde_json::from_str::<Value>(l).ok()?)))
-                .find(|(_, l)| l["message"] == message);
-            if let Some(found) = found {
-                return found;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "no {message:?} past line {after} within {limit:?}:\n{}",
-                self.0.lock().unwrap().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 /// A reload that switches the metric to one of actual use (`count` → `cpu-available`) reads CloudWatch (the twin's
 /// GetMetricData) from the next cycle on, with no restart; under `count` CloudWatch is never asked. (`run` used to
 /// pick its CloudWatch client once, from the policy at start-up, and after such a switch halted every cycle for want
@@ -608,7 +565,7 @@ async fn a_reload_that_switches_to_a_metric_of_actual_use_reads_cloudwatch_from_
     .env("AWS_ENDPOINT_URL_CLOUDWATCH", twin.url())
     .spawn()
     .unwrap();
-    let lines = Followed::stderr(&mut child);
+    let lines = StderrLines::follow(&mut child);
     let metric_reads = || async { get_json(&twin.addr, "/__twin/calls").await["GetMetricData"].as_u64() };
 
     let (_, first) = lines.wait_for(0, "cycle", Duration::from_secs(20)).await;
@@ -675,7 +632,7 @@ async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_th
     )
     .spawn()
     .unwrap();
-    let lines = Followed::stderr(&mut child);
+    let lines = StderrLines::follow(&mut child);
     let (_, serving) = lines
         .wait_for(0, "serving /metrics, /healthz, /readyz", Duration::from_secs(20))
         .await;
