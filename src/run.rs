@@ -221,6 +221,8 @@ pub struct PolicySource {
     cluster: String,
     fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
     current: Policy,
+    /// The policy in force, for what must follow it outside the controller (which CloudWatch metrics to read).
+    in_force: tokio::sync::watch::Sender<Policy>,
 }
 
 /// What is there to load at `path`: every file's name, modification time and size.
@@ -270,12 +272,18 @@ impl PolicySource {
             path: path.to_owned(),
             cluster: cluster.to_owned(),
             fingerprint,
+            in_force: tokio::sync::watch::Sender::new(current.clone()),
             current,
         })
     }
 
     pub fn current(&self) -> &Policy {
         &self.current
+    }
+
+    /// The policy in force from now on: the current one, then each good reload as it is picked up.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Policy> {
+        self.in_force.subscribe()
     }
 
     /// Re-reads the path if anything in it changed. `Some(Ok)`: a new policy; `Some(Err)`: an invalid edit, the
@@ -287,6 +295,7 @@ impl PolicySource {
         }
         self.fingerprint = now;
         Some(load_for(&self.path, &self.cluster).map(|p| {
+            self.in_force.send_replace(p.clone());
             self.current = p;
             &self.current
         }))

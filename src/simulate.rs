@@ -306,26 +306,27 @@ pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String>
     v
 }
 
-/// One line per cycle; with `bars`, each instance's observed load as a bar under it.
+/// One line per cycle (the moves planned, by kind; those settled; those in flight); with `bars`, each instance's
+/// observed load as a bar under it.
 pub fn render_cycle(p: &Progress<'_>, bars: bool) -> String {
     use std::fmt::Write as _;
     let plan = &p.report.plan;
-    let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut planned: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &plan.actions {
-        *sent.entry(a.kind).or_default() += 1;
+        *planned.entry(a.kind).or_default() += 1;
     }
-    let sent: Vec<String> = if p.report.acted.is_empty() {
+    let planned: Vec<String> = if planned.is_empty() {
         vec!["nothing".into()]
     } else {
-        sent.iter().map(|(k, n)| format!("{k} ×{n}")).collect()
+        planned.iter().map(|(k, n)| format!("{k} ×{n}")).collect()
     };
     let mut out = format!(
-        "cycle {:>3}  t+{:>3}m{:02}s  score {:.3}  sent {:<28} settled {:>2}  in flight {:>2}\n",
+        "cycle {:>3}  t+{:>3}m{:02}s  score {:.3}  planned {:<28} settled {:>2}  in flight {:>2}\n",
         p.cycle,
         p.elapsed_seconds / 60,
         p.elapsed_seconds % 60,
         plan.before.score,
-        sent.join(", "),
+        planned.join(", "),
         p.report.settled.len(),
         p.report.in_flight
     );

@@ -2,7 +2,9 @@
 //! the ledger in DynamoDB on `moto_server`, both on 127.0.0.1): configuration errors stop at once with one line that
 //! says what to set; a missing table or cluster is named and leaves nothing behind; a failed read is a failed read;
 //! `dry-run` logs every planned move; logs that are JSON are JSON on every line, with one `target` key; a standby
-//! replica reads DynamoDB once per third of a lease, counted on moto's own request log.
+//! replica reads DynamoDB once per third of a lease, counted on moto's own request log; a reload that switches to a
+//! metric of actual use reads CloudWatch (served by the twin) without a restart; the metrics server's failures are
+//! told: a port already taken stops `run` at once, a failed accept later is logged with the address.
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{get_json, moto, TwinServer};
+use common::{get_json, moto, StderrLines, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
@@ -519,4 +521,153 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
     );
     assert!(!log.contains("\"leading\""), "it followed throughout:\n{log}");
     assert_eq!(mutations(&get_json(&twin.addr, "/__twin/calls").await), 0);
+}
+
+/// A reload that switches the metric to one of actual use (`count` → `cpu-available`) reads CloudWatch (the twin's
+/// GetMetricData) from the next cycle on, with no restart; under `count` CloudWatch is never asked. (`run` used to
+/// pick its CloudWatch client once, from the policy at start-up, and after such a switch halted every cycle for want
+/// of utilisation.)
+#[tokio::test]
+async fn a_reload_that_switches_to_a_metric_of_actual_use_reads_cloudwatch_from_the_next_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    // Balanced by task count (two tasks each), not by CPU use: one instance is busy.
+    let mut snapshot = ClusterBuilder::new("prod")
+        .instance(instance("busy"))
+        .instance(instance("idle1"))
+        .instance(instance("idle2"))
+        .instance(instance("idle3"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "busy", 2)
+        .tasks("web", "idle1", 2)
+        .tasks("web", "idle2", 2)
+        .tasks("web", "idle3", 2)
+        .snapshot();
+    for (n, i) in snapshot.container_instances.iter().enumerate() {
+        let cpu = if n == 0 { 0.9 } else { 0.1 };
+        snapshot.utilization.insert(
+            i.container_instance_arn.clone(),
+            ecs_rebalancer::model::Utilization {
+                cpu: Some(cpu),
+                memory: Some(0.3),
+            },
+        );
+    }
+    snapshot.save(&dir.path().join("start.json")).unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy("dry-run")).unwrap();
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .env("AWS_ENDPOINT_URL_CLOUDWATCH", twin.url())
+    .spawn()
+    .unwrap();
+    let lines = StderrLines::follow(&mut child);
+    let metric_reads = || async { get_json(&twin.addr, "/__twin/calls").await["GetMetricData"].as_u64() };
+
+    let (_, first) = lines.wait_for(0, "cycle", Duration::from_secs(20)).await;
+    assert_eq!(first["status"], "Balanced", "{first}");
+    assert_eq!(metric_reads().await, None, "no CloudWatch call for `count`");
+
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        policy("dry-run").replace("metric: count", "metric: cpu-available"),
+    )
+    .unwrap();
+    let (reloaded, _) = lines.wait_for(0, "policy reloaded", Duration::from_secs(10)).await;
+    let (_, next) = lines.wait_for(reloaded, "cycle", Duration::from_secs(30)).await;
+    let summary = next["summary"].as_str().unwrap();
+    assert!(!summary.contains("no cpu-available data"), "{next}");
+    assert_ne!(next["status"], "Halted", "{next}");
+    assert!(
+        next["score"].as_f64().unwrap() > 1.0,
+        "scored on CPU use (0.9 against 0.1): {next}"
+    );
+    assert!(metric_reads().await >= Some(1), "CloudWatch read");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(finish(child).status.code(), Some(0));
+}
+
+/// `run` binds `--listen` before anything else: a port already taken stops start-up at once, exit 1, with one line
+/// naming the address (AWS is nowhere here: no request was needed to say so).
+#[test]
+fn run_on_a_port_already_taken_stops_at_once_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "enforce");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut args = controller_args("run", "prod", "t");
+    let listen = args.iter().position(|a| *a == "--listen").unwrap();
+    args[listen + 1] = &addr;
+    let out = finish(command(dir.path(), CLOSED, CLOSED, &args).spawn().unwrap());
+    let message = one_error_line(&out);
+    assert!(message.contains(&format!("--listen {addr}")), "{message}");
+    assert!(message.contains("/metrics"), "{message}");
+    assert!(message.to_lowercase().contains("in use"), "{message}");
+    assert!(message.len() <= 200, "{message}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    drop(taken);
+}
+
+/// After start-up, an error of the metrics server is logged, with its address, and the server goes on. Here `run`
+/// runs out of file descriptors (its limit lowered to 0 with util-linux's `prlimit`) while a client connects.
+#[tokio::test]
+async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "dry-run");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .spawn()
+    .unwrap();
+    let lines = StderrLines::follow(&mut child);
+    let (_, serving) = lines
+        .wait_for(0, "serving /metrics, /healthz, /readyz", Duration::from_secs(20))
+        .await;
+    let addr = serving["addr"].as_str().unwrap().to_owned();
+    let pid = child.id().to_string();
+    let prlimit = |args: &[&str]| {
+        let out = Command::new("prlimit")
+            .args(["--pid", &pid])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "prlimit {args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let soft = prlimit(&["--nofile", "--noheadings", "--raw", "--output", "SOFT"]);
+
+    prlimit(&["--nofile=0:"]);
+    let waiting = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, error) = lines
+        .wait_for(
+            0,
+            "metrics server cannot accept a connection; retrying every second",
+            Duration::from_secs(10),
+        )
+        .await;
+    prlimit(&[&format!("--nofile={soft}:")]);
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert_eq!(error["addr"], addr.as_str(), "{error}");
+    assert!(error["error"].as_str().unwrap().contains("os error 24"), "{error}");
+    assert_eq!(common::get(&addr, "/healthz").await, (200, "ok\n".into()));
+    drop(waiting);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(finish(child).status.code(), Some(0));
 }

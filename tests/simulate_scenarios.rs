@@ -366,3 +366,41 @@ fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
     assert!(left.iter().any(|g| g.starts_with("family:")), "{left:?}");
     assert!(!left.contains(&"service:a") && !left.contains(&"service:b"), "{left:?}");
 }
+
+/// Each cycle's line (`demo`, `simulate -o table`) says what the cycle planned, by kind: `planned stop-task ×3`, or
+/// `planned nothing`.
+#[test]
+fn each_cycle_line_says_what_the_cycle_planned() {
+    let mut lines = Vec::new();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(simulate::run(
+            scale_out().snapshot(),
+            &policy(""),
+            Options {
+                reachable: false,
+                ..Options::default()
+            },
+            |p| {
+                let mut kinds = std::collections::BTreeMap::new();
+                for a in &p.report.plan.actions {
+                    *kinds.entry(a.kind.to_string()).or_insert(0) += 1;
+                }
+                let planned: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+                let expected = match planned.is_empty() {
+                    true => "planned nothing ".to_owned(),
+                    false => format!("planned {} ", planned.join(", ")),
+                };
+                lines.push((simulate::render_cycle(p, false), expected));
+            },
+        ));
+    assert!(
+        lines.iter().any(|(_, e)| e != "planned nothing "),
+        "some cycle planned moves"
+    );
+    for (line, expected) in &lines {
+        assert!(line.contains(expected), "{line:?} says {expected:?}");
+    }
+}

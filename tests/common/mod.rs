@@ -83,3 +83,54 @@ impl Drop for TwinServer {
         self.child.wait().ok();
     }
 }
+
+/// The lines a child process writes to stderr, collected as they come (its JSON logs).
+#[allow(dead_code)]
+pub struct StderrLines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+#[allow(dead_code)]
+impl StderrLines {
+    /// Takes `child`'s stderr (spawned with `Stdio::piped()`) and reads it on a thread of its own.
+    pub fn follow(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        StderrLines(lines)
+    }
+
+    /// The first JSON log line past line `after` whose message is `message`, with its index; waits up to `limit`.
+    pub async fn wait_for(
+        &self,
+        after: usize,
+        message: &str,
+        limit: std::time::Duration,
+    ) -> (usize, serde_json::Value) {
+        let start = std::time::Instant::now();
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .skip(after)
+                .filter_map(|(n, l)| Some((n, serde_json::from_str::<serde_json::Value>(l).ok()?)))
+                .find(|(_, l)| l["message"] == message);
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {message:?} past line {after} within {limit:?}:\n{}",
+                self.0.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

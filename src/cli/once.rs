@@ -1,0 +1,67 @@
+//! `once`: one controller cycle under the lease; the exit code says what happened (0 ran, 3 not the leader, 4
+//! refused to act).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ecs_rebalancer::ledger::dynamo::DynamoLedger;
+use ecs_rebalancer::metrics::Metrics;
+use ecs_rebalancer::policy::Mode;
+use ecs_rebalancer::reconcile::{target_of, CycleReport};
+use ecs_rebalancer::run::{OnceOutcome, PolicySource};
+
+use super::controller::{connect, ecs_client, started};
+use super::{output, runtime, BadInput, ControllerArgs, Exit};
+
+pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    let source = PolicySource::open(&args.policy, &args.cluster).map_err(|e| BadInput(e.to_string()))?;
+    runtime()?.block_on(async {
+        let (conf, settings) = connect(&args).await?;
+        let ledger = DynamoLedger::from_conf(&conf, &args.table);
+        let metrics = Arc::new(Metrics::default());
+        let ecs = ecs_client(&conf, &args, source.watch(), &metrics, &ledger).await?;
+        started(&settings, &args);
+        let policy = source.current().clone();
+        let dry_run = policy.mode == Mode::DryRun;
+        match ecs_rebalancer::run::once(&ecs, &ledger, policy, &settings, &metrics).await? {
+            OnceOutcome::Ran(report) => output::text(&ran(&report, dry_run)),
+            OnceOutcome::NotLeader(holder) => Err(Exit(
+                3,
+                format!(
+                    "another replica holds the lease ({}); nothing done",
+                    holder.map_or_else(|| "?".into(), |f| format!("{} epoch {}", f.holder, f.epoch))
+                ),
+            )
+            .into()),
+            OnceOutcome::Refused(why) => Err(Exit(4, format!("refused to act: {why}")).into()),
+        }
+    })
+}
+
+/// The cycle's summary line, then each planned move with its reason, where ECS could start its replacement, and
+/// whether it was sent (dry-run sends none).
+fn ran(report: &CycleReport, dry_run: bool) -> String {
+    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    let mut out = format!(
+        "{}: {} sent, {} settled, {} in flight\n",
+        report.plan.summary,
+        report.acted.len(),
+        report.settled.len(),
+        report.in_flight
+    );
+    for action in &report.plan.actions {
+        let target = target_of(action);
+        let sent = match report.not_sent.iter().find(|(t, _)| *t == target) {
+            _ if dry_run => "planned, not sent (dry-run)".to_owned(),
+            Some((_, why)) => format!("not sent: {why}"),
+            None => "sent".to_owned(),
+        };
+        let landing: Vec<String> = action.predicted_landing.iter().map(|a| short(a)).collect();
+        let _ = writeln!(out, "  {} {}: {sent}", action.kind, short(&target));
+        let _ = writeln!(out, "    why: {}", action.reason);
+        if !landing.is_empty() {
+            let _ = writeln!(out, "    lands on any of: {}", landing.join(", "));
+        }
+    }
+    out
+}
