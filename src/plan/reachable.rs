@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{Cluster, InstanceStatus, PlacementStrategyType, SchedulingStrategy, Snapshot, TaskStatus};
+use crate::model::{Cluster, InstanceStatus, PlacementStrategyType, SchedulingStrategy, Snapshot, Task, TaskStatus};
 use crate::placement::Footprint;
 use crate::policy::{Budgets, CountOrPercent, Metric, Policy};
 
@@ -219,47 +219,8 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
     };
     for &(i, _) in &hot {
         for t in cluster.tasks_on(&cluster.instances()[i].container_instance_arn) {
-            if t.desired_status == TaskStatus::Stopped {
-                continue;
-            }
-            let Some(name) = t.service_name() else {
-                note("standalone tasks (nothing would replace them)", t.task_arn.clone());
-                continue;
-            };
-            let Some(svc) = cluster.service(name) else { continue };
-            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
-                continue;
-            }
-            if policy.exclude.service_reason(svc).is_some() {
-                note("services excluded by the policy", name.to_owned());
-            } else if cluster
-                .snapshot()
-                .protected_tasks
-                .iter()
-                .any(|p| p.task_arn == t.task_arn && p.active_at(now))
-            {
-                note("tasks with scale-in protection", name.to_owned());
-            } else if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
-                note(
-                    "services at minimumHealthyPercent 100 and maximumPercent 100 (ECS can move none of them)",
-                    name.to_owned(),
-                );
-            } else if !svc.placement_constraints.is_empty() {
-                note(
-                    "services whose placement constraints keep them where they are",
-                    name.to_owned(),
-                );
-            } else if svc
-                .placement_strategy
-                .iter()
-                .any(|s| s.kind == PlacementStrategyType::Binpack)
-            {
-                note(
-                    "binpack services (a replacement goes back to the fullest instance)",
-                    name.to_owned(),
-                );
-            } else {
-                note("spread services", name.to_owned());
+            if let Some((why, what)) = what_pins(cluster, policy, now, t) {
+                note(why, what);
             }
         }
     }
@@ -267,47 +228,21 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
     let (small, large) = sizes
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
-    let mut out = String::new();
     let (why, (n, examples)) = pinned
         .iter()
         .max_by_key(|(_, (n, _))| *n)
         .map_or(("", (0, Vec::new())), |(w, v)| (*w, v.clone()));
-    if why == "spread services" && large > small * 1.2 {
-        let vcpu = |i: usize| {
-            cluster.instances()[i]
-                .registered(crate::model::ecs::resource::CPU)
-                .and_then(|r| r.number())
-                .unwrap_or(0.0)
-                / 1024.0
-        };
-        let (lo, hi) = known.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &(i, _)| {
-            (lo.min(vcpu(i)), hi.max(vcpu(i)))
-        });
-        let spread = cluster
-            .services()
-            .iter()
-            .filter(|s| {
-                s.scheduling_strategy != SchedulingStrategy::Daemon
-                    && s.placement_strategy
-                        .iter()
-                        .all(|p| p.kind != PlacementStrategyType::Binpack)
-            })
-            .count();
-        let _ = write!(
-            out,
-            "{spread} services spread over instances of {lo:.0} to {hi:.0} vCPU; spread fills instances equally by \
-             task count, not by size"
-        );
+    let mut out = if why == "spread services" && large > small * 1.2 {
+        spread_over_sizes(cluster, &known)
     } else if n > 0 {
-        let _ = write!(
-            out,
+        format!(
             "the load left above the mean is held by {why}: {}{}",
             examples.join(", "),
             if n as usize > examples.len() { ", …" } else { "" }
-        );
+        )
     } else {
-        out.push_str("no move the policy allows improves the balance further");
-    }
+        "no move the policy allows improves the balance further".to_owned()
+    };
     let draining = cluster
         .instances()
         .iter()
@@ -317,6 +252,74 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
         let _ = write!(out, "; {draining} instance(s) are DRAINING and not balanced");
     }
     out
+}
+
+/// What keeps a task on a hot instance, as (explanation, example), or `None` for a task that does not count
+/// (stopping, a daemon, a service not in the snapshot).
+fn what_pins(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, t: &Task) -> Option<(&'static str, String)> {
+    if t.desired_status == TaskStatus::Stopped {
+        return None;
+    }
+    let Some(name) = t.service_name() else {
+        return Some(("standalone tasks (nothing would replace them)", t.task_arn.clone()));
+    };
+    let svc = cluster.service(name)?;
+    if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+        return None;
+    }
+    let protected = || {
+        cluster
+            .snapshot()
+            .protected_tasks
+            .iter()
+            .any(|p| p.task_arn == t.task_arn && p.active_at(now))
+    };
+    let why = if policy.exclude.service_reason(svc).is_some() {
+        "services excluded by the policy"
+    } else if protected() {
+        "tasks with scale-in protection"
+    } else if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
+        "services at minimumHealthyPercent 100 and maximumPercent 100 (ECS can move none of them)"
+    } else if !svc.placement_constraints.is_empty() {
+        "services whose placement constraints keep them where they are"
+    } else if svc
+        .placement_strategy
+        .iter()
+        .any(|s| s.kind == PlacementStrategyType::Binpack)
+    {
+        "binpack services (a replacement goes back to the fullest instance)"
+    } else {
+        "spread services"
+    };
+    Some((why, name.to_owned()))
+}
+
+/// The cause when spread services hold the load on instances of different sizes.
+fn spread_over_sizes(cluster: &Cluster, known: &[(usize, f64)]) -> String {
+    let vcpu = |i: usize| {
+        cluster.instances()[i]
+            .registered(crate::model::ecs::resource::CPU)
+            .and_then(|r| r.number())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    let (lo, hi) = known.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &(i, _)| {
+        (lo.min(vcpu(i)), hi.max(vcpu(i)))
+    });
+    let spread = cluster
+        .services()
+        .iter()
+        .filter(|s| {
+            s.scheduling_strategy != SchedulingStrategy::Daemon
+                && s.placement_strategy
+                    .iter()
+                    .all(|p| p.kind != PlacementStrategyType::Binpack)
+        })
+        .count();
+    format!(
+        "{spread} services spread over instances of {lo:.0} to {hi:.0} vCPU; spread fills instances equally by \
+         task count, not by size"
+    )
 }
 
 /// About the best `count` score whole tasks allow: every counted task handed out, one at a time, to the class of
