@@ -179,10 +179,22 @@ pub async fn run(
 /// Everything the controller must never cause, checked on the end state: over-reserved instances, port clashes,
 /// broken constraints, untouchable tasks moved, foreign DRAINING instances set ACTIVE.
 pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String> {
-    let mut v = Vec::new();
     let Ok(cluster) = Cluster::new(end.clone()) else {
         return vec!["the end state has duplicate ARNs".into()];
     };
+    let mut v = audit_resources(&cluster);
+    v.extend(audit_constraints(&cluster));
+    if let Ok(before) = Cluster::new(initial.clone()) {
+        v.extend(audit_untouchables(&before, &cluster, policy));
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Over-reserved instances and host ports bound twice.
+fn audit_resources(cluster: &Cluster) -> Vec<String> {
+    let mut v = Vec::new();
     for i in cluster.instances() {
         let id = i
             .ec2_instance_id
@@ -204,7 +216,13 @@ pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String>
             }
         }
     }
-    let index = PlacementIndex::new(&cluster);
+    v
+}
+
+/// Tasks that break their service's placement constraints.
+fn audit_constraints(cluster: &Cluster) -> Vec<String> {
+    let mut v = Vec::new();
+    let index = PlacementIndex::new(cluster);
     for svc in cluster.services() {
         let Ok(request) = index.request_for_service(svc) else {
             continue;
@@ -248,61 +266,63 @@ pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String>
             }
         }
     }
+    v
+}
+
+/// Untouchables that moved, and foreign drains that were undone or refilled.
+fn audit_untouchables(before: &Cluster, cluster: &Cluster, policy: &Policy) -> Vec<String> {
+    let mut v = Vec::new();
     // Untouchables: standalone, protected and excluded services' tasks that ran at the start still run, on the same
     // instance.
-    let before = Cluster::new(initial.clone()).ok();
-    if let Some(before) = &before {
-        for t in before.tasks().iter().filter(|t| t.last_status == TaskStatus::Running) {
-            let excluded = t
-                .service_name()
-                .and_then(|s| before.service(s))
-                .is_some_and(|s| policy.exclude.service_reason(s).is_some());
-            let protected = initial
-                .protected_tasks
-                .iter()
-                .any(|p| p.task_arn == t.task_arn && p.protection_enabled);
-            let standalone = t.service_name().is_none();
-            let on_foreign_drain = t
-                .container_instance_arn
-                .as_deref()
-                .and_then(|a| before.instance(a))
-                .is_some_and(|i| i.status != InstanceStatus::Active);
-            if (excluded || protected || standalone) && !on_foreign_drain {
-                let still = cluster.task(&t.task_arn).is_some_and(|e| {
-                    e.desired_status != TaskStatus::Stopped && e.container_instance_arn == t.container_instance_arn
-                });
-                if !still {
-                    v.push(format!("untouchable task {} was moved or stopped", t.task_arn));
-                }
-            }
-        }
-        for i in before
-            .instances()
+    for t in before.tasks().iter().filter(|t| t.last_status == TaskStatus::Running) {
+        let excluded = t
+            .service_name()
+            .and_then(|s| before.service(s))
+            .is_some_and(|s| policy.exclude.service_reason(s).is_some());
+        let protected = before
+            .snapshot()
+            .protected_tasks
             .iter()
-            .filter(|i| i.status == InstanceStatus::Draining)
-        {
-            if cluster
-                .instance(&i.container_instance_arn)
-                .is_some_and(|e| e.status == InstanceStatus::Active)
-            {
-                v.push(format!(
-                    "foreign DRAINING instance {} was set ACTIVE",
-                    i.container_instance_arn
-                ));
-            }
-            if cluster
-                .tasks_on(&i.container_instance_arn)
-                .any(|t| before.task(&t.task_arn).is_none())
-            {
-                v.push(format!(
-                    "a new task landed on foreign DRAINING instance {}",
-                    i.container_instance_arn
-                ));
+            .any(|p| p.task_arn == t.task_arn && p.protection_enabled);
+        let standalone = t.service_name().is_none();
+        let on_foreign_drain = t
+            .container_instance_arn
+            .as_deref()
+            .and_then(|a| before.instance(a))
+            .is_some_and(|i| i.status != InstanceStatus::Active);
+        if (excluded || protected || standalone) && !on_foreign_drain {
+            let still = cluster.task(&t.task_arn).is_some_and(|e| {
+                e.desired_status != TaskStatus::Stopped && e.container_instance_arn == t.container_instance_arn
+            });
+            if !still {
+                v.push(format!("untouchable task {} was moved or stopped", t.task_arn));
             }
         }
     }
-    v.sort();
-    v.dedup();
+    for i in before
+        .instances()
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Draining)
+    {
+        if cluster
+            .instance(&i.container_instance_arn)
+            .is_some_and(|e| e.status == InstanceStatus::Active)
+        {
+            v.push(format!(
+                "foreign DRAINING instance {} was set ACTIVE",
+                i.container_instance_arn
+            ));
+        }
+        if cluster
+            .tasks_on(&i.container_instance_arn)
+            .any(|t| before.task(&t.task_arn).is_none())
+        {
+            v.push(format!(
+                "a new task landed on foreign DRAINING instance {}",
+                i.container_instance_arn
+            ));
+        }
+    }
     v
 }
 
@@ -568,3 +588,94 @@ pub fn render_comparison(ours: &Report, baselines: &[BaselineResult]) -> String 
 
 /// How long each baseline plays: six runs of the partial-drain tool.
 pub const BASELINE_DURATION: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceStatus, Protocol};
+    use crate::testing::{instance, service, ClusterBuilder};
+
+    fn policy() -> Policy {
+        let text =
+            "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: t}\nspec:\n  clusters: [\"*\"]\n  \
+                    metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  actions: [stop-tasks]\n  \
+                    exclude: {services: [batch]}\n";
+        crate::policy::load_str(std::path::Path::new("t.yaml"), text)
+            .unwrap()
+            .remove(0)
+    }
+
+    fn start() -> Snapshot {
+        ClusterBuilder::new("c")
+            .instance(instance("a"))
+            .instance(instance("b"))
+            .instance(instance("d").status(InstanceStatus::Draining))
+            .service(service("web").port(Some(8080), 80, Protocol::Tcp).distinct_instance())
+            .service(service("batch"))
+            .tasks("web", "a", 1)
+            .tasks("batch", "a", 1)
+            .standalone_task("cron", "b", 128, 128)
+            .snapshot()
+    }
+
+    #[test]
+    fn an_unchanged_cluster_passes_the_audit() {
+        let s = start();
+        assert_eq!(audit(&s, &s, &policy()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_audit_finds_over_reservations_and_port_clashes() {
+        let initial = start();
+        let mut end = initial.clone();
+        let web = end
+            .tasks
+            .iter()
+            .find(|t| t.group.as_deref() == Some("service:web"))
+            .unwrap()
+            .clone();
+        let mut twin = web.clone();
+        twin.task_arn.push_str("-twin");
+        end.tasks.push(twin);
+        for r in &mut end.container_instances[0].remaining_resources {
+            if r.name == "CPU" {
+                r.integer_value = Some(-1);
+            }
+        }
+        let found = audit(&initial, &end, &policy());
+        assert!(found.iter().any(|f| f.ends_with("CPU over-reserved")), "{found:?}");
+        assert!(
+            found.iter().any(|f| f.contains("host port 8080 bound twice")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.contains("despite distinctInstance")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_audit_finds_moved_untouchables_and_undone_foreign_drains() {
+        let initial = start();
+        let mut end = initial.clone();
+        let b_arn = end.container_instances[1].container_instance_arn.clone();
+        for t in &mut end.tasks {
+            if t.group.as_deref() == Some("service:batch") {
+                t.container_instance_arn = Some(b_arn.clone());
+            }
+        }
+        end.tasks
+            .retain(|t| !t.group.as_deref().is_some_and(|g| g.starts_with("family:")));
+        end.container_instances[2].status = InstanceStatus::Active;
+        let found = audit(&initial, &end, &policy());
+        assert_eq!(
+            found.iter().filter(|f| f.starts_with("untouchable task")).count(),
+            2,
+            "the excluded service's task moved and the standalone task stopped: {found:?}"
+        );
+        assert!(
+            found.iter().any(|f| f.starts_with("foreign DRAINING instance")),
+            "{found:?}"
+        );
+    }
+}
