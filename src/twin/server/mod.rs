@@ -158,10 +158,13 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .with_state(shared)
 }
 
-/// Serves until the listener fails; the twin's scheduler advances in the background.
+/// Serves until the listener fails; the twin's scheduler advances in the background. Should the scheduler stop (a
+/// bug in the twin: it panics rather than skip its passes), serving stops too, with the scheduler's message, so a
+/// client never talks to a cluster whose time stands still.
 pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: ServeConfig) -> std::io::Result<()> {
+    use std::future::IntoFuture as _;
     let clock = Arc::clone(&twin);
-    tokio::spawn(async move {
+    let mut scheduler = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
@@ -170,7 +173,25 @@ pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: S
             clock.advance(Duration::from_secs_f64(config.speed.max(0.0)));
         }
     });
-    axum::serve(listener, router(twin, config)).await
+    let served = tokio::select! {
+        served = axum::serve(listener, router(twin, config)).into_future() => served,
+        stopped = &mut scheduler => {
+            let why = match stopped {
+                Err(e) if e.is_panic() => {
+                    let panic = e.into_panic();
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default()
+                }
+                _ => "it ended".to_owned(),
+            };
+            Err(std::io::Error::other(format!("the twin's scheduler stopped: {why}")))
+        }
+    };
+    scheduler.abort();
+    served
 }
 
 /// CloudWatch's `GetMetricData` (RPC v2 CBOR), counted with the ECS calls.
