@@ -85,7 +85,7 @@ impl State {
             .services
             .iter_mut()
             .find(|s| s.service_name == name)
-            .ok_or_else(|| EcsError::NotFound(format!("service {name}")))
+            .ok_or_else(|| EcsError::NotFound(format!("service {name}").into()))
     }
 
     fn instance_mut(&mut self, arn: &str) -> Result<&mut crate::model::ContainerInstance, EcsError> {
@@ -93,7 +93,7 @@ impl State {
             .container_instances
             .iter_mut()
             .find(|i| i.container_instance_arn == arn)
-            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))
+            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}").into()))
     }
 }
 
@@ -272,10 +272,9 @@ impl Twin {
             .iter()
             .any(|i| i.container_instance_arn == instance.container_instance_arn)
         {
-            return Err(EcsError::Invalid(format!(
-                "{} is already registered",
-                instance.container_instance_arn
-            )));
+            return Err(EcsError::Invalid(
+                format!("{} is already registered", instance.container_instance_arn).into(),
+            ));
         }
         instance.registered_at = Some(state.now);
         instance.remaining_resources = instance.registered_resources.clone();
@@ -389,9 +388,9 @@ impl EcsApi for Twin {
             .tasks
             .iter_mut()
             .find(|t| t.task_arn == task_arn)
-            .ok_or_else(|| EcsError::NotFound(format!("task {task_arn}")))?;
+            .ok_or_else(|| EcsError::NotFound(format!("task {task_arn}").into()))?;
         if task.last_status == TaskStatus::Stopped {
-            return Err(EcsError::Invalid(format!("task {task_arn} is already stopped")));
+            return Err(EcsError::Invalid(format!("task {task_arn} is already stopped").into()));
         }
         if reason.len() > 255 {
             return Err(EcsError::Invalid("reason is longer than 255 characters".into()));
@@ -416,7 +415,7 @@ impl EcsApi for Twin {
             .iter()
             .find(|d| d.status == DeploymentStatus::Primary)
             .cloned()
-            .ok_or_else(|| EcsError::Invalid(format!("service {service} has no primary deployment")))?;
+            .ok_or_else(|| EcsError::Invalid(format!("service {service} has no primary deployment").into()))?;
         for d in &mut svc.deployments {
             if d.status == DeploymentStatus::Primary {
                 d.status = DeploymentStatus::Active;
@@ -442,9 +441,9 @@ impl EcsApi for Twin {
             (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,
             (InstanceStatus::Draining, InstanceState::Active) => instance.status = InstanceStatus::Active,
             (from, to) => {
-                return Err(EcsError::Invalid(format!(
-                    "container instance {arn} cannot go from {from} to {to:?}"
-                )))
+                return Err(EcsError::Invalid(
+                    format!("container instance {arn} cannot go from {from} to {to:?}").into(),
+                ))
             }
         }
         instance.version = instance.version.map(|v| v + 1);
