@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 /// The SDK's endpoint variables for the services this program calls
-/// (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
 pub const ENDPOINT_VARIABLES: [&str; 5] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_ECS",

@@ -12,7 +12,7 @@
 //! `UnknownOperationException` naming it. The scheduler advances on its own clock: `speed` simulated seconds per
 //! wall-clock second.
 //!
-//! Each body is parsed once, by the one table of operations ([`request::OPERATIONS`]), into a typed request: a body
+//! Each body is parsed once, by the one table of operations (`request::OPERATIONS`), into a typed request: a body
 //! that is not JSON, or a member of the wrong type, answers `SerializationException` naming the member. Then
 //! `read.rs` answers the reads from the twin's state in place, `write.rs` applies the mutations and answers task
 //! protection, and `error.rs` gives every error AWS's shape.
