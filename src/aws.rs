@@ -3,23 +3,26 @@
 //! Credentials and Region come from `aws-config`'s default chain (environment, profile, SSO, web identity, ECS
 //! task role, instance metadata); endpoints from the SDK's standard `AWS_ENDPOINT_URL` and
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables, and from `--endpoint-url` for ECS alone, as the AWS CLI applies it to the
-//! one service it calls. This is the only file that imports `aws-sdk-sts`.
+//! one service it calls. This is the only module that imports `aws-sdk-sts`.
 //!
 //! A configuration error (no Region, no credentials, a malformed endpoint) is a [`ConfigError`]: nothing works until
 //! the user sets something, so commands stop at once with one line that says what to set. [`load`] finds what it can
 //! before the first request; [`config_problem`] recognises the rest in a failed request's error chain (the SDK
 //! reports them as dispatch or construction failures, which would otherwise read as an outage).
+//!
+//! [`call`] classifies any failed AWS call once (service error, configuration, no answer), for every client.
+
+pub mod call;
 
 use std::error::Error as StdError;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials as _;
-use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 /// The SDK's endpoint variables for the services this program calls
-/// (https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html).
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
 pub const ENDPOINT_VARIABLES: [&str; 5] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_ECS",
@@ -166,7 +169,8 @@ where
 }
 
 /// An error and its causes on one line (`a: b: c`), without the SDK's debug dumps: each cause once, a request
-/// printed inside an endpoint error left out, at most 300 characters.
+/// printed inside an endpoint error left out, at most 300 characters. A [`call::CallError`] already names its causes:
+/// the walk stops there.
 pub fn describe(err: &(dyn StdError + 'static)) -> String {
     const MAX: usize = 300;
     let mut parts: Vec<String> = Vec::new();
@@ -181,6 +185,9 @@ pub fn describe(err: &(dyn StdError + 'static)) -> String {
             .replace('\n', " ");
         if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
+        }
+        if e.is::<call::CallError>() {
+            break;
         }
         next = e.source();
     }
@@ -216,14 +223,12 @@ pub async fn caller(conf: &aws_config::SdkConfig) -> Result<(String, String), Ac
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| match (e.as_service_error(), config_problem(&e)) {
-            (Some(s), _) => AccountError::Unconfirmed(format!(
-                "{}: {}",
-                s.code().unwrap_or("error"),
-                s.message().unwrap_or("")
-            )),
-            (None, Some(config)) => AccountError::Config(config),
-            (None, None) => AccountError::Unconfirmed(describe(&e)),
+        .map_err(|e| {
+            let call = call::classify("GetCallerIdentity", e);
+            match call.config() {
+                Some(config) => AccountError::Config(config.clone()),
+                None => AccountError::Unconfirmed(call.reason().to_owned()),
+            }
         })?;
     let account = out
         .account()

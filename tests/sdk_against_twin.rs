@@ -695,3 +695,78 @@ async fn a_failed_protection_read_yields_no_action() {
         "nothing sent"
     );
 }
+
+/// A failed call keeps what the SDK said, classified once (`aws::call`): the service's code, message and status, or
+/// that nothing answered; the SDK's own error stays reachable as the source, not flattened into the text.
+#[tokio::test]
+async fn a_failed_call_keeps_the_classified_sdk_error() {
+    use ecs_rebalancer::aws::call::Failure;
+    use std::error::Error as _;
+
+    let (_, addr) = served(hot()).await;
+    let e = client(&addr, "elsewhere").check_cluster().await.unwrap_err();
+    assert!(matches!(e, EcsError::NotFound(_)), "{e:?}");
+    assert!(e.to_string().contains("check --cluster"), "{e}");
+    let call = e.call().expect("the call is kept");
+    assert_eq!(call.operation(), "ListContainerInstances");
+    assert_eq!(call.code(), Some("ClusterNotFoundException"));
+    assert_eq!(
+        call.failure(),
+        &Failure::Service {
+            code: "ClusterNotFoundException".into(),
+            message: "Cluster not found.".into(),
+            status: 400
+        }
+    );
+    let sdk = call.source().expect("the SDK's error");
+    assert!(sdk
+        .downcast_ref::<aws_sdk_ecs::error::SdkError<
+            aws_sdk_ecs::operation::list_container_instances::ListContainerInstancesError,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >>()
+        .is_some());
+
+    // Nothing listens on port 9 of the loopback: no answer, and a read's error says so.
+    let e = client("127.0.0.1:9", "wire").observe().await.unwrap_err();
+    let call = e.call().expect("the call is kept");
+    assert_eq!(call.failure(), &Failure::NoAnswer);
+    assert_eq!(e.to_string(), format!("request failed: {call}"));
+    // Errors the adapter makes up itself have no call behind them.
+    let missing = "arn:aws:ecs:eu-west-1:111122223333:container-instance/wire/none";
+    let e = client(&addr, "wire")
+        .set_instance_state(missing, InstanceState::Draining)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, EcsError::Invalid(m) if m.contains("MISSING")), "{e:?}");
+    assert!(e.call().is_none());
+}
+
+/// CloudWatch's failures go through the same classification: one line, the call kept, and the observation it
+/// belongs to is incomplete (a policy that balances on actual use must not act on none).
+#[tokio::test]
+async fn a_failed_metric_read_is_one_line_and_keeps_the_call() {
+    use ecs_rebalancer::aws::call::Failure;
+    use ecs_rebalancer::utilization::cloudwatch::CloudWatch;
+    use ecs_rebalancer::utilization::{UtilizationSource as _, Window, WithUtilization};
+
+    let window = Window {
+        window: std::time::Duration::from_secs(300),
+        stale_after: std::time::Duration::from_secs(600),
+    };
+    let snapshot = hot().snapshot();
+    // Nothing listens on port 9 of the loopback.
+    let closed = CloudWatch::from_conf(&ecs_rebalancer::aws::local("http://127.0.0.1:9"), None, window);
+    let e = closed.fetch(&snapshot, chrono::Utc::now()).await.unwrap_err();
+    assert!(e.to_string().starts_with("GetMetricData: dispatch failure"), "{e}");
+    assert!(!e.to_string().contains("DispatchFailure("), "no debug dump: {e}");
+    assert_eq!(e.0.call().map(|c| c.failure()), Some(&Failure::NoAnswer));
+
+    let (_, addr) = served(hot()).await;
+    let ecs = client(&addr, "wire");
+    let e = WithUtilization::new(ecs, closed).observe().await.unwrap_err();
+    assert!(
+        matches!(&e, EcsError::Incomplete(m) if m.starts_with("utilization: GetMetricData: dispatch failure")),
+        "{e:?}"
+    );
+    assert_eq!(e.call().map(|c| c.operation()), Some("GetMetricData"));
+}

@@ -1173,3 +1173,88 @@ async fn protection_draining_stops_protected_tasks_like_any_other() {
     assert_eq!(live_of(&s, "web").len(), 3, "replaced elsewhere");
     assert!(live_of(&s, "web").iter().all(|t| !on(t, "a")));
 }
+
+// ---- Loading ----
+
+fn web_on_a_and_b() -> Snapshot {
+    ClusterBuilder::new("c")
+        .instance(instance("a"))
+        .instance(instance("b"))
+        .instance(instance("c"))
+        .service(service("web"))
+        .tasks("web", "a", 1)
+        .tasks("web", "b", 1)
+        .snapshot()
+}
+
+fn unique_task_arns(snap: &Snapshot) -> bool {
+    let arns: std::collections::BTreeSet<&str> = snap.tasks.iter().map(|t| t.task_arn.as_str()).collect();
+    arns.len() == snap.tasks.len()
+}
+
+/// A twin restarted from the state another twin saved (`twin serve --state-out`, then `twin serve` on that file)
+/// makes up only ids that are free: a task ARN used again would leave two tasks with one ARN, which the scheduler
+/// cannot index, and a deployment id used again would make a forced deployment replace nothing.
+#[tokio::test]
+async fn a_twin_restarted_from_saved_state_makes_up_only_fresh_task_arns_and_deployment_ids() {
+    let first = Twin::new(web_on_a_and_b(), config(3));
+    first.force_new_deployment("web").await.unwrap();
+    first.advance(Duration::from_secs(300));
+    assert!(first.is_steady());
+    let saved = first.snapshot();
+    let before: Vec<String> = live_of(&saved, "web").iter().map(|t| t.task_arn.clone()).collect();
+    let old_primary = primary_id(svc(&saved, "web"));
+
+    let again = Twin::new(saved, config(3));
+    again.force_new_deployment("web").await.unwrap();
+    again.advance(Duration::from_secs(300));
+    let s = again.snapshot();
+    assert!(unique_task_arns(&s), "{:#?}", s.tasks);
+    assert_ne!(primary_id(svc(&s, "web")), old_primary, "a fresh deployment id");
+    let after = live_of(&s, "web");
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|t| !before.contains(&t.task_arn)),
+        "the forced deployment replaced every task: {before:?} → {after:#?}"
+    );
+    assert!(again.is_steady());
+
+    // And a replacement after StopTask is placed and indexed like any task.
+    again.stop_task(&after[0].task_arn, "again").await.unwrap();
+    again.advance(Duration::from_secs(120));
+    let s = again.snapshot();
+    assert!(unique_task_arns(&s), "{:#?}", s.tasks);
+    assert_eq!(live_of(&s, "web").len(), 2);
+    assert!(again.is_steady());
+}
+
+/// A snapshot with two tasks of one ARN cannot be scheduled (the scheduler indexes tasks by ARN): it is refused when
+/// the twin is made, naming the ARN, instead of a twin whose scheduler never runs.
+#[test]
+fn a_snapshot_with_a_duplicate_arn_is_refused_at_load_naming_it() {
+    let mut snap = web_on_a_and_b();
+    let first = snap.tasks[0].task_arn.clone();
+    snap.tasks[1].task_arn = first.clone();
+    let Err(e) = Twin::try_new(snap.clone(), config(1)) else {
+        panic!("a duplicate task ARN was accepted");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!("tasks[1]: duplicate taskArn {first:?}, first seen at tasks[0]")
+    );
+    let panic = std::panic::catch_unwind(|| Twin::new(snap, config(1)))
+        .map(|_| ())
+        .unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("the twin cannot run this snapshot") && message.contains(&first),
+        "{message}"
+    );
+
+    let mut snap = web_on_a_and_b();
+    snap.container_instances[2].container_instance_arn = snap.container_instances[0].container_instance_arn.clone();
+    let e = Twin::try_new(snap, config(1))
+        .err()
+        .expect("a duplicate instance ARN was accepted");
+    assert!(e.to_string().contains("duplicate containerInstanceArn"), "{e}");
+}

@@ -39,7 +39,17 @@ async fn call(
     target: Option<&str>,
     body: &Value,
 ) -> (u16, Option<String>, Value) {
-    let body = body.to_string();
+    call_text(addr, method, path, target, &body.to_string()).await
+}
+
+/// [`call`] with any body, JSON or not.
+async fn call_text(
+    addr: &str,
+    method: &str,
+    path: &str,
+    target: Option<&str>,
+    body: &str,
+) -> (u16, Option<String>, Value) {
     let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     if let Some(op) = target {
         request.push_str(&format!(
@@ -222,6 +232,72 @@ async fn errors_have_aws_shapes() {
     assert_eq!((status, kind.as_deref()), (400, Some("UnknownOperationException")));
     let (status, kind, _) = call(&addr, "POST", "/", None, &json!({})).await;
     assert_eq!((status, kind.as_deref()), (400, Some("UnknownOperationException")));
+}
+
+/// Each body is parsed once into the operation's shape: a body that is not a JSON object, or a member of the wrong
+/// type, is a `SerializationException` naming the member (nothing is applied); a member ECS does not know is ignored.
+#[tokio::test]
+async fn a_malformed_body_is_a_serialization_exception_naming_the_member() {
+    let addr = start(big_cluster(2)).await;
+    let serialization = |(status, kind, body): (u16, Option<String>, Value)| {
+        assert_eq!(
+            (status, kind.as_deref()),
+            (400, Some("SerializationException")),
+            "{body}"
+        );
+        assert_eq!(body["__type"], "SerializationException");
+        body["message"].as_str().unwrap_or_default().to_owned()
+    };
+    for (operation, body, member) in [
+        (
+            "ListTasks",
+            json!({"cluster": "wire", "maxResults": "10"}),
+            "maxResults: ",
+        ),
+        (
+            "DescribeTasks",
+            json!({"cluster": "wire", "tasks": ["a", 1]}),
+            "tasks[1]: ",
+        ),
+        (
+            "UpdateService",
+            json!({"cluster": "wire", "service": "web", "desiredCount": 1.5}),
+            "desiredCount: ",
+        ),
+        (
+            "UpdateService",
+            json!({"cluster": "wire", "service": "web", "forceNewDeployment": "true"}),
+            "forceNewDeployment: ",
+        ),
+        ("StopTask", json!({"cluster": "wire", "task": ["t"]}), "task: "),
+        (
+            "PutAttributes",
+            json!({"cluster": "wire", "attributes": [{"name": 7}]}),
+            "attributes[0].name: ",
+        ),
+    ] {
+        let message = serialization(call(&addr, "POST", "/", Some(operation), &body).await);
+        assert!(message.starts_with(member), "{operation} {body}: {message}");
+    }
+    let message = serialization(call_text(&addr, "POST", "/", Some("ListTasks"), "{\"cluster\": ").await);
+    assert!(message.starts_with("malformed JSON: "), "{message}");
+    let message = serialization(call_text(&addr, "POST", "/", Some("StopTask"), r#"["wire", "t", "r"]"#).await);
+    assert_eq!(message, "the request body is not a JSON object");
+
+    // Nothing was applied; unknown members are ignored, and an empty body is an empty request.
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateService"),
+        &json!({"cluster": "wire", "service": "web", "forceNewDeployment": false, "propagateTags": "SERVICE"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["service"]["deployments"].as_array().unwrap().len(), 1);
+    let (status, _, body) = call_text(&addr, "POST", "/", Some("ListClusters"), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["clusterArns"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

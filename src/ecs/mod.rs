@@ -1,5 +1,5 @@
 //! The ECS API as the controller uses it, in the project's own types. Two implementations: the twin (in-process
-//! simulation, `crate::twin`) and `aws-sdk-ecs` (`sdk.rs`, the only file that imports it).
+//! simulation, `crate::twin`) and `aws-sdk-ecs` (the [`sdk`] module, the only one that imports it).
 //!
 //! Methods return futures that are `Send`, so the controller can run on a multi-threaded runtime.
 
@@ -8,36 +8,51 @@ pub mod sdk;
 
 use std::future::Future;
 
+use crate::aws::call::{CallError, Detail};
 use crate::model::Snapshot;
 
-/// What an ECS call can fail with.
+/// What an ECS call can fail with. Each variant holds its text in a [`Detail`], with the failed AWS call behind it
+/// when there was one ([`EcsError::call`]); `Detail` reads as its text, as the `String` it replaces did.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EcsError {
     /// The request was refused as invalid (AWS's `InvalidParameterException`).
     #[error("invalid request: {0}")]
-    Invalid(String),
+    Invalid(Detail),
     /// The thing named does not exist.
     #[error("not found: {0}")]
-    NotFound(String),
+    NotFound(Detail),
     /// Throttled; try again later.
     #[error("throttled: {0}")]
-    Throttled(String),
+    Throttled(Detail),
     /// A mutation may or may not have happened (timeout, 5xx): re-read before deciding. Only mutations have an
     /// unknown outcome; a read that fails is [`EcsError::Unavailable`].
     #[error("outcome unknown: {0}")]
-    Unknown(String),
+    Unknown(Detail),
     /// A read failed (timeout, connection, 5xx): nothing was changed, and nothing is decided on it.
     #[error("request failed: {0}")]
-    Unavailable(String),
+    Unavailable(Detail),
     /// The AWS configuration is missing or wrong (Region, credentials, endpoint): nothing works until it is set.
     #[error(transparent)]
     Config(crate::aws::ConfigError),
     /// An observation came back with `failures[]` or a missing page: nothing may be decided on it.
     #[error("incomplete observation: {0}")]
-    Incomplete(String),
+    Incomplete(Detail),
 }
 
 impl EcsError {
+    /// The failed AWS call behind this error (the SDK's error is its source), if there was one.
+    pub fn call(&self) -> Option<&CallError> {
+        match self {
+            EcsError::Invalid(d)
+            | EcsError::NotFound(d)
+            | EcsError::Throttled(d)
+            | EcsError::Unknown(d)
+            | EcsError::Unavailable(d)
+            | EcsError::Incomplete(d) => d.call(),
+            EcsError::Config(_) => None,
+        }
+    }
+
     /// A stable label for logs and metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -24,7 +24,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ecs::{EcsApi, EcsError, InstanceState};
-use crate::model::{DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState, Snapshot, TaskStatus};
+use crate::model::{
+    Cluster, DeploymentStatus, DuplicateKey, InstanceStatus, ProtectedTask, RolloutState, Snapshot, TaskStatus,
+};
 
 /// Timing and randomness of a twin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl State {
             .services
             .iter_mut()
             .find(|s| s.service_name == name)
-            .ok_or_else(|| EcsError::NotFound(format!("service {name}")))
+            .ok_or_else(|| EcsError::NotFound(format!("service {name}").into()))
     }
 
     fn instance_mut(&mut self, arn: &str) -> Result<&mut crate::model::ContainerInstance, EcsError> {
@@ -91,7 +93,7 @@ impl State {
             .container_instances
             .iter_mut()
             .find(|i| i.container_instance_arn == arn)
-            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}")))
+            .ok_or_else(|| EcsError::NotFound(format!("container instance {arn}").into()))
     }
 }
 
@@ -138,9 +140,41 @@ fn default_start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
 }
 
+/// The first number free for the ids the twin makes up (`…/twin<n>` task ARNs, `ecs-svc/twin<n>` deployments): one
+/// past the highest in the snapshot, so a twin restarted from a snapshot another twin saved never hands out an ARN
+/// or a deployment id that is already taken.
+fn first_free_id(snapshot: &Snapshot) -> u64 {
+    let tasks = snapshot
+        .tasks
+        .iter()
+        .filter_map(|t| t.task_arn.rsplit('/').next()?.strip_prefix("twin"));
+    let deployments = snapshot
+        .services
+        .iter()
+        .flat_map(|s| &s.deployments)
+        .filter_map(|d| d.id.strip_prefix("ecs-svc/twin"));
+    tasks
+        .chain(deployments)
+        .filter_map(|n| n.parse::<u64>().ok())
+        .max()
+        .map_or(1, |n| n.saturating_add(1))
+}
+
 impl Twin {
     /// A twin that starts as the snapshot shows the cluster, at the snapshot's `capturedAt`.
+    ///
+    /// # Panics
+    ///
+    /// If two items of the snapshot share an ARN (or two services a name), naming it: the scheduler indexes the
+    /// cluster on every pass and cannot run on such a snapshot. [`Twin::try_new`] returns the error instead.
     pub fn new(snapshot: Snapshot, config: TwinConfig) -> Twin {
+        Twin::try_new(snapshot, config).unwrap_or_else(|e| panic!("the twin cannot run this snapshot: {e}"))
+    }
+
+    /// As [`Twin::new`], refusing a snapshot with a duplicate ARN or service name ([`DuplicateKey`] names it).
+    pub fn try_new(snapshot: Snapshot, config: TwinConfig) -> Result<Twin, DuplicateKey> {
+        // The same check the scheduler's index makes on every pass, made once here so it fails at load, loudly.
+        let snapshot = Cluster::new(snapshot)?.into_snapshot();
         // Without `capturedAt`, start a day after the newest thing the snapshot mentions: deterministic, and past
         // every grace period. A snapshot that needs another clock says so with `capturedAt`.
         let latest = snapshot
@@ -151,17 +185,18 @@ impl Twin {
             .max()
             .map(|t| t + chrono::Duration::days(1));
         let now = snapshot.captured_at.or(latest).unwrap_or_else(default_start);
-        Twin {
+        let next_id = first_free_id(&snapshot);
+        Ok(Twin {
             state: Mutex::new(State {
                 snap: snapshot,
                 now,
                 rng: fastrand::Rng::with_seed(config.seed),
                 config,
-                next_id: 1,
+                next_id,
                 disrupted: HashSet::new(),
                 stats: TwinStats::default(),
             }),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -237,10 +272,9 @@ impl Twin {
             .iter()
             .any(|i| i.container_instance_arn == instance.container_instance_arn)
         {
-            return Err(EcsError::Invalid(format!(
-                "{} is already registered",
-                instance.container_instance_arn
-            )));
+            return Err(EcsError::Invalid(
+                format!("{} is already registered", instance.container_instance_arn).into(),
+            ));
         }
         instance.registered_at = Some(state.now);
         instance.remaining_resources = instance.registered_resources.clone();
@@ -354,9 +388,9 @@ impl EcsApi for Twin {
             .tasks
             .iter_mut()
             .find(|t| t.task_arn == task_arn)
-            .ok_or_else(|| EcsError::NotFound(format!("task {task_arn}")))?;
+            .ok_or_else(|| EcsError::NotFound(format!("task {task_arn}").into()))?;
         if task.last_status == TaskStatus::Stopped {
-            return Err(EcsError::Invalid(format!("task {task_arn} is already stopped")));
+            return Err(EcsError::Invalid(format!("task {task_arn} is already stopped").into()));
         }
         if reason.len() > 255 {
             return Err(EcsError::Invalid("reason is longer than 255 characters".into()));
@@ -381,7 +415,7 @@ impl EcsApi for Twin {
             .iter()
             .find(|d| d.status == DeploymentStatus::Primary)
             .cloned()
-            .ok_or_else(|| EcsError::Invalid(format!("service {service} has no primary deployment")))?;
+            .ok_or_else(|| EcsError::Invalid(format!("service {service} has no primary deployment").into()))?;
         for d in &mut svc.deployments {
             if d.status == DeploymentStatus::Primary {
                 d.status = DeploymentStatus::Active;
@@ -407,9 +441,9 @@ impl EcsApi for Twin {
             (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,
             (InstanceStatus::Draining, InstanceState::Active) => instance.status = InstanceStatus::Active,
             (from, to) => {
-                return Err(EcsError::Invalid(format!(
-                    "container instance {arn} cannot go from {from} to {to:?}"
-                )))
+                return Err(EcsError::Invalid(
+                    format!("container instance {arn} cannot go from {from} to {to:?}").into(),
+                ))
             }
         }
         instance.version = instance.version.map(|v| v + 1);

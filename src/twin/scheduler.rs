@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::model::ecs::resource;
 use crate::model::{
@@ -45,9 +45,10 @@ pub(crate) fn tick(state: &mut State) {
     stop_daemons_on_draining(state);
     // One placement index per pass: tasks placed during the pass are added to an overlay, so every placement sees
     // the ones before it without rebuilding the index (ECS-SEMANTICS §2: placement sees current reservations).
-    let Ok(cluster) = Cluster::new(state.snap.clone()) else {
-        return;
-    };
+    // The twin refuses a snapshot with duplicate keys at load and makes up only fresh ARNs, so an index that fails
+    // here is a bug in the twin: stop loudly rather than skip scheduling on every pass from now on.
+    let cluster = Cluster::new(state.snap.clone())
+        .unwrap_or_else(|e| panic!("the twin's scheduler cannot index its own cluster: {e}"));
     let index = PlacementIndex::new(&cluster);
     let mut pass = Pass {
         index: &index,
@@ -617,9 +618,4 @@ pub(crate) fn all_steady(state: &State) -> bool {
             .tasks
             .iter()
             .any(|t| t.desired_status == TaskStatus::Stopped && t.last_status != TaskStatus::Stopped)
-}
-
-/// When a task became RUNNING, for tests and the reconcile loop's landing checks.
-pub fn started(task: &Task) -> Option<DateTime<Utc>> {
-    task.started_at
 }

@@ -2,16 +2,18 @@
 //!
 //! Container Insights publishes `instance_cpu_utilization` and `instance_memory_utilization` (percent) in namespace
 //! `ECS/ContainerInsights` with dimensions `ClusterName`, `InstanceId` (the EC2 id) and `ContainerInstanceId`
-//! (ECS-SEMANTICS §5). Two queries per instance, at most 500 queries a call (250 instances), every page followed.
+//! (ECS-SEMANTICS §5). Two queries per instance, at most 500 queries a call (250 instances), every page followed (the
+//! SDK's paginator). A failed call is classified by [`crate::aws::call`] and kept in the [`SourceError`].
 
 use std::collections::BTreeMap;
 
-use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_cloudwatch::Client;
+use aws_smithy_types_convert::date_time::DateTimeExt as _;
 use chrono::{DateTime, Utc};
 
+use crate::aws::call::classify;
 use crate::model::{Snapshot, Utilization};
 
 use super::{summarize, SourceError, UtilizationSource, Window};
@@ -104,39 +106,24 @@ impl UtilizationSource for CloudWatch {
                     ]
                 })
                 .collect();
-            let mut token: Option<String> = None;
-            loop {
-                let out = self
-                    .client
-                    .get_metric_data()
-                    .set_metric_data_queries(Some(queries.clone()))
-                    .start_time(aws_time(start))
-                    .end_time(aws_time(now))
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        SourceError(match e.as_service_error() {
-                            Some(s) => format!(
-                                "GetMetricData: {}: {}",
-                                s.code().unwrap_or("error"),
-                                s.message().unwrap_or("")
-                            ),
-                            None => format!("GetMetricData: {e:?}"),
-                        })
-                    })?;
+            let mut pages = self
+                .client
+                .get_metric_data()
+                .set_metric_data_queries(Some(queries))
+                .start_time(aws_time(start))
+                .end_time(aws_time(now))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let out = page.map_err(|e| SourceError(classify("GetMetricData", e).into()))?;
                 for result in out.metric_data_results() {
                     let Some(id) = result.id() else { continue };
                     let series = points.entry(id.to_owned()).or_default();
                     for (t, v) in result.timestamps().iter().zip(result.values()) {
-                        if let Some(t) = DateTime::from_timestamp(t.secs(), t.subsec_nanos()) {
+                        if let Ok(t) = t.to_chrono_utc() {
                             series.push((t, *v));
                         }
                     }
-                }
-                match out.next_token() {
-                    Some(next) => token = Some(next.to_owned()),
-                    None => break,
                 }
             }
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::aws::call::Detail;
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::model::{Snapshot, Utilization};
 
@@ -57,10 +58,11 @@ pub fn summarize(points: &[(DateTime<Utc>, f64)], now: DateTime<Utc>, window: Wi
     Some((sum / f64::from(n) / 100.0).clamp(0.0, 1.0))
 }
 
-/// Why utilisation could not be read at all (individual missing instances are not errors: they are unknown).
+/// Why utilisation could not be read at all (individual missing instances are not errors: they are unknown), with
+/// the failed AWS call behind it when there was one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct SourceError(pub String);
+pub struct SourceError(pub Detail);
 
 /// Where actual use comes from.
 pub trait UtilizationSource {
@@ -90,11 +92,10 @@ impl<E: EcsApi + Sync, U: UtilizationSource + Sync> EcsApi for WithUtilization<E
     async fn observe(&self) -> Result<Snapshot, EcsError> {
         let mut snapshot = self.ecs.observe().await?;
         let now = snapshot.captured_at.unwrap_or_else(Utc::now);
-        let found = self
-            .source
-            .fetch(&snapshot, now)
-            .await
-            .map_err(|e| EcsError::Incomplete(format!("utilization: {e}")))?;
+        let found = self.source.fetch(&snapshot, now).await.map_err(|SourceError(e)| {
+            let text = format!("utilization: {e}");
+            EcsError::Incomplete(e.reworded(text))
+        })?;
         snapshot.utilization.extend(found);
         Ok(snapshot)
     }
