@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
         Path::new("bench.yaml"),
         "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: bench}\nspec:\n  clusters: [generated]\n  \
          metric: count\n  threshold: {trigger: 0.01, target: 0.0}\n  actions: [stop-tasks, redeploy-services, drain-instances]\n  \
-         budgets: {perCycle: 50, perHour: 500, perService: 1, concurrentDrains: 1}\n",
+         budgets: {maxUnavailable: 50, perHour: 500, perService: 1, concurrentDrains: 1}\n",
     )
     .unwrap()
     .remove(0);
