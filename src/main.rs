@@ -532,11 +532,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let ledger = ecs_rebalancer::ledger::dynamo::DynamoLedger::from_conf(&conf, &table);
                 let now = chrono::Utc::now();
                 let from = now - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(1));
-                let actions = ledger.actions(&cluster).await?;
-                let actions = actions
-                    .into_iter()
-                    .filter(|a| a.state.in_flight() || a.updated_at > from)
-                    .collect();
+                let mut actions = ledger.action_log(&cluster).await?;
+                actions.records.retain(|a| a.state.in_flight() || a.updated_at > from);
                 let lease = ledger.read_lease(&cluster).await?;
                 let cooldowns = ledger.cooldowns(&cluster, now).await?;
                 anyhow::Ok(ecs_rebalancer::status::Status::new(
@@ -781,7 +778,7 @@ fn planned_moves(report: &ecs_rebalancer::reconcile::CycleReport, dry_run: bool)
             None => "sent".to_owned(),
         };
         let landing: Vec<String> = action.predicted_landing.iter().map(|a| short(a)).collect();
-        let _ = writeln!(out, "  {} {}: {sent}", action.kind, short(&target));
+        let _ = writeln!(out, "  {} {}: {sent}", action.mv.kind(), short(&target));
         let _ = writeln!(out, "    why: {}", action.reason);
         if !landing.is_empty() {
             let _ = writeln!(out, "    lands on any of: {}", landing.join(", "));

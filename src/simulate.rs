@@ -248,61 +248,66 @@ pub fn audit(initial: &Snapshot, end: &Snapshot, policy: &Policy) -> Vec<String>
             }
         }
     }
-    // Untouchables: standalone, protected and excluded services' tasks that ran at the start still run, on the same
-    // instance.
-    let before = Cluster::new(initial.clone()).ok();
-    if let Some(before) = &before {
-        for t in before.tasks().iter().filter(|t| t.last_status == TaskStatus::Running) {
-            let excluded = t
-                .service_name()
-                .and_then(|s| before.service(s))
-                .is_some_and(|s| policy.exclude.service_reason(s).is_some());
-            let protected = initial
-                .protected_tasks
-                .iter()
-                .any(|p| p.task_arn == t.task_arn && p.protection_enabled);
-            let standalone = t.service_name().is_none();
-            let on_foreign_drain = t
-                .container_instance_arn
-                .as_deref()
-                .and_then(|a| before.instance(a))
-                .is_some_and(|i| i.status != InstanceStatus::Active);
-            if (excluded || protected || standalone) && !on_foreign_drain {
-                let still = cluster.task(&t.task_arn).is_some_and(|e| {
-                    e.desired_status != TaskStatus::Stopped && e.container_instance_arn == t.container_instance_arn
-                });
-                if !still {
-                    v.push(format!("untouchable task {} was moved or stopped", t.task_arn));
-                }
-            }
-        }
-        for i in before
-            .instances()
-            .iter()
-            .filter(|i| i.status == InstanceStatus::Draining)
-        {
-            if cluster
-                .instance(&i.container_instance_arn)
-                .is_some_and(|e| e.status == InstanceStatus::Active)
-            {
-                v.push(format!(
-                    "foreign DRAINING instance {} was set ACTIVE",
-                    i.container_instance_arn
-                ));
-            }
-            if cluster
-                .tasks_on(&i.container_instance_arn)
-                .any(|t| before.task(&t.task_arn).is_none())
-            {
-                v.push(format!(
-                    "a new task landed on foreign DRAINING instance {}",
-                    i.container_instance_arn
-                ));
-            }
-        }
+    if let Ok(before) = Cluster::new(initial.clone()) {
+        v.extend(untouchables(initial, &before, &cluster, policy));
     }
     v.sort();
     v.dedup();
+    v
+}
+
+/// Untouchables: standalone, protected and excluded services' tasks that ran at the start still run, on the same
+/// instance; foreign DRAINING instances stay DRAINING and take no new task.
+fn untouchables(initial: &Snapshot, before: &Cluster, cluster: &Cluster, policy: &Policy) -> Vec<String> {
+    let mut v = Vec::new();
+    for t in before.tasks().iter().filter(|t| t.last_status == TaskStatus::Running) {
+        let excluded = t
+            .service_name()
+            .and_then(|s| before.service(s))
+            .is_some_and(|s| policy.exclude.service_reason(s).is_some());
+        let protected = initial
+            .protected_tasks
+            .iter()
+            .any(|p| p.task_arn == t.task_arn && p.protection_enabled);
+        let standalone = t.service_name().is_none();
+        let on_foreign_drain = t
+            .container_instance_arn
+            .as_deref()
+            .and_then(|a| before.instance(a))
+            .is_some_and(|i| i.status != InstanceStatus::Active);
+        if (excluded || protected || standalone) && !on_foreign_drain {
+            let still = cluster.task(&t.task_arn).is_some_and(|e| {
+                e.desired_status != TaskStatus::Stopped && e.container_instance_arn == t.container_instance_arn
+            });
+            if !still {
+                v.push(format!("untouchable task {} was moved or stopped", t.task_arn));
+            }
+        }
+    }
+    for i in before
+        .instances()
+        .iter()
+        .filter(|i| i.status == InstanceStatus::Draining)
+    {
+        if cluster
+            .instance(&i.container_instance_arn)
+            .is_some_and(|e| e.status == InstanceStatus::Active)
+        {
+            v.push(format!(
+                "foreign DRAINING instance {} was set ACTIVE",
+                i.container_instance_arn
+            ));
+        }
+        if cluster
+            .tasks_on(&i.container_instance_arn)
+            .any(|t| before.task(&t.task_arn).is_none())
+        {
+            v.push(format!(
+                "a new task landed on foreign DRAINING instance {}",
+                i.container_instance_arn
+            ));
+        }
+    }
     v
 }
 
@@ -312,7 +317,7 @@ pub fn render_cycle(p: &Progress<'_>, bars: bool) -> String {
     let plan = &p.report.plan;
     let mut sent: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &plan.actions {
-        *sent.entry(a.kind).or_default() += 1;
+        *sent.entry(a.mv.kind().as_str()).or_default() += 1;
     }
     let sent: Vec<String> = if p.report.acted.is_empty() {
         vec!["nothing".into()]

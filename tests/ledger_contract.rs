@@ -14,6 +14,7 @@ use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{
     ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
 };
+use ecs_rebalancer::moves::Move;
 
 fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
@@ -23,18 +24,18 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
     ActionRecord {
         id: id.into(),
         cluster: cluster.into(),
-        kind: "stop-task".into(),
-        target: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
-        service: Some("web".into()),
-        instance: Some("arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into()),
+        mv: Move::StopTask {
+            task_arn: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
+            service_name: "web".into(),
+            container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
+            improving_landing: vec!["cold1".into()],
+        },
         deployment_before: None,
         state: ActionState::Claimed,
         claimed_at: at(minute),
         updated_at: at(minute),
         reason: "hot: 0.9 → 0.5".into(),
         predicted_landing: vec!["cold1".into(), "cold2".into()],
-        improving_landing: vec!["cold1".into()],
-        moved_tasks: vec!["task-a".into()],
         seen_until: Some(at(minute)),
         predicted_gain: 0.125,
         tasks: 1,

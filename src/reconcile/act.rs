@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::{action_id, crash, target_of, Controller, CrashPoint, CycleError, LOG};
 use crate::ecs::{EcsApi, EcsError, InstanceState};
-use crate::ledger::{ActionRecord, ActionState, Claim, Ledger};
+use crate::ledger::{ActionRecord, ActionState, Claim, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
+use crate::moves::Move;
 use crate::plan::PlannedAction;
 
 impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
@@ -23,35 +24,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         if let Err(why) = still_valid(action, planned_on, fresh, now) {
             return Ok(Err(why));
         }
-        let id = action_id(action, planned_on);
-        let record = ActionRecord {
-            id: id.clone(),
-            cluster: self.cluster.clone(),
-            kind: action.kind.to_owned(),
-            target: target_of(action),
-            service: action.service_name.clone(),
-            instance: action.container_instance_arn.clone(),
-            deployment_before: action.service_name.as_deref().and_then(|s| {
-                planned_on
-                    .service(s)
-                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
-                    .map(|d| d.id.clone())
-            }),
-            state: ActionState::Claimed,
-            claimed_at: now,
-            updated_at: now,
-            reason: action.reason.clone(),
-            predicted_landing: action.predicted_landing.clone(),
-            improving_landing: action.improving_landing.clone(),
-            moved_tasks: action.moved_tasks.clone(),
-            seen_until: Some(seen_until(fresh)),
-            predicted_gain: gain,
-            tasks: action.tasks_restarted,
-            outcome: None,
-            holder: String::new(),
-            epoch: 0,
-            token: format!("{:016x}", fastrand::u64(..)),
-        };
+        let record = self.record(action, gain, planned_on, fresh, now);
         let fence = match self.fence() {
             Ok(f) => f,
             Err(why) => return Ok(Err(why)),
@@ -61,15 +34,27 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             epoch: fence.as_ref().map_or(0, |f| f.epoch),
             ..record
         };
-        let target = record.target.clone();
-        if let Claim::AlreadyClaimed(existing) = self.ledger.claim(record, fence.as_ref()).await? {
-            tracing::info!(target: LOG, action = %id, state = existing.state.as_str(), "already claimed; not acting again");
-            return Ok(Err(format!("already claimed ({:?})", existing.state)));
+        let id = record.id.clone();
+        match self.ledger.claim(record, fence.as_ref()).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::AlreadyClaimed(existing)) => {
+                tracing::info!(target: LOG, action = %id, state = existing.state.as_str(), "already claimed; not acting again");
+                return Ok(Err(format!("already claimed ({:?})", existing.state)));
+            }
+            // Its id is taken by an item that cannot be read: whatever it was, it is not repeated.
+            Err(LedgerError::Unreadable(u)) => {
+                tracing::warn!(target: LOG, action = %id, error = %u.describe(), "already claimed by an unreadable item; not acting");
+                return Ok(Err(format!(
+                    "already claimed by an item that cannot be read ({})",
+                    u.key
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
         tracing::info!(target: LOG,
             action = %id,
-            kind = action.kind,
-            resource = %target,
+            kind = action.mv.kind().as_str(),
+            resource = %target_of(action),
             reason = %action.reason,
             landing = ?action.predicted_landing,
             "claimed"
@@ -82,29 +67,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             tracing::warn!(target: LOG, action = %id, "{why}; left claimed for the leader to settle");
             return Ok(Err(format!("claimed, then {why}")));
         }
-        let result = match action.kind {
-            "stop-task" => {
-                self.ecs
-                    .stop_task(
-                        action.task_arn.as_deref().unwrap_or(""),
-                        &format!("ecs-rebalancer {id}"),
-                    )
-                    .await
-            }
-            "redeploy-service" => {
-                self.ecs
-                    .force_new_deployment(action.service_name.as_deref().unwrap_or(""))
-                    .await
-            }
-            _ => {
-                self.ecs
-                    .set_instance_state(
-                        action.container_instance_arn.as_deref().unwrap_or(""),
-                        InstanceState::Draining,
-                    )
-                    .await
-            }
-        };
+        let result = self.send(&action.mv, &id).await;
         if self.crash_at == Some(CrashPoint::AfterAct) {
             crash("after-act");
         }
@@ -117,7 +80,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 self.ledger
                     .update(&self.cluster, &id, ActionState::Acting, None, now)
                     .await?;
-                *self.stats.actions_by_kind.entry(action.kind.to_owned()).or_default() += 1;
+                let kind = action.mv.kind().as_str().to_owned();
+                *self.stats.actions_by_kind.entry(kind).or_default() += 1;
                 self.stats.tasks_restarted += action.tasks_restarted;
                 Ok(Ok(id))
             }
@@ -129,6 +93,55 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                     .await?;
                 self.stats.failed += 1;
                 Ok(Err(format!("ECS refused: {e}")))
+            }
+        }
+    }
+
+    /// The claim of a planned action (no holder yet).
+    fn record(
+        &self,
+        action: &PlannedAction,
+        gain: f64,
+        planned_on: &Cluster,
+        fresh: &Cluster,
+        now: DateTime<Utc>,
+    ) -> ActionRecord {
+        ActionRecord {
+            id: action_id(action, planned_on),
+            cluster: self.cluster.clone(),
+            mv: action.mv.clone(),
+            deployment_before: action.mv.service_name().and_then(|s| {
+                planned_on
+                    .service(s)
+                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+                    .map(|d| d.id.clone())
+            }),
+            state: ActionState::Claimed,
+            claimed_at: now,
+            updated_at: now,
+            reason: action.reason.clone(),
+            predicted_landing: action.predicted_landing.clone(),
+            seen_until: Some(seen_until(fresh)),
+            predicted_gain: gain,
+            tasks: action.tasks_restarted,
+            outcome: None,
+            holder: String::new(),
+            epoch: 0,
+            token: format!("{:016x}", fastrand::u64(..)),
+        }
+    }
+
+    /// The one ECS call a move is (the task's `stoppedReason` carries the action id).
+    async fn send(&self, mv: &Move, id: &str) -> Result<(), EcsError> {
+        match mv {
+            Move::StopTask { task_arn, .. } => self.ecs.stop_task(task_arn, &format!("ecs-rebalancer {id}")).await,
+            Move::RedeployService { service_name } => self.ecs.force_new_deployment(service_name).await,
+            Move::DrainInstance {
+                container_instance_arn, ..
+            } => {
+                self.ecs
+                    .set_instance_state(container_instance_arn, InstanceState::Draining)
+                    .await
             }
         }
     }
@@ -150,39 +163,46 @@ fn still_valid(
             .iter()
             .any(|p| p.task_arn == task_arn && p.active_at(now))
     };
-    match action.kind {
-        "stop-task" => {
-            let arn = action.task_arn.as_deref().unwrap_or("");
-            let t = fresh.task(arn).ok_or("the task is gone")?;
+    match &action.mv {
+        Move::StopTask {
+            task_arn,
+            container_instance_arn,
+            ..
+        } => {
+            let t = fresh.task(task_arn).ok_or("the task is gone")?;
             if t.desired_status == TaskStatus::Stopped {
                 return Err("the task is already stopping".into());
             }
-            if t.container_instance_arn != action.container_instance_arn {
+            if t.container_instance_arn.as_deref() != Some(container_instance_arn.as_str()) {
                 return Err("the task is on another instance".into());
             }
-            if protected(arn) {
+            if protected(task_arn) {
                 return Err("the task has scale-in protection now".into());
             }
         }
-        "redeploy-service" => {
-            let name = action.service_name.as_deref().unwrap_or("");
+        Move::RedeployService { service_name } => {
             let (before, current) = (
-                planned_on.service(name),
-                fresh.service(name).ok_or("the service is gone")?,
+                planned_on.service(service_name),
+                fresh.service(service_name).ok_or("the service is gone")?,
             );
             let ids = |s: &crate::model::Service| s.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
             if before.map(ids) != Some(ids(current)) {
                 return Err("the service's deployments changed".into());
             }
-            if let Some(t) = fresh.tasks_of(name).find(|t| t.is_live() && protected(&t.task_arn)) {
+            if let Some(t) = fresh
+                .tasks_of(service_name)
+                .find(|t| t.is_live() && protected(&t.task_arn))
+            {
                 return Err(format!(
                     "task {} of the service has scale-in protection now",
                     t.task_arn
                 ));
             }
         }
-        _ => {
-            let arn = action.container_instance_arn.as_deref().unwrap_or("");
+        Move::DrainInstance {
+            container_instance_arn: arn,
+            ..
+        } => {
             let i = fresh.instance(arn).ok_or("the instance is gone")?;
             if i.status != InstanceStatus::Active {
                 return Err(format!("the instance is {}", i.status));

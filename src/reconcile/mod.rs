@@ -17,6 +17,7 @@ use crate::ecs::{EcsApi, EcsError};
 use crate::ledger::lease::LeaseView;
 use crate::ledger::{self, ActionState, EpisodeRecord, Fence, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus};
+use crate::moves::{Move, MoveKind};
 use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
@@ -87,16 +88,32 @@ pub fn error_policy(error: &CycleError) -> Duration {
 #[serde(rename_all = "camelCase")]
 pub struct CycleReport {
     pub plan: Plan,
-    /// Ids of the actions sent to ECS this cycle.
-    pub acted: Vec<String>,
-    /// Ids of the actions that finished this cycle, with what happened.
-    pub settled: Vec<(String, ActionState, String)>,
+    /// The actions sent to ECS this cycle.
+    pub acted: Vec<Sent>,
+    /// The actions that finished this cycle, with what happened.
+    pub settled: Vec<Settled>,
     /// Planned actions not sent, with why (the target changed, already claimed, ECS refused).
     pub not_sent: Vec<(String, String)>,
     /// Actions still in flight after this cycle.
     pub in_flight: usize,
     #[serde(skip)]
     pub requeue_after: Duration,
+}
+
+/// An action sent to ECS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    pub id: String,
+    pub kind: MoveKind,
+}
+
+/// An action that finished, with what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settled {
+    pub id: String,
+    pub kind: MoveKind,
+    pub state: ActionState,
+    pub outcome: String,
 }
 
 /// Totals over a controller's life.
@@ -158,25 +175,33 @@ fn crash(point: &str) -> ! {
     std::process::abort()
 }
 
-/// The deterministic id of a planned action: the same move observed twice claims the same record.
+/// The deterministic id of a planned action: the same move observed twice claims the same record. It starts with
+/// the kind and the target (`ledger::Unreadable` reads the target back from a damaged item's id).
 pub fn action_id(action: &PlannedAction, cluster: &Cluster) -> String {
     let last = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-    match action.kind {
-        "stop-task" => format!("stop-task:{}", last(action.task_arn.as_deref().unwrap_or(""))),
-        "redeploy-service" => {
-            let service = action.service_name.clone().unwrap_or_default();
+    let kind = action.mv.kind();
+    match &action.mv {
+        Move::StopTask { task_arn, .. } => format!("{kind}:{}", last(task_arn)),
+        Move::RedeployService { service_name } => {
             let deployment = cluster
-                .service(&service)
+                .service(service_name)
                 .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
                 .map_or_else(String::new, |d| last(&d.id));
-            format!("redeploy-service:{service}:{deployment}")
+            format!("{kind}:{service_name}:{deployment}")
         }
-        _ => {
-            let arn = action.container_instance_arn.clone().unwrap_or_default();
-            let version = cluster.instance(&arn).and_then(|i| i.version).unwrap_or(0);
-            format!("drain-instance:{}:{version}", last(&arn))
+        Move::DrainInstance {
+            container_instance_arn: arn,
+            ..
+        } => {
+            let version = cluster.instance(arn).and_then(|i| i.version).unwrap_or(0);
+            format!("{kind}:{}:{version}", last(arn))
         }
     }
+}
+
+/// What an action acts on: the task ARN, the service name or the container instance ARN.
+pub fn target_of(action: &PlannedAction) -> String {
+    action.mv.target().to_owned()
 }
 
 impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
@@ -253,7 +278,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             for action in &plan.actions {
                 tracing::info!(
                     action = %action_id(action, &cluster),
-                    kind = action.kind,
+                    kind = action.mv.kind().as_str(),
                     resource = %target_of(action),
                     reason = %action.reason,
                     landing = ?action.predicted_landing,
@@ -269,12 +294,22 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                 let gain = score - action.score_after;
                 score = action.score_after;
                 match self.act(action, gain, &cluster, &fresh, now).await? {
-                    Ok(id) => acted.push(id),
+                    Ok(id) => acted.push(Sent {
+                        id,
+                        kind: action.mv.kind(),
+                    }),
                     Err(why) => not_sent.push((target_of(action), why)),
                 }
             }
         }
-        let in_flight = self.ledger.in_flight(&self.cluster).await?.len();
+        let in_flight = (self
+            .ledger
+            .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
+            .await?
+            .records)
+            .iter()
+            .filter(|r| r.state.in_flight())
+            .count();
         let requeue_after = if in_flight > 0 {
             SETTLE_INTERVAL.min(self.policy.interval)
         } else {
@@ -311,14 +346,4 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         );
         Ok(())
     }
-}
-
-/// What an action acts on: the task ARN, the service name or the container instance ARN.
-pub fn target_of(action: &PlannedAction) -> String {
-    match action.kind {
-        "stop-task" => action.task_arn.clone(),
-        "redeploy-service" => action.service_name.clone(),
-        _ => action.container_instance_arn.clone(),
-    }
-    .unwrap_or_default()
 }

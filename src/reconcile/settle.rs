@@ -5,20 +5,29 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Controller, CycleError, ACTION_DEADLINE, LOG};
+use super::{Controller, CycleError, Settled, ACTION_DEADLINE, LOG};
 use crate::ecs::{EcsApi, InstanceState};
 use crate::ledger::{ActionRecord, ActionState, CooldownTarget, Ledger};
 use crate::model::{Cluster, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
+use crate::moves::Move;
 
 impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     /// Finishes what is in flight, from what ECS shows now.
-    pub(super) async fn settle(
-        &mut self,
-        cluster: &Cluster,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, ActionState, String)>, CycleError> {
+    pub(super) async fn settle(&mut self, cluster: &Cluster, now: DateTime<Utc>) -> Result<Vec<Settled>, CycleError> {
         let mut finished = Vec::new();
-        for r in self.ledger.in_flight(&self.cluster).await? {
+        let log = self
+            .ledger
+            .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
+            .await?;
+        for u in &log.unreadable {
+            tracing::warn!(target: LOG,
+                item = %u.key,
+                targets = ?u.targets,
+                error = %u.describe(),
+                "a ledger item cannot be read: what it names is left alone until it is repaired or deleted"
+            );
+        }
+        for r in log.records.into_iter().filter(|r| r.state.in_flight()) {
             // Settling may set a drained instance ACTIVE again; a replica that cannot prove its lease leaves every
             // record as it is for the leader (an overdue drain recorded failed without its revert would strand it).
             if self.fence().is_err() {
@@ -26,10 +35,18 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 break;
             }
             let overdue = now - r.claimed_at > chrono::Duration::from_std(ACTION_DEADLINE).unwrap_or_default();
-            let verdict = match r.kind.as_str() {
-                "stop-task" => settle_stop(&r, cluster),
-                "redeploy-service" => settle_redeploy(&r, cluster),
-                _ => self.settle_drain(&r, cluster, overdue).await,
+            let verdict = match &r.mv {
+                Move::StopTask {
+                    task_arn, service_name, ..
+                } => settle_stop(&r, task_arn, service_name, cluster),
+                Move::RedeployService { service_name } => settle_redeploy(&r, service_name, cluster),
+                Move::DrainInstance {
+                    container_instance_arn,
+                    moved_tasks,
+                } => {
+                    self.settle_drain(&r, container_instance_arn, moved_tasks, cluster, overdue)
+                        .await
+                }
             };
             let (state, outcome, landed) = match verdict {
                 Verdict::Waiting if overdue => (ActionState::Failed, "did not play out in time".to_owned(), None),
@@ -63,27 +80,32 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             if state == ActionState::Done {
                 self.start_cooldowns(&r, now).await?;
             }
-            finished.push((r.id.clone(), state, outcome));
+            finished.push(Settled {
+                id: r.id.clone(),
+                kind: r.mv.kind(),
+                state,
+                outcome,
+            });
         }
         Ok(finished)
     }
 
     async fn start_cooldowns(&self, r: &ActionRecord, now: DateTime<Utc>) -> Result<(), CycleError> {
         let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
-        if let Some(service) = &r.service {
+        if let Some(service) = r.mv.service_name() {
             self.ledger
                 .set_cooldown(
                     &self.cluster,
-                    CooldownTarget::Service(service.clone()),
+                    CooldownTarget::Service(service.to_owned()),
                     after(self.policy.cooldown.service),
                 )
                 .await?;
         }
-        if let Some(instance) = &r.instance {
+        if let Some(instance) = r.mv.container_instance_arn() {
             self.ledger
                 .set_cooldown(
                     &self.cluster,
-                    CooldownTarget::Instance(instance.clone()),
+                    CooldownTarget::Instance(instance.to_owned()),
                     after(self.policy.cooldown.instance),
                 )
                 .await?;
@@ -92,9 +114,16 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     }
 
     /// A drain is finished by setting the instance ACTIVE again once its service tasks are gone, or reverted at the
-    /// deadline. Only the instance this record drained is ever set ACTIVE (ECS-SEMANTICS §3: others drain too).
-    async fn settle_drain(&self, r: &ActionRecord, cluster: &Cluster, overdue: bool) -> Verdict {
-        let Some(instance) = cluster.instance(&r.target) else {
+    /// deadline. Only the instance this record drained is ever set ACTIVE (docs/ecs.md: others drain too).
+    async fn settle_drain(
+        &self,
+        r: &ActionRecord,
+        arn: &str,
+        moved_tasks: &[String],
+        cluster: &Cluster,
+        overdue: bool,
+    ) -> Verdict {
+        let Some(instance) = cluster.instance(arn) else {
             return Verdict::Done {
                 outcome: "the instance is gone".into(),
                 landed: None,
@@ -114,15 +143,15 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         // service at 100 %/100 %) stays where it is and never keeps the instance DRAINING. Records written before
         // drains named their tasks wait for every service task but daemons.
         let remaining = cluster
-            .tasks_on(&r.target)
+            .tasks_on(arn)
             .filter(|t| t.desired_status != TaskStatus::Stopped)
             .filter(|t| {
-                if r.moved_tasks.is_empty() {
+                if moved_tasks.is_empty() {
                     t.service_name()
                         .and_then(|s| cluster.service(s))
                         .is_some_and(|s| s.scheduling_strategy != SchedulingStrategy::Daemon)
                 } else {
-                    r.moved_tasks.contains(&t.task_arn)
+                    moved_tasks.contains(&t.task_arn)
                 }
             })
             .count();
@@ -132,12 +161,12 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         if self.fence().is_err() {
             return Verdict::Deferred;
         }
-        match self.ecs.set_instance_state(&r.target, InstanceState::Active).await {
+        match self.ecs.set_instance_state(arn, InstanceState::Active).await {
             Ok(()) if remaining == 0 => Verdict::Done {
-                outcome: if r.moved_tasks.is_empty() {
+                outcome: if moved_tasks.is_empty() {
                     "emptied of service tasks and set ACTIVE again".into()
                 } else {
-                    format!("its {} moved task(s) are gone; set ACTIVE again", r.moved_tasks.len())
+                    format!("its {} moved task(s) are gone; set ACTIVE again", moved_tasks.len())
                 },
                 landed: None,
             },
@@ -166,8 +195,8 @@ enum Verdict {
 }
 
 /// A stop is done when the task has stopped (with our id in `stoppedReason`) and the service is whole again.
-fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
-    let task = cluster.task(&r.target);
+fn settle_stop(r: &ActionRecord, task_arn: &str, service_name: &str, cluster: &Cluster) -> Verdict {
+    let task = cluster.task(task_arn);
     let stopped_by_us = task.is_none_or(|t| t.stopped_reason.as_deref().is_some_and(|s| s.contains(&r.id)));
     match task {
         Some(t) if t.desired_status != TaskStatus::Stopped => {
@@ -186,7 +215,7 @@ fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
             landed: None,
         };
     }
-    let Some(service) = r.service.as_deref().and_then(|s| cluster.service(s)) else {
+    let Some(service) = cluster.service(service_name) else {
         return Verdict::Done {
             outcome: "the service is gone".into(),
             landed: None,
@@ -222,8 +251,8 @@ fn settle_stop(r: &ActionRecord, cluster: &Cluster) -> Verdict {
 }
 
 /// A redeploy is done when a newer deployment is the only one and completed.
-fn settle_redeploy(r: &ActionRecord, cluster: &Cluster) -> Verdict {
-    let Some(service) = cluster.service(&r.target) else {
+fn settle_redeploy(r: &ActionRecord, service_name: &str, cluster: &Cluster) -> Verdict {
+    let Some(service) = cluster.service(service_name) else {
         return Verdict::Done {
             outcome: "the service is gone".into(),
             landed: None,

@@ -54,7 +54,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         landed: &[String],
         now: DateTime<Utc>,
     ) -> Result<Option<String>, CycleError> {
-        let Some(service) = r.service.clone() else {
+        let Some(service) = r.mv.service_name().map(str::to_owned) else {
             return Ok(None);
         };
         let outside = !landed.iter().any(|l| r.predicted_landing.contains(l));
@@ -67,10 +67,12 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             *n += 1;
             back_off = *n >= MISPREDICTIONS_BEFORE_BACKOFF;
         }
-        if r.kind == "stop-task" && !r.improving_landing.is_empty() && !r.predicted_landing.is_empty() {
+        // Only a stop has odds: the instances of its predicted landing where it pays off.
+        let improving = r.mv.improving_landing();
+        if !improving.is_empty() && !r.predicted_landing.is_empty() {
             #[allow(clippy::cast_precision_loss)] // tie sets are small
-            let p = r.improving_landing.len() as f64 / r.predicted_landing.len() as f64;
-            let hit = landed.iter().any(|l| r.improving_landing.contains(l));
+            let p = improving.len() as f64 / r.predicted_landing.len() as f64;
+            let hit = landed.iter().any(|l| improving.contains(l));
             if !hit && !outside {
                 note = Some(" (an unlucky draw: not where the move pays off)".to_owned());
                 self.stats.unlucky += 1;

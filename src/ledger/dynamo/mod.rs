@@ -1,7 +1,9 @@
 //! The ledger in DynamoDB: the only file that imports `aws-sdk-dynamodb`.
 //!
-//! One table (ARCHITECTURE.md): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`, `action#<id>` or
-//! `cooldown#<service|instance>#<target>`. Every write that decides something is conditional:
+//! One table (docs/operations.md, "The table"): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`,
+//! `episode`, `action#<id>` or `cooldown#<service|instance>#<target>`. Items map to typed structs through
+//! `serde_dynamo` (actions in `ledger::item`); an item that does not map is an error naming it, never dropped.
+//! `init` is in `table.rs`. Every write that decides something is conditional:
 //! - a claim is `attribute_not_exists(sk)`, and under a lease a `TransactWriteItems` whose `ConditionCheck` requires
 //!   the lease item to still name the holder and epoch (the fencing token);
 //!   `ReturnValuesOnConditionCheckFailure=ALL_OLD` returns the item that blocked it, so our own retried write
@@ -20,15 +22,69 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
+use super::item::{self, action_sk, millis, pk, ActionItem, ItemError, Unreadable};
+use super::{
+    ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
+};
 
 mod table;
 
 pub use table::{create_table, TableSetup};
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The lease item (`sk` = `lease`).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaseItem {
+    #[serde(skip_deserializing)]
+    pk: String,
+    #[serde(skip_deserializing)]
+    sk: String,
+    holder: String,
+    epoch: u64,
+    version: String,
+    duration_ms: u64,
+    #[serde(with = "millis")]
+    renewed_at: DateTime<Utc>,
+    #[serde(default)]
+    released: bool,
+}
+
+/// A cooldown item (`sk` = `cooldown#<target>`); TTL collects it a day after `until`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CooldownItem {
+    #[serde(skip_deserializing)]
+    pk: String,
+    #[serde(skip_deserializing)]
+    sk: String,
+    /// `service#NAME` or `instance#ARN` ([`CooldownTarget::key`]).
+    target: String,
+    #[serde(with = "millis")]
+    until: DateTime<Utc>,
+    #[serde(skip_deserializing)]
+    expires_at: i64,
+}
+
+/// An item as DynamoDB takes it.
+fn encode(what: &'static str, value: impl Serialize) -> Result<Item, LedgerError> {
+    to_item(value).map_err(|source| LedgerError::Encode { what, source })
+}
+
+/// A lease or cooldown item that does not map: an error naming it.
+fn unreadable(key: &str, source: serde_dynamo::Error) -> LedgerError {
+    LedgerError::Unreadable(Box::new(Unreadable {
+        key: key.to_owned(),
+        targets: Vec::new(),
+        state: None,
+        source: ItemError::Attributes(source),
+    }))
+}
 
 /// Finished actions are kept this long before TTL may collect them (status shows them meanwhile).
 const KEEP_FINISHED_DAYS: i64 = 30;
@@ -122,16 +178,28 @@ impl DynamoLedger {
             .map_err(|e| LedgerError::Unavailable(e.to_string()))
     }
 
-    /// Every action of the cluster, newest claim first (for `status`).
-    pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
-        let mut all: Vec<ActionRecord> = self
+    /// Every action of the cluster, newest claim first, and every action item that cannot be read (for `status`).
+    pub async fn action_log(&self, cluster: &str) -> Result<ActionLog, LedgerError> {
+        let mut log = ActionLog::default();
+        for result in self
             .query(cluster, "action#")
             .await?
-            .iter()
-            .filter_map(record_from)
-            .collect();
-        all.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
-        Ok(all)
+            .into_iter()
+            .map(|i| item::read(i.into()))
+        {
+            match result {
+                Ok(r) => log.records.push(r),
+                Err(u) => log.unreadable.push(u),
+            }
+        }
+        log.records
+            .sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(log)
+    }
+
+    /// Every action of the cluster, newest claim first; [`LedgerError::Unreadable`] if an item cannot be read.
+    pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
+        self.action_log(cluster).await?.into_records()
     }
 }
 
@@ -154,10 +222,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &s
     }
 }
 
-fn pk(cluster: &str) -> String {
-    format!("cluster#{cluster}")
-}
-
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -166,128 +230,16 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Timestamps as RFC 3339 with milliseconds and `Z`: they sort as strings, so conditions can compare them.
 fn time(t: DateTime<Utc>) -> AttributeValue {
-    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    s(millis::text(&t))
 }
 
-fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
-    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
-}
-
-fn get_time(item: &Item, key: &str) -> Option<DateTime<Utc>> {
-    get_s(item, key)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn get_list(item: &Item, key: &str) -> Vec<String> {
-    item.get(key)
-        .and_then(|v| v.as_l().ok())
-        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-        .unwrap_or_default()
-}
-
-fn record_item(r: &ActionRecord) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), s(pk(&r.cluster)));
-    item.insert("sk".into(), s(format!("action#{}", r.id)));
-    item.insert("id".into(), s(&r.id));
-    item.insert("cluster".into(), s(&r.cluster));
-    item.insert("kind".into(), s(&r.kind));
-    item.insert("target".into(), s(&r.target));
-    let optional = [
-        ("service", &r.service),
-        ("instance", &r.instance),
-        ("deploymentBefore", &r.deployment_before),
-        ("outcome", &r.outcome),
-    ];
-    for (key, value) in optional {
-        if let Some(v) = value {
-            item.insert(key.into(), s(v));
-        }
-    }
-    item.insert("state".into(), s(r.state.as_str()));
-    item.insert("claimedAt".into(), time(r.claimed_at));
-    if let Some(t) = r.seen_until {
-        item.insert("seenUntil".into(), time(t));
-    }
-    item.insert("updatedAt".into(), time(r.updated_at));
-    item.insert("reason".into(), s(&r.reason));
-    item.insert(
-        "predictedLanding".into(),
-        AttributeValue::L(r.predicted_landing.iter().map(s).collect()),
-    );
-    for (key, list) in [
-        ("improvingLanding", &r.improving_landing),
-        ("movedTasks", &r.moved_tasks),
-    ] {
-        if !list.is_empty() {
-            item.insert(key.into(), AttributeValue::L(list.iter().map(s).collect()));
-        }
-    }
-    if r.predicted_gain.is_finite() {
-        // DynamoDB numbers have no NaN or infinity.
-        item.insert("predictedGain".into(), n(r.predicted_gain));
-    }
-    item.insert("tasks".into(), n(r.tasks));
-    item.insert("holder".into(), s(&r.holder));
-    item.insert("epoch".into(), n(r.epoch));
-    item.insert("token".into(), s(&r.token));
-    item
-}
-
-fn record_from(item: &Item) -> Option<ActionRecord> {
-    let owned = |key: &str| get_s(item, key).map(str::to_owned);
-    Some(ActionRecord {
-        id: owned("id")?,
-        cluster: owned("cluster")?,
-        kind: owned("kind")?,
-        target: owned("target")?,
-        service: owned("service"),
-        instance: owned("instance"),
-        deployment_before: owned("deploymentBefore"),
-        state: ActionState::parse(get_s(item, "state")?)?,
-        claimed_at: get_time(item, "claimedAt")?,
-        seen_until: get_time(item, "seenUntil"),
-        updated_at: get_time(item, "updatedAt")?,
-        reason: owned("reason").unwrap_or_default(),
-        predicted_landing: get_list(item, "predictedLanding"),
-        improving_landing: get_list(item, "improvingLanding"),
-        moved_tasks: get_list(item, "movedTasks"),
-        predicted_gain: get_n(item, "predictedGain").unwrap_or(0.0),
-        tasks: get_n(item, "tasks").unwrap_or(0),
-        outcome: owned("outcome"),
-        holder: owned("holder").unwrap_or_default(),
-        epoch: get_n(item, "epoch").unwrap_or(0),
-        token: owned("token").unwrap_or_default(),
-    })
-}
-
-fn lease_from(item: &Item) -> Option<LeaseRecord> {
-    Some(LeaseRecord {
-        holder: get_s(item, "holder")?.to_owned(),
-        epoch: get_n(item, "epoch")?,
-        version: get_s(item, "version")?.to_owned(),
-        duration_ms: get_n(item, "durationMs")?,
-        renewed_at: get_time(item, "renewedAt")?,
-        released: item
-            .get("released")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-    })
-}
-
-/// A blocked claim: our own earlier write of the same attempt, or someone else's.
+/// A blocked claim: our own earlier write of the same attempt, or someone else's, or an item that cannot be read.
 fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, LedgerError> {
-    match existing.and_then(record_from) {
-        Some(e) if e.token == record.token => Ok(Claim::Claimed),
-        Some(e) => Ok(Claim::AlreadyClaimed(Box::new(e))),
+    match existing.map(|i| item::read(i.clone().into())) {
+        Some(Ok(e)) if e.token == record.token => Ok(Claim::Claimed),
+        Some(Ok(e)) => Ok(Claim::AlreadyClaimed(Box::new(e))),
+        Some(Err(u)) => Err(LedgerError::Unreadable(Box::new(u))),
         None => Err(LedgerError::Unavailable(format!(
             "claim of {} was refused but no item blocks it",
             record.id
@@ -297,13 +249,14 @@ fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, Ledg
 
 impl Ledger for DynamoLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
-        let sk = format!("action#{}", record.id);
+        let sk = action_sk(&record.id);
+        let item = encode("an action record", ActionItem::of(&record))?;
         let Some(fence) = fence else {
             let out = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(record_item(&record)))
+                .set_item(Some(item))
                 .condition_expression("attribute_not_exists(sk)")
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
@@ -324,7 +277,7 @@ impl Ledger for DynamoLedger {
         let lease_held = self.lease_held(&record.cluster, fence)?;
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(record_item(&record)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(sk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -382,7 +335,7 @@ impl Ledger for DynamoLedger {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk(cluster)))
-            .key("sk", s(format!("action#{id}")))
+            .key("sk", s(action_sk(id)))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":to", s(state.as_str()))
             .expression_attribute_values(":now", time(now))
@@ -416,7 +369,7 @@ impl Ledger for DynamoLedger {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     match c.item() {
                         Some(_) => Ok(false),
-                        None => match self.get(cluster, &format!("action#{id}")).await? {
+                        None => match self.get(cluster, &action_sk(id)).await? {
                             Some(_) => Ok(false),
                             None => Err(LedgerError::NotFound(id.to_owned())),
                         },
@@ -428,21 +381,21 @@ impl Ledger for DynamoLedger {
     }
 
     async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .actions(cluster)
-            .await?
-            .into_iter()
-            .filter(|r| r.state.in_flight())
-            .collect())
+        let mut records = self.actions(cluster).await?;
+        records.retain(|r| r.state.in_flight());
+        Ok(records)
     }
 
     async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .actions(cluster)
-            .await?
-            .into_iter()
-            .filter(|r| r.claimed_at > since)
-            .collect())
+        let mut records = self.actions(cluster).await?;
+        records.retain(|r| r.claimed_at > since);
+        Ok(records)
+    }
+
+    async fn read_actions(&self, cluster: &str, since: DateTime<Utc>) -> Result<ActionLog, LedgerError> {
+        let mut log = self.action_log(cluster).await?;
+        log.records.retain(|r| r.claimed_at > since);
+        Ok(log)
     }
 
     async fn set_cooldown(
@@ -451,14 +404,17 @@ impl Ledger for DynamoLedger {
         target: CooldownTarget,
         until: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
+        let item = CooldownItem {
+            pk: pk(cluster),
+            sk: format!("cooldown#{}", target.key()),
+            target: target.key(),
+            until,
+            expires_at: (until + chrono::Duration::days(1)).timestamp(),
+        };
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(pk(cluster)))
-            .item("sk", s(format!("cooldown#{}", target.key())))
-            .item("target", s(target.key()))
-            .item("until", time(until))
-            .item("expiresAt", n((until + chrono::Duration::days(1)).timestamp()))
+            .set_item(Some(encode("a cooldown", item)?))
             .send()
             .await
             .map_err(|e| self.classify("PutItem", e))?;
@@ -470,25 +426,30 @@ impl Ledger for DynamoLedger {
         cluster: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError> {
-        Ok(self
-            .query(cluster, "cooldown#")
-            .await?
-            .iter()
-            .filter_map(|item| {
-                Some((
-                    CooldownTarget::from_key(get_s(item, "target")?)?,
-                    get_time(item, "until")?,
-                ))
-            })
-            .filter(|(_, until)| *until > now)
-            .collect())
+        let mut running = Vec::new();
+        for raw in self.query(cluster, "cooldown#").await? {
+            let key = raw.get("sk").and_then(|k| k.as_s().ok()).cloned().unwrap_or_default();
+            let c: CooldownItem = from_item(raw).map_err(|e| unreadable(&key, e))?;
+            let target = CooldownTarget::from_key(&c.target).ok_or_else(|| {
+                let why = format!("unknown cooldown target {:?}", c.target);
+                unreadable(&key, serde::de::Error::custom(why))
+            })?;
+            if c.until > now {
+                running.push((target, c.until));
+            }
+        }
+        Ok(running)
     }
 
     async fn read_episode(&self, cluster: &str) -> Result<Option<EpisodeRecord>, LedgerError> {
         let Some(item) = self.get(cluster, "episode").await? else {
             return Ok(None);
         };
-        match get_s(&item, "episode").map(serde_json::from_str::<EpisodeRecord>) {
+        match item
+            .get("episode")
+            .and_then(|v| v.as_s().ok())
+            .map(|j| serde_json::from_str::<EpisodeRecord>(j))
+        {
             Some(Ok(episode)) => Ok(Some(episode)),
             // As if there were none: the planner then starts only above the trigger, so an unreadable item can only
             // make it do less.
@@ -560,7 +521,18 @@ impl Ledger for DynamoLedger {
     }
 
     async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {
-        Ok(self.get(cluster, "lease").await?.as_ref().and_then(lease_from))
+        let Some(raw) = self.get(cluster, "lease").await? else {
+            return Ok(None);
+        };
+        let l: LeaseItem = from_item(raw).map_err(|e| unreadable("lease", e))?;
+        Ok(Some(LeaseRecord {
+            holder: l.holder,
+            epoch: l.epoch,
+            version: l.version,
+            duration_ms: l.duration_ms,
+            renewed_at: l.renewed_at,
+            released: l.released,
+        }))
     }
 
     async fn write_lease(
@@ -569,19 +541,22 @@ impl Ledger for DynamoLedger {
         lease: &LeaseRecord,
         expected_version: Option<&str>,
     ) -> Result<bool, LedgerError> {
-        let mut request = self
+        let item = LeaseItem {
+            pk: pk(cluster),
+            sk: "lease".into(),
+            holder: lease.holder.clone(),
+            epoch: lease.epoch,
+            version: lease.version.clone(),
+            duration_ms: lease.duration_ms,
+            renewed_at: lease.renewed_at,
+            released: lease.released,
+        };
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(pk(cluster)))
-            .item("sk", s("lease"))
-            .item("holder", s(&lease.holder))
-            .item("epoch", n(lease.epoch))
-            .item("version", s(&lease.version))
-            .item("durationMs", n(lease.duration_ms))
-            .item("renewedAt", time(lease.renewed_at))
-            .item("released", AttributeValue::Bool(lease.released));
-        request = match expected_version {
+            .set_item(Some(encode("the lease", item)?));
+        let request = match expected_version {
             None => request.condition_expression("attribute_not_exists(sk)"),
             Some(v) => request
                 .condition_expression("version = :expected")
