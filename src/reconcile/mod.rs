@@ -6,6 +6,11 @@
 //! cycle's settle step, which asks ECS whether the act happened (the task's `stoppedReason` carries the action id, a
 //! deployment other than the one the claim recorded exists, the instance is DRAINING) and never repeats it blindly.
 //! Settling reads ECS's identifiers and timestamps only, never this controller's clock against ECS's.
+//!
+//! This file holds the cycle, its errors and its report, and action ids; `act.rs` re-checks, claims and sends one
+//! move, `settle.rs` finishes what is in flight, and `verify.rs` checks where settled moves landed against their
+//! odds. An action item the ledger cannot read holds back what it names, and the plan says so
+//! (`ledger::Unreadable`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

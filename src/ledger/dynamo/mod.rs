@@ -1,4 +1,4 @@
-//! The ledger in DynamoDB: the only file that imports `aws-sdk-dynamodb`.
+//! The ledger in DynamoDB: the only module that imports `aws-sdk-dynamodb`.
 //!
 //! One table (docs/operations.md, "The table"): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`,
 //! `episode`, `action#<id>` or `cooldown#<service|instance>#<target>`. Items map to typed structs through
