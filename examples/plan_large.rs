@@ -64,7 +64,7 @@ fn main() {
         *labels.entry(s.label).or_insert(0) += 1;
     }
     println!("skipped by reason: {labels:?}");
-    let kinds: Vec<&str> = result.actions.iter().map(|a| a.kind).collect();
+    let kinds: Vec<&str> = result.actions.iter().map(|a| a.mv.kind().as_str()).collect();
     println!("actions: {kinds:?}");
     if std::env::args().any(|a| a == "--keep") {
         println!("snapshot kept at {}", file.display());

@@ -153,7 +153,7 @@ async fn soak<L: Ledger + Sync>(cycles: u32, ledger: &L) {
     // A duplicate: one stop-task action that stopped more than one task.
     let duplicates: usize = records
         .iter()
-        .filter(|r| r.kind == "stop-task")
+        .filter(|r| r.mv.kind() == ecs_rebalancer::moves::MoveKind::StopTask)
         .map(|r| {
             let mark = format!("ecs-rebalancer {}", r.id);
             end.tasks
@@ -166,7 +166,7 @@ async fn soak<L: Ledger + Sync>(cycles: u32, ledger: &L) {
     let sent_twice = records
         .iter()
         .filter(|r| r.state == ActionState::Done)
-        .map(|r| &r.target)
+        .map(|r| r.mv.target())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let stats = twin.stats();

@@ -13,10 +13,12 @@
 //! - [`policy`]: the `ecs-rebalancer/v1` policy language: raw YAML → validated (every error with `file:line:col`)
 //!   → defaulted [`policy::Policy`].
 //! - [`placement`]: where ECS can and will put a new task (resources, constraints, strategies), pure.
+//! - [`moves`]: the three moves (stop a task, redeploy a service, drain an instance) as one enum, from plan to
+//!   ledger to ECS to metrics.
 //! - [`plan`]: the planner: load, score, safety rules, and the fewest safe moves, pure.
 //! - [`ecs`]: the `EcsApi` trait the controller observes and acts through.
 //! - [`twin`]: a deterministic simulation of an ECS cluster behind `EcsApi`.
-//! - [`ledger`]: the durable record of moves and cooldowns (`Ledger` trait; in-memory implementation).
+//! - [`ledger`]: the durable record of moves and cooldowns (`Ledger` trait; in-memory and DynamoDB implementations).
 //! - [`reconcile`]: one controller cycle: observe → settle → plan → re-check → claim → act.
 //! - [`simulate`], [`scenarios`]: the controller against the twin (`simulate`, `demo`), with an end-state audit.
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
@@ -30,6 +32,7 @@ pub mod ecs;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod moves;
 pub mod placement;
 pub mod plan;
 pub mod policy;

@@ -95,22 +95,25 @@ fn observe_cycle(metrics: &Metrics, cluster: &str, result: &Result<CycleReport, 
                 .score
                 .get_or_create(&vec![("cluster", cluster.to_owned())])
                 .set(report.plan.before.score);
-            let kind = |id: &str| id.split(':').next().unwrap_or("unknown").to_owned();
-            for id in &report.acted {
+            for sent in &report.acted {
                 metrics
                     .actions
-                    .get_or_create(&vec![("kind", kind(id)), ("outcome", "sent".into())])
+                    .get_or_create(&vec![
+                        ("kind", sent.kind.as_str().to_owned()),
+                        ("outcome", "sent".into()),
+                    ])
                     .inc();
             }
             metrics
                 .actions
                 .get_or_create(&vec![("kind", "any".into()), ("outcome", "not_sent".into())])
                 .inc_by(report.not_sent.len() as u64);
-            for (id, state, _) in &report.settled {
-                metrics
-                    .actions
-                    .get_or_create(&vec![("kind", kind(id)), ("outcome", state.as_str().to_owned())])
-                    .inc();
+            for settled in &report.settled {
+                let labels = vec![
+                    ("kind", settled.kind.as_str().to_owned()),
+                    ("outcome", settled.state.as_str().to_owned()),
+                ];
+                metrics.actions.get_or_create(&labels).inc();
             }
             for skip in &report.plan.skipped {
                 metrics

@@ -333,7 +333,7 @@ pub fn render_cycle(p: &Progress<'_>, bars: bool) -> String {
     let plan = &p.report.plan;
     let mut planned: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &plan.actions {
-        *planned.entry(a.kind).or_default() += 1;
+        *planned.entry(a.mv.kind().as_str()).or_default() += 1;
     }
     let planned: Vec<String> = if planned.is_empty() {
         vec!["nothing".into()]

@@ -1,10 +1,11 @@
 //! `status`: what the ledger says about a cluster, as a person reads it: the leader and its epoch, actions in
-//! flight and recent ones (reason, predicted landing, what really happened), and cooldowns.
+//! flight and recent ones (reason, predicted landing, what really happened), action items that cannot be read, and
+//! cooldowns.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ledger::{ActionRecord, CooldownTarget, LeaseRecord};
+use crate::ledger::{ActionLog, ActionRecord, CooldownTarget, LeaseRecord, Unreadable};
 
 /// A cluster's status at `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +18,9 @@ pub struct Status {
     pub in_flight: Vec<ActionRecord>,
     /// Finished since the window's start, newest first.
     pub recent: Vec<ActionRecord>,
+    /// Action items that cannot be read, whenever they were written: the controller leaves what each names alone
+    /// (or plans nothing at all when one names nothing) until it is repaired or deleted.
+    pub unreadable: Vec<Unreadable>,
     pub cooldowns: Vec<Cooldown>,
 }
 
@@ -41,12 +45,13 @@ pub struct Cooldown {
 }
 
 impl Status {
-    /// Sorts what the ledger returned into a status; `actions` are every action claimed since the window's start.
+    /// Sorts what the ledger returned into a status; `actions` are every action of the window and every action
+    /// item that cannot be read.
     pub fn new(
         cluster: &str,
         now: DateTime<Utc>,
         lease: Option<LeaseRecord>,
-        actions: Vec<ActionRecord>,
+        actions: ActionLog,
         cooldowns: Vec<(CooldownTarget, DateTime<Utc>)>,
     ) -> Status {
         let leader = lease.map(|l| {
@@ -61,7 +66,10 @@ impl Status {
                 released: l.released,
             }
         });
-        let (mut in_flight, mut recent): (Vec<_>, Vec<_>) = actions.into_iter().partition(|a| a.state.in_flight());
+        let (mut in_flight, mut recent): (Vec<_>, Vec<_>) =
+            actions.records.into_iter().partition(|a| a.state.in_flight());
+        let mut unreadable = actions.unreadable;
+        unreadable.sort_by(|a, b| a.key.cmp(&b.key));
         in_flight.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
         recent.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| a.id.cmp(&b.id)));
         let mut cooldowns: Vec<Cooldown> = cooldowns
@@ -75,6 +83,7 @@ impl Status {
             leader,
             in_flight,
             recent,
+            unreadable,
             cooldowns,
         }
     }
@@ -139,6 +148,23 @@ impl Status {
         let _ = writeln!(out, "recent: {}", self.recent.len());
         for a in &self.recent {
             action(&mut out, a);
+        }
+        if !self.unreadable.is_empty() {
+            let _ = writeln!(
+                out,
+                "unreadable: {} (what each names is left alone until it is repaired or deleted)",
+                self.unreadable.len()
+            );
+        }
+        for u in &self.unreadable {
+            let names = if u.targets.is_empty() {
+                "names nothing: no move is planned at all".to_owned()
+            } else {
+                format!("names {}", u.targets.join(", "))
+            };
+            let state = u.state.map_or("state unknown", |s| s.as_str());
+            let _ = writeln!(out, "  {:<9} {} {names}", state, u.key);
+            let _ = writeln!(out, "            why: {}", u.cause());
         }
         let _ = writeln!(out, "cooldowns: {}", self.cooldowns.len());
         for c in &self.cooldowns {

@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use chrono::{DateTime, Utc};
 
@@ -12,8 +15,9 @@ use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger, TableSetup};
 use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, Role};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{
-    ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
+    ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, ItemError, LeaseRecord, Ledger, LedgerError,
 };
+use ecs_rebalancer::moves::Move;
 
 fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
@@ -23,18 +27,18 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
     ActionRecord {
         id: id.into(),
         cluster: cluster.into(),
-        kind: "stop-task".into(),
-        target: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
-        service: Some("web".into()),
-        instance: Some("arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into()),
+        mv: Move::StopTask {
+            task_arn: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
+            service_name: "web".into(),
+            container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
+            improving_landing: vec!["cold1".into()],
+        },
         deployment_before: None,
         state: ActionState::Claimed,
         claimed_at: at(minute),
         updated_at: at(minute),
         reason: "hot: 0.9 → 0.5".into(),
         predicted_landing: vec!["cold1".into(), "cold2".into()],
-        improving_landing: vec!["cold1".into()],
-        moved_tasks: vec!["task-a".into()],
         seen_until: Some(at(minute)),
         predicted_gain: 0.125,
         tasks: 1,
@@ -63,6 +67,36 @@ async fn claim_records_once_and_knows_its_own_retry(l: &impl Ledger) {
         "every field survives the round trip"
     );
     assert!(l.in_flight("other").await.unwrap().is_empty(), "clusters are apart");
+}
+
+/// Each kind keeps what it acts on and what settling it needs (a stop's odds, a redeploy's deployment, a drain's
+/// tasks).
+async fn every_kind_of_move_survives_the_round_trip(l: &impl Ledger) {
+    let redeploy = ActionRecord {
+        id: "redeploy-service:web:1".into(),
+        mv: Move::RedeployService {
+            service_name: "web".into(),
+        },
+        deployment_before: Some("ecs-svc/1".into()),
+        ..record("c", "redeploy-service:web:1", "t", 1)
+    };
+    let drain = ActionRecord {
+        id: "drain-instance:hot:7".into(),
+        mv: Move::DrainInstance {
+            container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
+            moved_tasks: vec!["task-a".into(), "task-b".into()],
+        },
+        predicted_landing: vec![],
+        seen_until: None,
+        ..record("c", "drain-instance:hot:7", "t", 2)
+    };
+    let stop = record("c", "stop-task:a", "t", 0);
+    for r in [&stop, &redeploy, &drain] {
+        assert_eq!(l.claim(r.clone(), None).await.unwrap(), Claim::Claimed);
+    }
+    let mut all = l.in_flight("c").await.unwrap();
+    all.sort_by_key(|r| r.claimed_at);
+    assert_eq!(all, vec![stop, redeploy, drain]);
 }
 
 async fn states_move_forward_only(l: &impl Ledger) {
@@ -364,6 +398,7 @@ async fn dynamo() -> DynamoLedger {
 
 contract!(
     claim_records_once_and_knows_its_own_retry,
+    every_kind_of_move_survives_the_round_trip,
     states_move_forward_only,
     since_filters_by_claim_time,
     cooldowns_expire_on_read_and_are_replaced,
@@ -375,6 +410,97 @@ contract!(
     a_follower_waits_out_the_holders_longer_lease,
     the_episode_is_written_under_the_fence,
 );
+
+/// An action item as a newer version (or a hand edit) might write it: a kind this version does not know.
+fn unknown_kind(cluster: &str, id: &str) -> HashMap<String, AttributeValue> {
+    let s = |v: &str| AttributeValue::S(v.into());
+    let at = at(0).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    HashMap::from([
+        ("pk".to_owned(), s(&format!("cluster#{cluster}"))),
+        ("sk".to_owned(), s(&format!("action#{id}"))),
+        ("id".to_owned(), s(id)),
+        ("cluster".to_owned(), s(cluster)),
+        ("kind".to_owned(), s("migrate-task")),
+        ("target".to_owned(), s("arn:aws:ecs:eu-west-1:111122223333:task/c/abc")),
+        ("state".to_owned(), s("claimed")),
+        ("claimedAt".to_owned(), s(&at)),
+        ("updatedAt".to_owned(), s(&at)),
+    ])
+}
+
+/// An item that cannot be read is named, never dropped: the controller's read returns it beside the records; the
+/// readers that need every record fail naming it; a claim of its id is refused naming it.
+async fn an_unreadable_item_is_named_never_dropped(l: &impl Ledger) {
+    let good = record("c", "stop-task:a", "t", 0);
+    l.claim(good.clone(), None).await.unwrap();
+    let log = l.read_actions("c", at(-1)).await.unwrap();
+    assert_eq!(log.records, vec![good]);
+    assert_eq!(log.unreadable.len(), 1, "{log:?}");
+    let bad = &log.unreadable[0];
+    assert_eq!(bad.key, "action#migrate-task:abc");
+    assert_eq!(bad.source, ItemError::UnknownKind("migrate-task".into()));
+    assert_eq!(bad.targets, ["arn:aws:ecs:eu-west-1:111122223333:task/c/abc", "abc"]);
+    assert_eq!(bad.state, Some(ActionState::Claimed));
+    assert!(
+        l.read_actions("c", at(10)).await.unwrap().unreadable.len() == 1,
+        "whenever it was claimed: its claim time may be what is damaged"
+    );
+    for e in [
+        l.in_flight("c").await.unwrap_err(),
+        l.since("c", at(-1)).await.unwrap_err(),
+        l.claim(record("c", "migrate-task:abc", "t", 1), None)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, LedgerError::Unreadable(u) if u.key == "action#migrate-task:abc"),
+            "{e:?}"
+        );
+        assert_eq!(e.label(), "unreadable");
+    }
+}
+
+#[tokio::test]
+async fn memory_an_unreadable_item_is_named_never_dropped() {
+    let l = MemoryLedger::new();
+    l.put_item("c", "migrate-task:abc", unknown_kind("c", "migrate-task:abc").into());
+    an_unreadable_item_is_named_never_dropped(&l).await;
+}
+
+#[tokio::test]
+async fn dynamodb_an_unreadable_item_is_named_never_dropped() {
+    let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
+    let l = dynamo().await;
+    aws_sdk_dynamodb::Client::new(&conf)
+        .put_item()
+        .table_name(l.table())
+        .set_item(Some(unknown_kind("c", "migrate-task:abc")))
+        .send()
+        .await
+        .unwrap();
+    an_unreadable_item_is_named_never_dropped(&l).await;
+    let e = l.actions("c").await.unwrap_err();
+    assert!(matches!(e, LedgerError::Unreadable(_)), "{e:?}");
+}
+
+/// A lease item that does not map is an error naming it, not "no lease" (which would invite a takeover).
+#[tokio::test]
+async fn dynamodb_an_unreadable_lease_is_an_error_naming_it() {
+    let conf = ecs_rebalancer::aws::local(&common::moto::endpoint());
+    let l = dynamo().await;
+    aws_sdk_dynamodb::Client::new(&conf)
+        .put_item()
+        .table_name(l.table())
+        .item("pk", AttributeValue::S("cluster#c".into()))
+        .item("sk", AttributeValue::S("lease".into()))
+        .item("holder", AttributeValue::S("a".into()))
+        .item("epoch", AttributeValue::S("one".into()))
+        .send()
+        .await
+        .unwrap();
+    let e = l.read_lease("c").await.unwrap_err();
+    assert!(matches!(&e, LedgerError::Unreadable(u) if u.key == "lease"), "{e:?}");
+}
 
 #[tokio::test]
 async fn init_is_idempotent_and_a_missing_table_says_how_to_make_one() {

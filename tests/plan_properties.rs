@@ -22,6 +22,7 @@ use ecs_rebalancer::model::{
     Cluster, ContainerInstance, Deployment, DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState,
     SchedulingStrategy, Service, TaskStatus,
 };
+use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::placement::{Overlay, PlacementIndex};
 use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, LoadView, Plan, PlannedAction, Status};
 use ecs_rebalancer::policy::{self, CountOrPercent, Policy};
@@ -166,12 +167,11 @@ impl PolicySpec {
         text
     }
 
-    fn allows(&self, kind: &str) -> bool {
+    fn allows(&self, kind: MoveKind) -> bool {
         match kind {
-            "stop-task" => self.stop_tasks,
-            "redeploy-service" => self.redeploy_services,
-            "drain-instance" => self.drain_instances,
-            _ => false,
+            MoveKind::StopTask => self.stop_tasks,
+            MoveKind::RedeployService => self.redeploy_services,
+            MoveKind::DrainInstance => self.drain_instances,
         }
     }
 }
@@ -342,6 +342,7 @@ impl Scenario {
         }
         let ledger = LedgerView {
             attempted_tasks: Vec::new(),
+            unreadable: Vec::new(),
             in_flight,
             service_cooldowns: self
                 .ledger
@@ -723,8 +724,8 @@ impl Built {
 
     fn stops_by_service(plan: &Plan) -> BTreeMap<String, u32> {
         let mut per = BTreeMap::new();
-        for a in plan.actions.iter().filter(|a| a.kind == "stop-task") {
-            *per.entry(a.service_name.clone().unwrap()).or_default() += 1;
+        for a in plan.actions.iter().filter(|a| a.mv.kind() == MoveKind::StopTask) {
+            *per.entry(a.mv.service_name().unwrap().to_owned()).or_default() += 1;
         }
         per
     }
@@ -755,15 +756,15 @@ impl Built {
     /// What one planned action holds below desired: a stop one task; a redeploy or a drain what ECS's own pacing
     /// allows for each service it moves.
     fn unavailable_of(&self, a: &PlannedAction) -> u32 {
-        match a.kind {
-            "stop-task" => 1,
-            "redeploy-service" => {
-                let svc = self.service(a.service_name.as_deref().unwrap());
+        match a.mv.kind() {
+            MoveKind::StopTask => 1,
+            MoveKind::RedeployService => {
+                let svc = self.service(a.mv.service_name().unwrap());
                 Self::paced(svc, svc.desired_count)
             }
-            _ => {
+            MoveKind::DrainInstance => {
                 let mut per: BTreeMap<&str, u32> = BTreeMap::new();
-                for t in &a.moved_tasks {
+                for t in a.mv.moved_tasks() {
                     let task = self.cluster.task(t).unwrap();
                     *per.entry(task.service_name().unwrap()).or_default() += 1;
                 }
@@ -797,18 +798,22 @@ impl Built {
         let mut stopped = BTreeSet::new();
         for a in &plan.actions {
             prop_assert!(
-                self.spec.policy.allows(a.kind),
+                self.spec.policy.allows(a.mv.kind()),
                 "action {} not allowed by the policy",
-                a.kind
+                a.mv.kind().as_str()
             );
             for l in &a.predicted_landing {
-                prop_assert!(self.usable(l), "{} may land on {l}, which is not usable", a.kind);
+                prop_assert!(
+                    self.usable(l),
+                    "{} may land on {l}, which is not usable",
+                    a.mv.kind().as_str()
+                );
             }
-            match a.kind {
-                "stop-task" => self.check_stop(a, &mut stopped)?,
-                "redeploy-service" => self.check_redeploy(a, plan)?,
-                "drain-instance" => self.check_drain(a, plan)?,
-                other => prop_assert!(false, "unknown action kind {other}"),
+            // Every kind is checked: the match is exhaustive, so an unknown kind cannot compile.
+            match a.mv.kind() {
+                MoveKind::StopTask => self.check_stop(a, &mut stopped)?,
+                MoveKind::RedeployService => self.check_redeploy(a, plan)?,
+                MoveKind::DrainInstance => self.check_drain(a, plan)?,
             }
         }
 
@@ -858,7 +863,13 @@ impl Built {
         }
 
         // Concurrent drains.
-        let drains = u32::try_from(plan.actions.iter().filter(|a| a.kind == "drain-instance").count()).unwrap();
+        let drains = u32::try_from(
+            plan.actions
+                .iter()
+                .filter(|a| a.mv.kind() == MoveKind::DrainInstance)
+                .count(),
+        )
+        .unwrap();
         if drains > 0 {
             prop_assert!(
                 drains + self.drains_in_flight() <= self.spec.policy.concurrent_drains,
@@ -871,7 +882,7 @@ impl Built {
     }
 
     fn check_stop(&self, a: &PlannedAction, stopped: &mut BTreeSet<String>) -> Result<(), TestCaseError> {
-        let arn = a.task_arn.as_deref().expect("stop-task names its task");
+        let arn = a.mv.task_arn().expect("stop-task names its task");
         prop_assert!(stopped.insert(arn.to_owned()), "task {arn} stopped twice");
         let task = self.cluster.task(arn).expect("stop-task names a known task");
         prop_assert_ne!(
@@ -880,14 +891,11 @@ impl Built {
             "task {} is already being stopped",
             arn
         );
-        prop_assert_eq!(
-            task.container_instance_arn.as_deref(),
-            a.container_instance_arn.as_deref()
-        );
+        prop_assert_eq!(task.container_instance_arn.as_deref(), a.mv.container_instance_arn());
         let Some(name) = task.service_name() else {
             return Err(TestCaseError::fail(format!("stop-task of standalone task {arn}")));
         };
-        prop_assert_eq!(Some(name), a.service_name.as_deref());
+        prop_assert_eq!(Some(name), a.mv.service_name());
         if let Some(why) = self.service_untouchable(name) {
             return Err(TestCaseError::fail(format!(
                 "stop-task of {arn} of service {name}, which is {why}"
@@ -911,7 +919,7 @@ impl Built {
     }
 
     fn check_redeploy(&self, a: &PlannedAction, plan: &Plan) -> Result<(), TestCaseError> {
-        let name = a.service_name.as_deref().expect("redeploy names its service");
+        let name = a.mv.service_name().expect("redeploy names its service");
         if let Some(why) = self.service_untouchable(name) {
             return Err(TestCaseError::fail(format!(
                 "redeploy of service {name}, which is {why}"
@@ -927,7 +935,7 @@ impl Built {
             !plan
                 .actions
                 .iter()
-                .any(|b| b.kind == "stop-task" && b.service_name.as_deref() == Some(name)),
+                .any(|b| b.mv.kind() == MoveKind::StopTask && b.mv.service_name() == Some(name)),
             "{name} is both redeployed and has a task stopped"
         );
         // A task already being stopped (desired STOPPED) is not one the deployment stops, protected or not.
@@ -946,15 +954,15 @@ impl Built {
     }
 
     fn check_drain(&self, a: &PlannedAction, plan: &Plan) -> Result<(), TestCaseError> {
-        let arn = a.container_instance_arn.as_deref().expect("drain names its instance");
+        let arn = a.mv.container_instance_arn().expect("drain names its instance");
         // A drain may take a service down to its floor (stop first below 100 %): no stop of it in the same plan.
-        for t in &a.moved_tasks {
+        for t in a.mv.moved_tasks() {
             let service = self.cluster.task(t).and_then(|t| t.service_name());
             prop_assert!(
                 !plan
                     .actions
                     .iter()
-                    .any(|b| b.kind == "stop-task" && b.service_name.as_deref() == service),
+                    .any(|b| b.mv.kind() == MoveKind::StopTask && b.mv.service_name() == service),
                 "{service:?} is both drained and has a task stopped"
             );
         }
@@ -1000,7 +1008,7 @@ impl Built {
             }
             expected.insert(t.task_arn.as_str());
         }
-        let named: BTreeSet<&str> = a.moved_tasks.iter().map(String::as_str).collect();
+        let named: BTreeSet<&str> = a.mv.moved_tasks().iter().map(String::as_str).collect();
         prop_assert_eq!(named, expected, "drain of {}", arn);
         Ok(())
     }
@@ -1064,10 +1072,10 @@ proptest! {
         let plan = b.plan();
         let mut previous = plan.before.score;
         for a in &plan.actions {
-            if a.kind != "drain-instance" {
+            if a.mv.kind() != MoveKind::DrainInstance {
                 prop_assert!(
                     a.score_after <= previous + TOLERANCE,
-                    "{} raised the expected score: {previous} -> {}", a.kind, a.score_after
+                    "{} raised the expected score: {previous} -> {}", a.mv.kind().as_str(), a.score_after
                 );
             }
             previous = a.score_after;
@@ -1110,7 +1118,7 @@ proptest! {
                 prop_assert!(
                     !plan.actions.is_empty(),
                     "unlimited budgets move {:?}, the policy's nothing: {:#?}",
-                    unlimited.actions.iter().map(|a| a.kind).collect::<Vec<_>>(),
+                    unlimited.actions.iter().map(|a| a.mv.kind().as_str()).collect::<Vec<_>>(),
                     plan.skipped
                 );
             }
@@ -1125,18 +1133,18 @@ proptest! {
     fn no_single_possible_landing_raises_the_score_above_its_start(s in scenario()) {
         let b = s.build();
         let plan = b.plan();
-        for a in plan.actions.iter().filter(|a| a.kind == "stop-task") {
-            let source = a.container_instance_arn.as_deref().expect("stop-task names its source");
+        for a in plan.actions.iter().filter(|a| a.mv.kind() == MoveKind::StopTask) {
+            let source = a.mv.container_instance_arn().expect("stop-task names its source");
             prop_assert!(
                 a.predicted_landing.iter().any(|l| l != source),
-                "stop-task of {:?} can only land back on {source}", a.task_arn
+                "stop-task of {:?} can only land back on {source}", a.mv.task_arn()
             );
         }
-        if let Some(a) = plan.actions.first().filter(|a| a.kind == "stop-task") {
+        if let Some(a) = plan.actions.first().filter(|a| a.mv.kind() == MoveKind::StopTask) {
             let loads: Vec<Option<f64>> = plan.before.instances.iter().map(|i| i.load).collect();
             let pos = |arn: &str| b.cluster.instance_index(arn).unwrap();
-            let src = pos(a.container_instance_arn.as_deref().unwrap());
-            let task = b.cluster.task(a.task_arn.as_deref().unwrap()).unwrap();
+            let src = pos(a.mv.container_instance_arn().unwrap());
+            let task = b.cluster.task(a.mv.task_arn().unwrap()).unwrap();
             let step = |i: usize| b.step(i, task);
             let start = score_of(&moments(&loads));
             for l in &a.predicted_landing {
@@ -1168,7 +1176,7 @@ proptest! {
     fn first_stop_task_landing_is_the_placement_engines(s in scenario()) {
         let b = s.build();
         let plan = b.plan();
-        if let Some(a) = plan.actions.first().filter(|a| a.kind == "stop-task") {
+        if let Some(a) = plan.actions.first().filter(|a| a.mv.kind() == MoveKind::StopTask) {
             let index = PlacementIndex::new(&b.cluster);
             let mut overlay = Overlay::new();
             for (i, inst) in b.cluster.instances().iter().enumerate() {
@@ -1176,9 +1184,9 @@ proptest! {
                     overlay.exclude(i, "not balanced");
                 }
             }
-            let task = b.cluster.task_index(a.task_arn.as_deref().unwrap()).unwrap();
+            let task = b.cluster.task_index(a.mv.task_arn().unwrap()).unwrap();
             overlay.stop(&b.cluster, task).unwrap();
-            let request = index.request_for_service(b.service(a.service_name.as_deref().unwrap())).unwrap();
+            let request = index.request_for_service(b.service(a.mv.service_name().unwrap())).unwrap();
             let expected: BTreeSet<&str> = index
                 .candidates(&request, &overlay)
                 .candidates
@@ -1269,15 +1277,19 @@ fn binpack_cluster_never_stops_a_task_that_could_land_back_on_its_source() {
     );
     let plan = plan::plan(&cluster, &policy, &LedgerView::default(), now(), Episode::default());
 
-    let stops: Vec<&PlannedAction> = plan.actions.iter().filter(|a| a.kind == "stop-task").collect();
+    let stops: Vec<&PlannedAction> = plan
+        .actions
+        .iter()
+        .filter(|a| a.mv.kind() == MoveKind::StopTask)
+        .collect();
     for a in &stops {
-        let source = a.container_instance_arn.as_deref().unwrap();
+        let source = a.mv.container_instance_arn().unwrap();
         assert!(
             !a.predicted_landing.iter().any(|l| l == source),
             "{a:?} may land back on its source"
         );
         assert_eq!(
-            a.service_name.as_deref(),
+            a.mv.service_name(),
             Some("web"),
             "only the spread service may move: {a:?}"
         );
@@ -1308,7 +1320,7 @@ fn binpack_cluster_never_stops_a_task_that_could_land_back_on_its_source() {
                 !plan
                     .actions
                     .iter()
-                    .any(|a| a.task_arn.as_deref() == Some(&cluster.tasks()[t].task_arn)),
+                    .any(|a| a.mv.task_arn() == Some(&cluster.tasks()[t].task_arn)),
                 "{name} task {} was planned to stop",
                 cluster.tasks()[t].task_arn
             );

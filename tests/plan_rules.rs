@@ -8,6 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 
 use ecs_rebalancer::model::{Cluster, DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState, Snapshot};
+use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, Plan, Status};
 use ecs_rebalancer::policy::{self, Policy};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
@@ -58,7 +59,7 @@ fn labels(plan: &Plan) -> Vec<&'static str> {
 }
 
 fn kinds(plan: &Plan) -> Vec<&'static str> {
-    plan.actions.iter().map(|a| a.kind).collect()
+    plan.actions.iter().map(|a| a.mv.kind().as_str()).collect()
 }
 
 /// Two empty instances and one carrying six tasks of `web` (spread by instance).
@@ -80,8 +81,8 @@ fn stop_task_moves_tasks_from_the_hot_instance_to_where_every_landing_helps() {
     assert!(p.after.score < p.before.score);
     assert!(p.actions.len() >= 2);
     for a in &p.actions {
-        assert_eq!(a.kind, "stop-task");
-        assert_eq!(a.container_instance_arn.as_deref(), Some(arn(&c, "hot").as_str()));
+        assert_eq!(a.mv.kind(), MoveKind::StopTask);
+        assert_eq!(a.mv.container_instance_arn(), Some(arn(&c, "hot").as_str()));
         assert!(!a.predicted_landing.contains(&arn(&c, "hot")));
         assert!(!a.predicted_landing.is_empty());
     }
@@ -139,7 +140,7 @@ fn a_stop_is_a_lottery_taken_when_it_pays_on_average_and_its_unluckiest_landing_
         3,
         "every instance is a candidate: {first:?}"
     );
-    assert_eq!(first.improving_landing, [arn(&c, "cold")], "{first:?}");
+    assert_eq!(first.mv.improving_landing(), [arn(&c, "cold")], "{first:?}");
     assert!(first.score_after < p.before.score);
 }
 
@@ -158,11 +159,7 @@ fn no_stop_whose_replacement_could_land_on_a_busier_instance_than_it_leaves() {
     let p = run(&c, &policy("count", &generous("stop-tasks")));
     assert!(labels(&p).contains(&"hotter-landing"), "{:?}", p.skipped);
     for a in &p.actions {
-        assert_eq!(
-            a.container_instance_arn.as_deref(),
-            Some(arn(&c, "hot").as_str()),
-            "{a:?}"
-        );
+        assert_eq!(a.mv.container_instance_arn(), Some(arn(&c, "hot").as_str()), "{a:?}");
     }
 }
 
@@ -305,7 +302,7 @@ fn a_rollout_in_progress_is_scored_as_it_will_settle() {
     assert!(
         p.actions
             .iter()
-            .all(|a| a.container_instance_arn.as_deref() != Some(hot.as_str())),
+            .all(|a| a.mv.container_instance_arn() != Some(hot.as_str())),
         "nothing moves off the instance the rollout is emptying: {:?}",
         p.actions
     );
@@ -358,10 +355,7 @@ fn the_healthy_floor_holds_for_stops_and_a_singleton_is_redeployed_instead() {
         .tasks("single", "hot", 1)
         .build();
     let stop_only = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));
-    assert!(stop_only
-        .actions
-        .iter()
-        .all(|a| a.service_name.as_deref() != Some("single")));
+    assert!(stop_only.actions.iter().all(|a| a.mv.service_name() != Some("single")));
     assert!(labels(&stop_only).contains(&"below-floor"), "{:?}", stop_only.skipped);
 
     let with_redeploy = run(
@@ -371,9 +365,9 @@ fn the_healthy_floor_holds_for_stops_and_a_singleton_is_redeployed_instead() {
     let redeploy = with_redeploy
         .actions
         .iter()
-        .find(|a| a.kind == "redeploy-service")
+        .find(|a| a.mv.kind() == MoveKind::RedeployService)
         .expect("a redeploy");
-    assert_eq!(redeploy.service_name.as_deref(), Some("single"));
+    assert_eq!(redeploy.mv.service_name(), Some("single"));
     assert_eq!(redeploy.predicted_landing, [arn(&c, "cold")]);
     assert_eq!(redeploy.tasks_restarted, 1);
 }
@@ -580,7 +574,7 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
         ..LedgerView::default()
     };
     let r = run_with(&c, &p, &stopping, Episode::default());
-    assert!(r.actions.iter().all(|a| a.task_arn.as_deref() != Some(first.as_str())));
+    assert!(r.actions.iter().all(|a| a.mv.task_arn() != Some(first.as_str())));
 
     // A stop that failed or never reached ECS spent its action id: the planner moves another task instead.
     let attempted = LedgerView {
@@ -589,7 +583,7 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
     };
     let r = run_with(&c, &p, &attempted, Episode::default());
     assert!(!r.actions.is_empty());
-    assert!(r.actions.iter().all(|a| a.task_arn.as_deref() != Some(first.as_str())));
+    assert!(r.actions.iter().all(|a| a.mv.task_arn() != Some(first.as_str())));
     assert!(
         r.skipped.iter().any(|s| s.target == first && s.label == "attempted"),
         "{:#?}",
@@ -618,7 +612,7 @@ fn drain_instance_is_planned_when_allowed_and_helpful() {
     let p = run(&c, &policy("mem-unreserved", &generous("drain-instances")));
     assert_eq!(kinds(&p), ["drain-instance"], "{:#?}", p.skipped);
     let a = &p.actions[0];
-    assert_eq!(a.container_instance_arn.as_deref(), Some(arn(&c, "hot").as_str()));
+    assert_eq!(a.mv.container_instance_arn(), Some(arn(&c, "hot").as_str()));
     assert_eq!(a.tasks_restarted, 3);
     assert!(!a.predicted_landing.contains(&arn(&c, "hot")));
     assert!(p.after.score < p.before.score);
@@ -636,9 +630,9 @@ fn a_partial_drain_leaves_what_ecs_cannot_move_and_names_what_it_moves() {
     let p = run(&c, &policy("mem-unreserved", &generous("drain-instances")));
     assert_eq!(kinds(&p), ["drain-instance"], "{:#?}", p.skipped);
     let a = &p.actions[0];
-    assert_eq!(a.moved_tasks.len(), 3, "{a:?}");
+    assert_eq!(a.mv.moved_tasks().len(), 3, "{a:?}");
     assert_eq!(a.tasks_restarted, 3);
-    for t in &a.moved_tasks {
+    for t in a.mv.moved_tasks() {
         let task = c.task(t).unwrap();
         assert!(
             ["service:a", "service:b", "service:c"].contains(&task.group.as_deref().unwrap()),
@@ -708,7 +702,7 @@ fn drains_are_refused_for_untouchable_tasks_and_over_the_concurrent_budget() {
 fn no_action_kind_the_policy_does_not_allow() {
     let c = drainable().build();
     let p = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));
-    assert!(p.actions.iter().all(|a| a.kind == "stop-task"));
+    assert!(p.actions.iter().all(|a| a.mv.kind() == MoveKind::StopTask));
 }
 
 // ---- observation, thresholds, sizes ----

@@ -17,6 +17,7 @@ use serde_json::Value;
 use common::{get_json, moto, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger as _};
+use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1
@@ -349,7 +350,10 @@ async fn two_run_replicas_on_one_cluster_exactly_one_acts() {
     let leading = [&log_a, &log_b].iter().filter(|l| l.contains("\"leading\"")).count();
     assert_eq!(leading, 1, "one replica led:\n{log_a}\n{log_b}");
     let (calls, stopped) = stops(&twin).await;
-    assert_eq!(calls as usize, all.iter().filter(|r| r.kind == "stop-task").count());
+    assert_eq!(
+        calls as usize,
+        all.iter().filter(|r| r.mv.kind() == MoveKind::StopTask).count()
+    );
     assert_eq!(stopped.len(), calls as usize, "no task stopped twice");
     assert!(
         log_a.contains("releasing the lease") && log_b.contains("releasing the lease"),
@@ -708,13 +712,14 @@ async fn run_settles_a_redeploy_to_done_once_its_rollout_completes() {
     let (table, ledger) = table().await;
     let child = spawn_run(dir.path(), &twin, &table, &[]);
     until(&ledger, Duration::from_secs(60), "the redeploy settled", |all| {
-        all.iter().any(|r| r.kind == "redeploy-service" && !r.state.in_flight())
+        all.iter()
+            .any(|r| r.mv.kind() == MoveKind::RedeployService && !r.state.in_flight())
     })
     .await;
     let (code, log) = terminate(child);
     assert_eq!(code, Some(0), "{log}");
     let all = records(&ledger).await;
-    let redeploy = all.iter().find(|r| r.kind == "redeploy-service").unwrap();
+    let redeploy = all.iter().find(|r| r.mv.kind() == MoveKind::RedeployService).unwrap();
     assert_eq!(redeploy.state, ActionState::Done, "{redeploy:#?}\n{log}");
     let outcome = redeploy.outcome.as_deref().unwrap_or_default();
     assert!(outcome.starts_with("8 task(s) replaced, on i-"), "{outcome:?}");

@@ -11,6 +11,7 @@ use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, LeaseView};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger};
 use ecs_rebalancer::model::InstanceStatus;
+use ecs_rebalancer::moves::{Move, MoveKind};
 use ecs_rebalancer::reconcile::Controller;
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
@@ -37,18 +38,16 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
     let record = ActionRecord {
         id: "drain-instance:hot:1".into(),
         cluster: "c".into(),
-        kind: "drain-instance".into(),
-        target: hot.clone(),
-        service: None,
-        instance: Some(hot.clone()),
+        mv: Move::DrainInstance {
+            container_instance_arn: hot.clone(),
+            moved_tasks: vec![],
+        },
         deployment_before: None,
         state: ActionState::Claimed,
         claimed_at: claimed,
         updated_at: claimed,
         reason: "hot".into(),
         predicted_landing: vec![],
-        improving_landing: vec![],
-        moved_tasks: vec![],
         seen_until: None,
         predicted_gain: 0.1,
         tasks: 4,
@@ -100,7 +99,11 @@ async fn the_leader_reverts_the_overdue_drain_and_records_it_failed() {
     let mut controller = Controller::new(&twin, &ledger, policy(), "c").under_lease(elector.view());
     let report = controller.cycle(twin.now()).await.unwrap();
     assert_eq!(report.settled.len(), 1, "{report:?}");
-    let record = ledger.all().into_iter().find(|r| r.kind == "drain-instance").unwrap();
+    let record = ledger
+        .all()
+        .into_iter()
+        .find(|r| r.mv.kind() == MoveKind::DrainInstance)
+        .unwrap();
     assert_eq!(record.state, ActionState::Failed);
     assert!(record.outcome.unwrap().contains("set ACTIVE again"));
     let status = twin.read(|s| s.container_instances[0].status.clone());

@@ -386,7 +386,7 @@ fn each_cycle_line_says_what_the_cycle_planned() {
             |p| {
                 let mut kinds = std::collections::BTreeMap::new();
                 for a in &p.report.plan.actions {
-                    *kinds.entry(a.kind.to_string()).or_insert(0) += 1;
+                    *kinds.entry(a.mv.kind().to_string()).or_insert(0) += 1;
                 }
                 let planned: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
                 let expected = match planned.is_empty() {

@@ -57,7 +57,7 @@ fn ran(report: &CycleReport, dry_run: bool) -> String {
             None => "sent".to_owned(),
         };
         let landing: Vec<String> = action.predicted_landing.iter().map(|a| short(a)).collect();
-        let _ = writeln!(out, "  {} {}: {sent}", action.kind, short(&target));
+        let _ = writeln!(out, "  {} {}: {sent}", action.mv.kind(), short(&target));
         let _ = writeln!(out, "    why: {}", action.reason);
         if !landing.is_empty() {
             let _ = writeln!(out, "    lands on any of: {}", landing.join(", "));

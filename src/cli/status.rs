@@ -13,11 +13,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         let ledger = DynamoLedger::from_conf(&conf, &args.table);
         let now = chrono::Utc::now();
         let from = now - chrono::Duration::from_std(args.since).unwrap_or_else(|_| chrono::Duration::days(1));
-        let actions = ledger.actions(cluster).await?;
-        let actions = actions
-            .into_iter()
-            .filter(|a| a.state.in_flight() || a.updated_at > from)
-            .collect();
+        let mut actions = ledger.action_log(cluster).await?;
+        actions.records.retain(|a| a.state.in_flight() || a.updated_at > from);
         let lease = ledger.read_lease(cluster).await?;
         let cooldowns = ledger.cooldowns(cluster, now).await?;
         anyhow::Ok(Status::new(cluster, now, lease, actions, cooldowns))

@@ -1,17 +1,24 @@
 //! The in-memory ledger: the same protocol as the DynamoDB one, for the twin, `simulate`, `demo` and tests.
-//! Expiry is checked on every read, as the DynamoDB ledger checks it in every condition.
+//! Expiry is checked on every read, as the DynamoDB ledger checks it in every condition. Records are kept typed;
+//! a test can also put a raw item in it ([`MemoryLedger::put_item`]), damaged or not, which is read through the same
+//! mapping as the DynamoDB ledger's items.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
+use super::{
+    item, ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger,
+    LedgerError,
+};
 
 #[derive(Default)]
 struct Tables {
     /// (cluster, id) → record.
     actions: BTreeMap<(String, String), ActionRecord>,
+    /// (cluster, id) → an item a test put that cannot be read, read again on every read.
+    items: BTreeMap<(String, String), serde_dynamo::Item>,
     cooldowns: Vec<(String, CooldownTarget, DateTime<Utc>)>,
     leases: BTreeMap<String, LeaseRecord>,
     episodes: BTreeMap<String, EpisodeRecord>,
@@ -34,6 +41,27 @@ impl Tables {
             })
         }
     }
+
+    /// The cluster's actions claimed after `since`, and its items that cannot be read.
+    fn log(&self, cluster: &str, since: DateTime<Utc>) -> ActionLog {
+        let records = self
+            .actions
+            .values()
+            .filter(|r| r.cluster == cluster && r.claimed_at > since);
+        let raw = self.items.iter().filter(|((c, _), _)| c == cluster);
+        ActionLog {
+            records: records.cloned().collect(),
+            unreadable: raw.filter_map(|(_, i)| item::read(i.clone()).err()).collect(),
+        }
+    }
+
+    /// The error an item that cannot be read answers every write of its id with.
+    fn unreadable(&self, cluster: &str, id: &str) -> Option<LedgerError> {
+        let raw = self.items.get(&(cluster.to_owned(), id.to_owned()))?;
+        item::read(raw.clone())
+            .err()
+            .map(|u| LedgerError::Unreadable(Box::new(u)))
+    }
 }
 
 /// A ledger that lives as long as the process.
@@ -55,6 +83,20 @@ impl MemoryLedger {
     pub fn all(&self) -> Vec<ActionRecord> {
         self.lock().actions.values().cloned().collect()
     }
+
+    /// Puts an action item as a DynamoDB table would hold it (`id`, `kind`, `target`, … as docs/operations.md lists
+    /// them), in place of any record of that id, read through the DynamoDB ledger's mapping: for tests of a
+    /// damaged ledger. An item that cannot be read stays as it is, and every read reports it.
+    pub fn put_item(&self, cluster: &str, id: &str, raw: serde_dynamo::Item) {
+        let mut t = self.lock();
+        let key = (cluster.to_owned(), id.to_owned());
+        t.actions.remove(&key);
+        t.items.remove(&key);
+        match item::read(raw.clone()) {
+            Ok(record) => t.actions.insert(key, record).map(|_| ()),
+            Err(_) => t.items.insert(key, raw).map(|_| ()),
+        };
+    }
 }
 
 impl Ledger for MemoryLedger {
@@ -64,6 +106,9 @@ impl Ledger for MemoryLedger {
             t.fence_holds(&record.cluster, f)?;
         }
         let key = (record.cluster.clone(), record.id.clone());
+        if let Some(e) = t.unreadable(&record.cluster, &record.id) {
+            return Err(e);
+        }
         if let Some(existing) = t.actions.get(&key) {
             if existing.token == record.token {
                 return Ok(Claim::Claimed);
@@ -83,6 +128,9 @@ impl Ledger for MemoryLedger {
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
         let mut t = self.lock();
+        if let Some(e) = t.unreadable(cluster, id) {
+            return Err(e);
+        }
         let r = t
             .actions
             .get_mut(&(cluster.to_owned(), id.to_owned()))
@@ -99,23 +147,17 @@ impl Ledger for MemoryLedger {
     }
 
     async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .lock()
-            .actions
-            .values()
-            .filter(|r| r.cluster == cluster && r.state.in_flight())
-            .cloned()
-            .collect())
+        let mut records = self.lock().log(cluster, DateTime::<Utc>::MIN_UTC).into_records()?;
+        records.retain(|r| r.state.in_flight());
+        Ok(records)
     }
 
     async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .lock()
-            .actions
-            .values()
-            .filter(|r| r.cluster == cluster && r.claimed_at > since)
-            .cloned()
-            .collect())
+        self.lock().log(cluster, since).into_records()
+    }
+
+    async fn read_actions(&self, cluster: &str, since: DateTime<Utc>) -> Result<ActionLog, LedgerError> {
+        Ok(self.lock().log(cluster, since))
     }
 
     async fn set_cooldown(

@@ -7,20 +7,27 @@
 //! States move forward only, each move a conditional write ([`ActionState::may_follow`]). A claim made under a
 //! lease carries its [`Fence`] (holder and epoch), and is written only if the lease still names that holder and
 //! epoch: a deposed leader that wakes up late cannot claim anything. The lease protocol itself is in [`lease`].
+//!
+//! An action item that cannot be read is an [`Unreadable`], never dropped ([`Ledger::read_actions`]): a record of a
+//! move in flight that disappeared would make its target plannable again.
 
 pub mod dynamo;
+mod item;
 pub mod lease;
 pub mod memory;
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
+use crate::moves::{Move, MoveKind};
 use crate::plan::{Episode, LedgerView};
 
+pub use item::{ItemError, Unreadable};
+
 /// Where an action is in its life: `claimed → acting → done | failed | abandoned`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionState {
     /// Recorded; not yet sent to ECS.
@@ -97,29 +104,20 @@ pub struct LeaseRecord {
 }
 
 /// One move, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActionRecord {
     pub id: String,
     pub cluster: String,
-    /// `stop-task`, `redeploy-service` or `drain-instance`.
-    pub kind: String,
-    /// The task ARN, service name or container instance ARN acted on.
-    pub target: String,
-    pub service: Option<String>,
-    /// The instance a stopped task left, or the instance drained.
-    pub instance: Option<String>,
-    /// For a redeploy: the primary deployment it replaces.
+    /// The move and what it acts on.
+    pub mv: Move,
+    /// The primary deployment of the move's service when it was claimed: a redeploy is done once another one has
+    /// replaced it.
     pub deployment_before: Option<String>,
     pub state: ActionState,
     pub claimed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub reason: String,
     pub predicted_landing: Vec<String>,
-    /// For a stop: the instances of `predicted_landing` on which the move pays off (its odds, read as a fair draw).
-    pub improving_landing: Vec<String>,
-    /// For a drain: the tasks it expects ECS to move; the instance is set ACTIVE again once they are gone.
-    pub moved_tasks: Vec<String>,
     /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
     /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
     /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
@@ -136,6 +134,79 @@ pub struct ActionRecord {
     pub epoch: u64,
     /// A nonce of the claim attempt: a claim that finds its own token already written is its own retry.
     pub token: String,
+}
+
+/// `status -o json`: the move's fields flat beside the rest, as the table stores them (`kind`, `target`,
+/// `service`, `instance`, `improvingLanding`, `movedTasks`).
+impl Serialize for ActionRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Json<'a> {
+            id: &'a str,
+            cluster: &'a str,
+            kind: MoveKind,
+            target: &'a str,
+            service: Option<&'a str>,
+            instance: Option<&'a str>,
+            deployment_before: Option<&'a str>,
+            state: ActionState,
+            claimed_at: DateTime<Utc>,
+            updated_at: DateTime<Utc>,
+            reason: &'a str,
+            predicted_landing: &'a [String],
+            improving_landing: &'a [String],
+            moved_tasks: &'a [String],
+            seen_until: Option<DateTime<Utc>>,
+            predicted_gain: f64,
+            tasks: u32,
+            outcome: Option<&'a str>,
+            holder: &'a str,
+            epoch: u64,
+            token: &'a str,
+        }
+        Json {
+            id: &self.id,
+            cluster: &self.cluster,
+            kind: self.mv.kind(),
+            target: self.mv.target(),
+            service: self.mv.service_name(),
+            instance: self.mv.container_instance_arn(),
+            deployment_before: self.deployment_before.as_deref(),
+            state: self.state,
+            claimed_at: self.claimed_at,
+            updated_at: self.updated_at,
+            reason: &self.reason,
+            predicted_landing: &self.predicted_landing,
+            improving_landing: self.mv.improving_landing(),
+            moved_tasks: self.mv.moved_tasks(),
+            seen_until: self.seen_until,
+            predicted_gain: self.predicted_gain,
+            tasks: self.tasks,
+            outcome: self.outcome.as_deref(),
+            holder: &self.holder,
+            epoch: self.epoch,
+            token: &self.token,
+        }
+        .serialize(s)
+    }
+}
+
+/// A cluster's action items as read: the records, and every item that cannot be read (never dropped).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActionLog {
+    pub records: Vec<ActionRecord>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl ActionLog {
+    /// The records, or the first unreadable item as the error: for readers that must see every record or none.
+    pub fn into_records(self) -> Result<Vec<ActionRecord>, LedgerError> {
+        match self.unreadable.into_iter().next() {
+            Some(u) => Err(LedgerError::Unreadable(Box::new(u))),
+            None => Ok(self.records),
+        }
+    }
 }
 
 /// The planner's hysteresis as the ledger keeps it, one per cluster: once a cycle found the score above `trigger`,
@@ -209,6 +280,16 @@ pub enum LedgerError {
     /// The AWS configuration is missing or wrong (Region, credentials, endpoint): nothing works until it is set.
     #[error(transparent)]
     Config(crate::aws::ConfigError),
+    /// An item the ledger holds cannot be read; it names the item and why.
+    #[error(transparent)]
+    Unreadable(Box<Unreadable>),
+    /// A record that cannot be written as an item (never expected: every field maps).
+    #[error("cannot write {what} as a ledger item")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_dynamo::Error,
+    },
 }
 
 impl LedgerError {
@@ -219,6 +300,8 @@ impl LedgerError {
             LedgerError::Fenced { .. } => "fenced",
             LedgerError::Table(_) => "table",
             LedgerError::Config(e) => e.label(),
+            LedgerError::Unreadable(_) => "unreadable",
+            LedgerError::Encode { .. } => "encode",
         }
     }
 
@@ -229,8 +312,8 @@ impl LedgerError {
     }
 }
 
-/// The durable record of moves, cooldowns and the lease.
-pub trait Ledger {
+/// The durable record of moves, cooldowns and the lease. Shared by the tasks of one process (`Sync`).
+pub trait Ledger: Sync {
     /// Records a new action if its id is new (a conditional write). With a fence, only while the lease names that
     /// holder and epoch (one transaction), else [`LedgerError::Fenced`]. A retried claim of our own (same id,
     /// holder and epoch) answers `Claimed` again.
@@ -250,14 +333,30 @@ pub trait Ledger {
         outcome: Option<String>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, LedgerError>> + Send;
-    /// Every action of the cluster still claimed or acting.
+    /// Every action of the cluster still claimed or acting; [`LedgerError::Unreadable`] if an item cannot be read.
     fn in_flight(&self, cluster: &str) -> impl Future<Output = Result<Vec<ActionRecord>, LedgerError>> + Send;
-    /// Actions claimed since `since` (for the hourly budget and for `status`).
+    /// Actions claimed since `since`; [`LedgerError::Unreadable`] if an item cannot be read.
     fn since(
         &self,
         cluster: &str,
         since: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<ActionRecord>, LedgerError>> + Send;
+    /// Actions claimed since `since`, and every action item of the cluster that cannot be read, whenever it was
+    /// claimed (its claim time may be what cannot be read). What the controller reads: one damaged item halts the
+    /// moves it names, not the cluster. The default is for ledgers that store typed records, which have no
+    /// unreadable items.
+    fn read_actions(
+        &self,
+        cluster: &str,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<ActionLog, LedgerError>> + Send {
+        async move {
+            Ok(ActionLog {
+                records: self.since(cluster, since).await?,
+                unreadable: Vec::new(),
+            })
+        }
+    }
     fn set_cooldown(
         &self,
         cluster: &str,
@@ -311,9 +410,10 @@ impl CooldownTarget {
     }
 }
 
-/// Builds the planner's view of the ledger at `now`.
+/// Builds the planner's view of the ledger at `now`. An unreadable action item that may be in flight is handed on
+/// as such: the planner leaves what it names alone.
 pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> Result<LedgerView, LedgerError> {
-    use crate::plan::InFlight;
+    use crate::plan::{InFlight, UnreadableRecord};
     let mut view = LedgerView::default();
     for (target, until) in ledger.cooldowns(cluster, now).await? {
         match target {
@@ -323,28 +423,42 @@ pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> R
     }
     // One read of the cluster's actions serves work in flight, the hourly budget and spent stops.
     let hour_ago = now - chrono::Duration::hours(1);
-    for r in ledger.since(cluster, DateTime::<Utc>::MIN_UTC).await? {
+    let log = ledger.read_actions(cluster, DateTime::<Utc>::MIN_UTC).await?;
+    for r in log.records {
         if r.state.in_flight() {
-            view.in_flight.push(match r.kind.as_str() {
-                "stop-task" => InFlight::StopTask {
-                    task_arn: r.target.clone(),
-                    service: r.service.clone().unwrap_or_default(),
+            view.in_flight.push(match &r.mv {
+                Move::StopTask {
+                    task_arn, service_name, ..
+                } => InFlight::StopTask {
+                    task_arn: task_arn.clone(),
+                    service: service_name.clone(),
                 },
-                "redeploy-service" => InFlight::Redeploy {
-                    service: r.target.clone(),
+                Move::RedeployService { service_name } => InFlight::Redeploy {
+                    service: service_name.clone(),
                 },
-                _ => InFlight::Drain {
-                    container_instance_arn: r.target.clone(),
+                Move::DrainInstance {
+                    container_instance_arn, ..
+                } => InFlight::Drain {
+                    container_instance_arn: container_instance_arn.clone(),
                 },
             });
         }
         if r.claimed_at > hour_ago && r.state != ActionState::Abandoned {
             view.restarts.push((r.claimed_at, r.tasks));
         }
-        if r.kind == "stop-task" && matches!(r.state, ActionState::Failed | ActionState::Abandoned) {
-            view.attempted_tasks.push(r.target);
+        if matches!(r.state, ActionState::Failed | ActionState::Abandoned) {
+            view.attempted_tasks.extend(r.mv.task_arn().map(str::to_owned));
         }
     }
+    view.unreadable = log
+        .unreadable
+        .into_iter()
+        .filter(Unreadable::may_be_in_flight)
+        .map(|u| UnreadableRecord {
+            key: u.key,
+            targets: u.targets,
+        })
+        .collect();
     Ok(view)
 }
 

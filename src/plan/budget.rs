@@ -73,7 +73,8 @@ impl Ledger {
         }
         Ledger {
             limits,
-            busy: !view.in_flight.is_empty(),
+            // An unreadable ledger item may be a move in flight: a move bigger than a budget does not go alone.
+            busy: !view.in_flight.is_empty() || !view.unreadable.is_empty(),
             unavailable,
             hour: view.restarted_in_last_hour(now),
             drains: view.drains_in_flight(),

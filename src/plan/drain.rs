@@ -41,17 +41,21 @@ impl Search<'_> {
         }
     }
 
-    pub(super) fn predict_drain(&mut self, instance: usize) -> Result<Prediction, SkipReason> {
+    /// Whether the instance may be drained at all: not planned already, no drain of it in flight, not cooling down.
+    fn drain_may_start(&self, instance: usize) -> Result<(), SkipReason> {
         let arn = self.state.arn(instance);
         if self.state.drained.contains(&instance) {
             return Err(SkipReason::Planned);
         }
-        if self.ledger.drain_in_flight(arn) {
-            return Err(SkipReason::InFlight);
-        }
+        self.ledger.instance_free(arn)?;
         if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
             return Err(SkipReason::InstanceCoolingDown(until));
         }
+        Ok(())
+    }
+
+    pub(super) fn predict_drain(&mut self, instance: usize) -> Result<Prediction, SkipReason> {
+        self.drain_may_start(instance)?;
         let cluster = self.cluster();
         // (task, service, start before stop) for every task ECS will move; daemons only restart.
         let mut moves: Vec<(usize, String, bool)> = Vec::new();

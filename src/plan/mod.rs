@@ -28,14 +28,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::Cluster;
+use crate::moves::{Move, MoveKind};
 use crate::policy::Policy;
 
-use search::{Move, Search};
+use search::Search;
 use state::{Luck, State};
 
 pub use load::{InstanceLoad, LoadModel};
 pub use safety::{Skip, SkipReason};
-pub use view::{InFlight, LedgerView};
+pub use view::{InFlight, LedgerView, UnreadableRecord};
 
 /// The hysteresis state the caller carries from cycle to cycle: once the score went above `trigger`, keep going
 /// until it is at or below `target`.
@@ -54,40 +55,70 @@ pub enum Status {
     Planned,
     /// Above the threshold, but no move is both safe and predicted to help.
     NothingSafe,
-    /// The cycle refused to plan (too much unknown utilisation).
+    /// The cycle refused to plan (too much unknown utilisation, or an unreadable ledger item that names no target).
     Halted,
 }
 
-/// One move, with its target, its reason and the instances ECS could put its replacement(s) on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One move, with its reason and the instances ECS could put its replacement(s) on.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedAction {
-    /// `stop-task`, `redeploy-service` or `drain-instance`.
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub task_arn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The move and what it acts on.
+    pub mv: Move,
+    /// The ARN of the move's service (a stop or a redeploy), for the reader of the plan.
     pub service_arn: Option<String>,
-    /// The instance the task leaves (stop-task) or the instance drained (drain-instance).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_instance_arn: Option<String>,
     pub reason: String,
-    /// Every instance ECS could place the replacement(s) on.
+    /// Every instance ECS could place the replacement(s) on. For a stop, ECS picks among them as if by a uniform
+    /// draw, so the share of them in [`Move::improving_landing`] is the move's odds.
     pub predicted_landing: Vec<String>,
-    /// For a stop: the instances of `predicted_landing` on which the move lowers the score. ECS picks among
-    /// `predicted_landing` as if by a uniform draw, so this share is the move's odds.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub improving_landing: Vec<String>,
-    /// For a drain: the tasks it moves; the instance is set ACTIVE again once they are gone.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub moved_tasks: Vec<String>,
     pub tasks_restarted: u32,
     /// Tasks the move can hold below their service's desired count at once (`budgets.maxUnavailable`).
     pub unavailable: u32,
     /// The expected score after this move and every move before it (ties read as fair draws).
     pub score_after: f64,
+}
+
+/// The `plan` JSON of an action (docs/plan.md): the move's fields flat beside the rest, `kind` first.
+impl Serialize for PlannedAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Json<'a> {
+            kind: MoveKind,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            task_arn: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_name: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            service_arn: Option<&'a str>,
+            /// The instance the task leaves (stop-task) or the instance drained (drain-instance).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            container_instance_arn: Option<&'a str>,
+            reason: &'a str,
+            predicted_landing: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            improving_landing: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            moved_tasks: &'a [String],
+            tasks_restarted: u32,
+            unavailable: u32,
+            score_after: f64,
+        }
+        Json {
+            kind: self.mv.kind(),
+            task_arn: self.mv.task_arn(),
+            service_name: self.mv.service_name(),
+            service_arn: self.service_arn.as_deref(),
+            container_instance_arn: self.mv.container_instance_arn(),
+            reason: &self.reason,
+            predicted_landing: &self.predicted_landing,
+            improving_landing: self.mv.improving_landing(),
+            moved_tasks: self.mv.moved_tasks(),
+            tasks_restarted: self.tasks_restarted,
+            unavailable: self.unavailable,
+            score_after: self.score_after,
+        }
+        .serialize(s)
+    }
 }
 
 /// Scores and per-instance loads at one point.
@@ -142,6 +173,13 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
     let before = view(&search.state, &search.state.model.load, search.state.score());
     let score = before.score;
     let (trigger, target) = (policy.threshold.trigger, policy.threshold.target);
+    if let Some(key) = ledger.unreadable_untargeted() {
+        let summary = format!(
+            "ledger item {key} cannot be read and names no target, so it could be a move of anything in flight: \
+             planning nothing until it is repaired or deleted (see `ecs-rebalancer status`)"
+        );
+        return finish(search, before, Status::Halted, summary, episode.active);
+    }
     let (unknown, total) = search.state.model.unknown_share();
     #[allow(clippy::cast_precision_loss)] // instance counts
     let share = if total == 0 { 0.0 } else { unknown as f64 / total as f64 };
@@ -246,70 +284,61 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
     let cluster = state.cluster;
     let p = &a.prediction;
     let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| state.arn(i).to_owned()).collect() };
-    let base = PlannedAction {
-        kind: "",
-        task_arn: None,
-        service_name: None,
-        service_arn: None,
-        container_instance_arn: None,
-        reason: String::new(),
-        predicted_landing: names(&p.landing),
-        improving_landing: Vec::new(),
-        moved_tasks: Vec::new(),
-        tasks_restarted: p.cost.restarted,
-        unavailable: p.cost.unavailable,
-        score_after: a.expected_after,
-    };
-    match &a.mv {
-        Move::Stop { service, source, .. } => {
-            let task = a.task.map(|t| cluster.tasks()[t].task_arn.clone());
-            let n = p.landing.len();
-            let good = p.improving.len();
-            PlannedAction {
-                kind: "stop-task",
-                task_arn: task,
-                service_name: Some(service.clone()),
-                service_arn: cluster.service(service).map(|s| s.service_arn.clone()),
-                container_instance_arn: Some(state.arn(*source).to_owned()),
-                reason: format!(
-                    "{} is above the mean; ECS picks the replacement's instance among {n}, {good} of which lower \
-                     the score, and none is busier than {}",
-                    state.instance_name(*source),
-                    state.instance_name(*source)
-                ),
+    let service_arn = |name: &str| cluster.service(name).map(|s| s.service_arn.clone());
+    let (mv, service_arn, reason) = match &a.mv {
+        search::Move::Stop { service, source, .. } => {
+            let (n, good) = (p.landing.len(), p.improving.len());
+            let source_name = state.instance_name(*source);
+            let mv = Move::StopTask {
+                task_arn: a.task.map_or_else(String::new, |t| cluster.tasks()[t].task_arn.clone()),
+                service_name: service.clone(),
+                container_instance_arn: state.arn(*source).to_owned(),
                 improving_landing: names(&p.improving),
-                ..base
-            }
+            };
+            let reason = format!(
+                "{source_name} is above the mean; ECS picks the replacement's instance among {n}, {good} of which \
+                 lower the score, and none is busier than {source_name}"
+            );
+            (mv, service_arn(service), reason)
         }
-        Move::Redeploy { service } => {
-            let svc = cluster.service(service);
-            PlannedAction {
-                kind: "redeploy-service",
-                service_name: Some(service.clone()),
-                service_arn: svc.map(|s| s.service_arn.clone()),
-                reason: format!(
-                    "a new deployment starts each replacement before it stops an old task (maximumPercent {}%), \
-                     re-spreading {} task(s) toward the instances below the mean",
-                    svc.map_or(0, crate::model::Service::maximum_percent),
-                    p.cost.restarted
-                ),
-                ..base
-            }
+        search::Move::Redeploy { service } => {
+            let reason = format!(
+                "a new deployment starts each replacement before it stops an old task (maximumPercent {}%), \
+                 re-spreading {} task(s) toward the instances below the mean",
+                cluster
+                    .service(service)
+                    .map_or(0, crate::model::Service::maximum_percent),
+                p.cost.restarted
+            );
+            let mv = Move::RedeployService {
+                service_name: service.clone(),
+            };
+            (mv, service_arn(service), reason)
         }
-        Move::Drain { instance } => PlannedAction {
-            kind: "drain-instance",
-            container_instance_arn: Some(state.arn(*instance).to_owned()),
-            reason: format!(
+        search::Move::Drain { instance } => {
+            let mv = Move::DrainInstance {
+                container_instance_arn: state.arn(*instance).to_owned(),
+                moved_tasks: p
+                    .relocations
+                    .iter()
+                    .map(|(t, _)| cluster.tasks()[*t].task_arn.clone())
+                    .collect(),
+            };
+            let reason = format!(
                 "{} carries more than its share; ECS moves its service tasks within each service's minimum and \
                  maximum percent, and the controller sets it ACTIVE again once they are gone, to be refilled",
                 state.instance_name(*instance)
-            ),
-            moved_tasks: p
-                .relocations
-                .iter()
-                .map(|(t, _)| cluster.tasks()[*t].task_arn.clone())
-                .collect(),
-            ..base
-        },
+            );
+            (mv, None, reason)
+        }
+    };
+    PlannedAction {
+        mv,
+        service_arn,
+        reason,
+        predicted_landing: names(&p.landing),
+        tasks_restarted: p.cost.restarted,
+        unavailable: p.cost.unavailable,
+        score_after: a.expected_after,
     }
 }

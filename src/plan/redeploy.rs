@@ -91,9 +91,7 @@ impl Search<'_> {
                 svc.maximum_percent()
             )));
         }
-        if self.ledger.redeploy_in_flight(service) {
-            return Err(SkipReason::InFlight);
-        }
+        self.ledger.service_free(service)?;
         let mut old: Vec<(usize, usize)> = Vec::new();
         for t in cluster
             .tasks_of(service)

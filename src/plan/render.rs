@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::Plan;
+use super::{Plan, PlannedAction};
+use crate::moves::Move;
 
 const BAR: usize = 24;
 
@@ -85,60 +86,7 @@ pub fn table(plan: &Plan) -> String {
     } else {
         let _ = writeln!(out, "actions:");
         for (k, a) in plan.actions.iter().enumerate() {
-            let target = a
-                .task_arn
-                .as_deref()
-                .or(a.service_name.as_deref())
-                .or(a.container_instance_arn.as_deref())
-                .unwrap_or("?");
-            let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-            let target = match (a.kind, &a.container_instance_arn) {
-                ("drain-instance", Some(arn)) => plan
-                    .before
-                    .instances
-                    .iter()
-                    .find(|i| &i.container_instance_arn == arn)
-                    .and_then(|i| i.ec2_instance_id.as_deref())
-                    .unwrap_or(target),
-                _ => target,
-            };
-            let _ = writeln!(
-                out,
-                "  {}. {} {}{} (restarts {}, expected score after {:.3})",
-                k + 1,
-                a.kind,
-                short(target),
-                a.service_name
-                    .as_deref()
-                    .filter(|_| a.task_arn.is_some())
-                    .map(|s| format!(" of {s}"))
-                    .unwrap_or_default(),
-                a.tasks_restarted,
-                a.score_after
-            );
-            let _ = writeln!(out, "     why: {}", a.reason);
-            let name_of = |arn: &String| {
-                plan.before
-                    .instances
-                    .iter()
-                    .find(|i| &i.container_instance_arn == arn)
-                    .and_then(|i| i.ec2_instance_id.clone())
-                    .unwrap_or_else(|| short(arn))
-            };
-            let mut landing: Vec<String> = a.predicted_landing.iter().take(8).map(name_of).collect();
-            if a.predicted_landing.len() > landing.len() {
-                landing.push(format!("… ({} in all)", a.predicted_landing.len()));
-            }
-            let odds = if a.improving_landing.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({} of {} improve)",
-                    a.improving_landing.len(),
-                    a.predicted_landing.len()
-                )
-            };
-            let _ = writeln!(out, "     lands on any of{odds}: {}", landing.join(", "));
+            action(&mut out, plan, k + 1, a);
         }
     }
     if !plan.skipped.is_empty() {
@@ -152,4 +100,56 @@ pub fn table(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// One planned action, numbered `n`: what, why, and where ECS could start its replacement(s).
+fn action(out: &mut String, plan: &Plan, n: usize, a: &PlannedAction) {
+    let target = a.mv.target();
+    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    let (target, of_service) = match &a.mv {
+        Move::StopTask { service_name, .. } => (target, format!(" of {service_name}")),
+        Move::RedeployService { .. } => (target, String::new()),
+        Move::DrainInstance {
+            container_instance_arn, ..
+        } => (
+            plan.before
+                .instances
+                .iter()
+                .find(|i| &i.container_instance_arn == container_instance_arn)
+                .and_then(|i| i.ec2_instance_id.as_deref())
+                .unwrap_or(target),
+            String::new(),
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "  {n}. {} {}{of_service} (restarts {}, expected score after {:.3})",
+        a.mv.kind(),
+        short(target),
+        a.tasks_restarted,
+        a.score_after
+    );
+    let _ = writeln!(out, "     why: {}", a.reason);
+    let name_of = |arn: &String| {
+        plan.before
+            .instances
+            .iter()
+            .find(|i| &i.container_instance_arn == arn)
+            .and_then(|i| i.ec2_instance_id.clone())
+            .unwrap_or_else(|| short(arn))
+    };
+    let mut landing: Vec<String> = a.predicted_landing.iter().take(8).map(name_of).collect();
+    if a.predicted_landing.len() > landing.len() {
+        landing.push(format!("… ({} in all)", a.predicted_landing.len()));
+    }
+    let odds = if a.mv.improving_landing().is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} of {} improve)",
+            a.mv.improving_landing().len(),
+            a.predicted_landing.len()
+        )
+    };
+    let _ = writeln!(out, "     lands on any of{odds}: {}", landing.join(", "));
 }

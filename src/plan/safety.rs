@@ -53,6 +53,8 @@ pub enum SkipReason {
     InstanceCoolingDown(DateTime<Utc>),
     /// A move of this target is already in flight.
     InFlight,
+    /// A ledger item naming this target cannot be read (it may be a move in flight); the key names the item.
+    UnreadableRecord(String),
     /// A move planned earlier in this cycle already moves this task or drains this instance.
     Planned,
     /// A redeploy of the task's service is planned this cycle: it replaces every task anyway.
@@ -108,6 +110,7 @@ impl SkipReason {
             SkipReason::ServiceCoolingDown(_) => "service-cooldown",
             SkipReason::InstanceCoolingDown(_) => "instance-cooldown",
             SkipReason::InFlight => "in-flight",
+            SkipReason::UnreadableRecord(_) => "unreadable-record",
             SkipReason::Planned => "planned",
             SkipReason::RedeployPlanned => "redeploy-planned",
             SkipReason::SourceDrained => "source-drained",
@@ -158,6 +161,11 @@ impl fmt::Display for SkipReason {
                 write!(f, "instance cooling down until {}", until.to_rfc3339())
             }
             SkipReason::InFlight => f.write_str("a move of it is already in flight"),
+            SkipReason::UnreadableRecord(key) => write!(
+                f,
+                "ledger item {key} names it and cannot be read (see `ecs-rebalancer status`); left alone until the \
+                 item is repaired or deleted"
+            ),
             SkipReason::Planned => f.write_str("a move planned earlier in this cycle already moves it"),
             SkipReason::RedeployPlanned => f.write_str("a redeploy of its service is planned this cycle"),
             SkipReason::SourceDrained => f.write_str("its instance is planned to be drained this cycle"),
@@ -256,9 +264,7 @@ pub fn check_service(
     if !cluster.is_service_consistent(&service.service_name) {
         return Err(SkipReason::Inconsistent);
     }
-    if ledger.redeploy_in_flight(&service.service_name) {
-        return Err(SkipReason::InFlight);
-    }
+    ledger.service_free(&service.service_name)?;
     if let Some(until) = ledger.service_cooling_until(&service.service_name, now) {
         return Err(SkipReason::ServiceCoolingDown(until));
     }

@@ -63,8 +63,8 @@ impl Search<'_> {
                 self.skip(&task.task_arn, &SkipReason::Protected);
                 continue;
             }
-            if self.ledger.task_in_flight(&task.task_arn) {
-                self.skip(&task.task_arn, &SkipReason::InFlight);
+            if let Err(reason) = self.ledger.task_free(&task.task_arn) {
+                self.skip(&task.task_arn, &reason);
                 continue;
             }
             if self.ledger.task_attempted(&task.task_arn) {

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::safety::SkipReason;
+
 /// A move that was claimed and has not finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InFlight {
@@ -27,6 +29,18 @@ pub struct LedgerView {
     /// Tasks whose stop was claimed and then failed or never reached ECS: the action's id is spent (ids are
     /// deterministic), so planning that stop again would only be refused at the claim.
     pub attempted_tasks: Vec<String>,
+    /// Ledger items that name a move but cannot be read, and may be in flight: what they name is left alone, and
+    /// one that names nothing stops the planner altogether (fail closed).
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
+/// A ledger item that cannot be read as a move, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    /// The item's key (`action#<id>`), to name it.
+    pub key: String,
+    /// What it names, as far as that can be read: task, service or instance ARNs or ids, service names.
+    pub targets: Vec<String>,
 }
 
 impl LedgerView {
@@ -89,6 +103,54 @@ impl LedgerView {
             .filter(|f| matches!(f, InFlight::Drain { .. }))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// `Err` when a stop of the task is in flight or an unreadable ledger item names it.
+    pub fn task_free(&self, task_arn: &str) -> Result<(), SkipReason> {
+        if self.task_in_flight(task_arn) {
+            return Err(SkipReason::InFlight);
+        }
+        self.not_named(task_arn)
+    }
+
+    /// `Err` when a redeploy of the service is in flight or an unreadable ledger item names it.
+    pub fn service_free(&self, service: &str) -> Result<(), SkipReason> {
+        if self.redeploy_in_flight(service) {
+            return Err(SkipReason::InFlight);
+        }
+        self.not_named(service)
+    }
+
+    /// `Err` when a drain of the instance is in flight or an unreadable ledger item names it.
+    pub fn instance_free(&self, arn: &str) -> Result<(), SkipReason> {
+        if self.drain_in_flight(arn) {
+            return Err(SkipReason::InFlight);
+        }
+        self.not_named(arn)
+    }
+
+    fn not_named(&self, target: &str) -> Result<(), SkipReason> {
+        match self.unreadable_naming(target) {
+            Some(key) => Err(SkipReason::UnreadableRecord(key.to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// The key of an unreadable ledger item that names `target` (an ARN, its last part, or a service name).
+    pub fn unreadable_naming(&self, target: &str) -> Option<&str> {
+        let id = target.rsplit('/').next().unwrap_or(target);
+        self.unreadable
+            .iter()
+            .find(|u| u.targets.iter().any(|t| t == target || t == id))
+            .map(|u| u.key.as_str())
+    }
+
+    /// The key of an unreadable ledger item that names no target at all: nothing may be planned while it is there.
+    pub fn unreadable_untargeted(&self) -> Option<&str> {
+        self.unreadable
+            .iter()
+            .find(|u| u.targets.is_empty())
+            .map(|u| u.key.as_str())
     }
 
     pub fn drain_in_flight(&self, arn: &str) -> bool {

@@ -1,7 +1,9 @@
-//! The ledger in DynamoDB: the only file that imports `aws-sdk-dynamodb`.
+//! The ledger in DynamoDB: the only module that imports `aws-sdk-dynamodb`.
 //!
-//! One table (ARCHITECTURE.md): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`, `action#<id>` or
-//! `cooldown#<service|instance>#<target>`. Every write that decides something is conditional:
+//! One table (docs/operations.md, "The table"): partition key `pk` = `cluster#<name>`, sort key `sk` = `lease`,
+//! `episode`, `action#<id>` or `cooldown#<service|instance>#<target>`. Items map to typed structs through
+//! `serde_dynamo` (actions in `ledger::item`); an item that does not map is an error naming it, never dropped.
+//! `init` is in `table.rs`. Every write that decides something is conditional:
 //! - a claim is `attribute_not_exists(sk)`, and under a lease a `TransactWriteItems` whose `ConditionCheck` requires
 //!   the lease item to still name the holder and epoch (the fencing token);
 //!   `ReturnValuesOnConditionCheckFailure=ALL_OLD` returns the item that blocked it, so our own retried write
@@ -17,15 +19,72 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, KeySchemaElement, KeyType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
-use super::{ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError};
+use super::item::{self, action_sk, millis, pk, ActionItem, ItemError, Unreadable};
+use super::{
+    ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
+};
+
+mod table;
+
+pub use table::{create_table, TableSetup};
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The lease item (`sk` = `lease`).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaseItem {
+    #[serde(skip_deserializing)]
+    pk: String,
+    #[serde(skip_deserializing)]
+    sk: String,
+    holder: String,
+    epoch: u64,
+    version: String,
+    duration_ms: u64,
+    #[serde(with = "millis")]
+    renewed_at: DateTime<Utc>,
+    #[serde(default)]
+    released: bool,
+}
+
+/// A cooldown item (`sk` = `cooldown#<target>`); TTL collects it a day after `until`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CooldownItem {
+    #[serde(skip_deserializing)]
+    pk: String,
+    #[serde(skip_deserializing)]
+    sk: String,
+    /// `service#NAME` or `instance#ARN` ([`CooldownTarget::key`]).
+    target: String,
+    #[serde(with = "millis")]
+    until: DateTime<Utc>,
+    #[serde(skip_deserializing)]
+    expires_at: i64,
+}
+
+/// An item as DynamoDB takes it.
+fn encode(what: &'static str, value: impl Serialize) -> Result<Item, LedgerError> {
+    to_item(value).map_err(|source| LedgerError::Encode { what, source })
+}
+
+/// A lease or cooldown item that does not map: an error naming it.
+fn unreadable(key: &str, source: serde_dynamo::Error) -> LedgerError {
+    LedgerError::Unreadable(Box::new(Unreadable {
+        key: key.to_owned(),
+        targets: Vec::new(),
+        state: None,
+        source: ItemError::Attributes(source),
+    }))
+}
 
 /// Finished actions are kept this long before TTL may collect them (status shows them meanwhile).
 const KEEP_FINISHED_DAYS: i64 = 30;
@@ -119,184 +178,29 @@ impl DynamoLedger {
             .map_err(|e| LedgerError::Unavailable(e.to_string()))
     }
 
-    /// Every action of the cluster, newest claim first (for `status`).
-    pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
-        let mut all: Vec<ActionRecord> = self
+    /// Every action of the cluster, newest claim first, and every action item that cannot be read (for `status`).
+    pub async fn action_log(&self, cluster: &str) -> Result<ActionLog, LedgerError> {
+        let mut log = ActionLog::default();
+        for result in self
             .query(cluster, "action#")
             .await?
-            .iter()
-            .filter_map(record_from)
-            .collect();
-        all.sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
-        Ok(all)
-    }
-}
-
-/// What `init` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableSetup {
-    /// The table was created, with TTL on `expiresAt`.
-    Created,
-    /// A table of that name was already there, with the ledger's key schema and TTL on `expiresAt`: left as it is.
-    AlreadyThere,
-}
-
-/// The ledger's key schema: `pk` (partition) and `sk` (sort), both strings.
-const KEYS: [(&str, KeyType); 2] = [("pk", KeyType::Hash), ("sk", KeyType::Range)];
-/// The attribute TTL collects finished actions and cooldowns by.
-const TTL_ATTRIBUTE: &str = "expiresAt";
-
-/// Creates the ledger table: on-demand capacity, `pk`/`sk` string keys, TTL on `expiresAt`. Idempotent: a table of
-/// that name that already has the ledger's key schema and TTL is [`TableSetup::AlreadyThere`] and left as it is;
-/// one shaped otherwise is [`LedgerError::Table`] naming every difference. An existing table is never changed (it
-/// may be someone else's).
-pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<TableSetup, LedgerError> {
-    let client = Client::new(conf);
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| LedgerError::Table(e.to_string()))
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| LedgerError::Table(e.to_string()))
-    };
-    let created = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(KEYS[0].0, KEYS[0].1.clone())?)
-        .key_schema(key(KEYS[1].0, KEYS[1].1.clone())?)
-        .attribute_definitions(attr(KEYS[0].0)?)
-        .attribute_definitions(attr(KEYS[1].0)?)
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => {
-            check_existing(&client, table).await?;
-            return Ok(TableSetup::AlreadyThere);
+            .into_iter()
+            .map(|i| item::read(i.into()))
+        {
+            match result {
+                Ok(r) => log.records.push(r),
+                Err(u) => log.unreadable.push(u),
+            }
         }
-        Err(e) => return Err(classify("CreateTable", e)),
+        log.records
+            .sort_by(|a, b| b.claimed_at.cmp(&a.claimed_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(log)
     }
-    // A new table is CREATING for a few seconds; TTL can be set once it is ACTIVE.
-    for _ in 0..60 {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| classify("DescribeTable", e))?;
-        if out.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .map_err(|e| LedgerError::Table(e.to_string()))?,
-        )
-        .send()
-        .await
-        .map_err(|e| classify("UpdateTimeToLive", e))?;
-    Ok(TableSetup::Created)
-}
 
-/// An existing table is the ledger's when its keys are `pk` (HASH, S) and `sk` (RANGE, S) and TTL is on (or being
-/// turned on) for `expiresAt`; otherwise the error names every difference and what to do.
-async fn check_existing(client: &Client, table: &str) -> Result<(), LedgerError> {
-    let described = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| classify("DescribeTable", e))?;
-    let description = described.table();
-    let keys: Vec<String> = description
-        .map(|t| {
-            let kind_of = |name: &str| {
-                t.attribute_definitions()
-                    .iter()
-                    .find(|a| a.attribute_name() == name)
-                    .map_or("?", |a| a.attribute_type().as_str())
-                    .to_owned()
-            };
-            let mut keys: Vec<&KeySchemaElement> = t.key_schema().iter().collect();
-            // HASH before RANGE, whatever order DynamoDB lists them in.
-            keys.sort_by_key(|k| *k.key_type() != KeyType::Hash);
-            keys.iter()
-                .map(|k| {
-                    format!(
-                        "{} ({}, {})",
-                        k.attribute_name(),
-                        k.key_type().as_str(),
-                        kind_of(k.attribute_name())
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let wanted: Vec<String> = KEYS
-        .iter()
-        .map(|(name, kind)| format!("{name} ({}, S)", kind.as_str()))
-        .collect();
-    let mut differences = Vec::new();
-    if keys != wanted {
-        differences.push(format!(
-            "its key schema is {}, the ledger's is {}",
-            if keys.is_empty() {
-                "unknown".to_owned()
-            } else {
-                keys.join(", ")
-            },
-            wanted.join(", ")
-        ));
+    /// Every action of the cluster, newest claim first; [`LedgerError::Unreadable`] if an item cannot be read.
+    pub async fn actions(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
+        self.action_log(cluster).await?.into_records()
     }
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| classify("DescribeTimeToLive", e))?;
-    let ttl = ttl.time_to_live_description();
-    let status = ttl
-        .and_then(|t| t.time_to_live_status())
-        .map_or("DISABLED", |s| s.as_str());
-    let attribute = ttl.and_then(|t| t.attribute_name());
-    if !(matches!(status, "ENABLED" | "ENABLING") && attribute == Some(TTL_ATTRIBUTE)) {
-        differences.push(format!(
-            "its TTL is {status}{}, the ledger's is ENABLED on {TTL_ATTRIBUTE}",
-            attribute.map(|a| format!(" on {a}")).unwrap_or_default()
-        ));
-    }
-    if differences.is_empty() {
-        return Ok(());
-    }
-    let keys_differ = keys != wanted;
-    Err(LedgerError::Table(format!(
-        "table {table} already exists and is not shaped as the ledger needs: {}; {}",
-        differences.join("; "),
-        if keys_differ {
-            "choose another --table name (init never changes an existing table)".to_owned()
-        } else {
-            format!(
-                "turn TTL on with `aws dynamodb update-time-to-live --table-name {table} \
-                 --time-to-live-specification Enabled=true,AttributeName={TTL_ATTRIBUTE}` (init never changes an \
-                 existing table)"
-            )
-        }
-    )))
 }
 
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &str, e: SdkError<E>) -> LedgerError {
@@ -318,10 +222,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &s
     }
 }
 
-fn pk(cluster: &str) -> String {
-    format!("cluster#{cluster}")
-}
-
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -330,128 +230,16 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Timestamps as RFC 3339 with milliseconds and `Z`: they sort as strings, so conditions can compare them.
 fn time(t: DateTime<Utc>) -> AttributeValue {
-    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    s(millis::text(&t))
 }
 
-fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Option<T> {
-    item.get(key).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
-}
-
-fn get_time(item: &Item, key: &str) -> Option<DateTime<Utc>> {
-    get_s(item, key)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn get_list(item: &Item, key: &str) -> Vec<String> {
-    item.get(key)
-        .and_then(|v| v.as_l().ok())
-        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-        .unwrap_or_default()
-}
-
-fn record_item(r: &ActionRecord) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), s(pk(&r.cluster)));
-    item.insert("sk".into(), s(format!("action#{}", r.id)));
-    item.insert("id".into(), s(&r.id));
-    item.insert("cluster".into(), s(&r.cluster));
-    item.insert("kind".into(), s(&r.kind));
-    item.insert("target".into(), s(&r.target));
-    let optional = [
-        ("service", &r.service),
-        ("instance", &r.instance),
-        ("deploymentBefore", &r.deployment_before),
-        ("outcome", &r.outcome),
-    ];
-    for (key, value) in optional {
-        if let Some(v) = value {
-            item.insert(key.into(), s(v));
-        }
-    }
-    item.insert("state".into(), s(r.state.as_str()));
-    item.insert("claimedAt".into(), time(r.claimed_at));
-    if let Some(t) = r.seen_until {
-        item.insert("seenUntil".into(), time(t));
-    }
-    item.insert("updatedAt".into(), time(r.updated_at));
-    item.insert("reason".into(), s(&r.reason));
-    item.insert(
-        "predictedLanding".into(),
-        AttributeValue::L(r.predicted_landing.iter().map(s).collect()),
-    );
-    for (key, list) in [
-        ("improvingLanding", &r.improving_landing),
-        ("movedTasks", &r.moved_tasks),
-    ] {
-        if !list.is_empty() {
-            item.insert(key.into(), AttributeValue::L(list.iter().map(s).collect()));
-        }
-    }
-    if r.predicted_gain.is_finite() {
-        // DynamoDB numbers have no NaN or infinity.
-        item.insert("predictedGain".into(), n(r.predicted_gain));
-    }
-    item.insert("tasks".into(), n(r.tasks));
-    item.insert("holder".into(), s(&r.holder));
-    item.insert("epoch".into(), n(r.epoch));
-    item.insert("token".into(), s(&r.token));
-    item
-}
-
-fn record_from(item: &Item) -> Option<ActionRecord> {
-    let owned = |key: &str| get_s(item, key).map(str::to_owned);
-    Some(ActionRecord {
-        id: owned("id")?,
-        cluster: owned("cluster")?,
-        kind: owned("kind")?,
-        target: owned("target")?,
-        service: owned("service"),
-        instance: owned("instance"),
-        deployment_before: owned("deploymentBefore"),
-        state: ActionState::parse(get_s(item, "state")?)?,
-        claimed_at: get_time(item, "claimedAt")?,
-        seen_until: get_time(item, "seenUntil"),
-        updated_at: get_time(item, "updatedAt")?,
-        reason: owned("reason").unwrap_or_default(),
-        predicted_landing: get_list(item, "predictedLanding"),
-        improving_landing: get_list(item, "improvingLanding"),
-        moved_tasks: get_list(item, "movedTasks"),
-        predicted_gain: get_n(item, "predictedGain").unwrap_or(0.0),
-        tasks: get_n(item, "tasks").unwrap_or(0),
-        outcome: owned("outcome"),
-        holder: owned("holder").unwrap_or_default(),
-        epoch: get_n(item, "epoch").unwrap_or(0),
-        token: owned("token").unwrap_or_default(),
-    })
-}
-
-fn lease_from(item: &Item) -> Option<LeaseRecord> {
-    Some(LeaseRecord {
-        holder: get_s(item, "holder")?.to_owned(),
-        epoch: get_n(item, "epoch")?,
-        version: get_s(item, "version")?.to_owned(),
-        duration_ms: get_n(item, "durationMs")?,
-        renewed_at: get_time(item, "renewedAt")?,
-        released: item
-            .get("released")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-    })
-}
-
-/// A blocked claim: our own earlier write of the same attempt, or someone else's.
+/// A blocked claim: our own earlier write of the same attempt, or someone else's, or an item that cannot be read.
 fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, LedgerError> {
-    match existing.and_then(record_from) {
-        Some(e) if e.token == record.token => Ok(Claim::Claimed),
-        Some(e) => Ok(Claim::AlreadyClaimed(Box::new(e))),
+    match existing.map(|i| item::read(i.clone().into())) {
+        Some(Ok(e)) if e.token == record.token => Ok(Claim::Claimed),
+        Some(Ok(e)) => Ok(Claim::AlreadyClaimed(Box::new(e))),
+        Some(Err(u)) => Err(LedgerError::Unreadable(Box::new(u))),
         None => Err(LedgerError::Unavailable(format!(
             "claim of {} was refused but no item blocks it",
             record.id
@@ -461,13 +249,14 @@ fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, Ledg
 
 impl Ledger for DynamoLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
-        let sk = format!("action#{}", record.id);
+        let sk = action_sk(&record.id);
+        let item = encode("an action record", ActionItem::of(&record))?;
         let Some(fence) = fence else {
             let out = self
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(record_item(&record)))
+                .set_item(Some(item))
                 .condition_expression("attribute_not_exists(sk)")
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
@@ -488,7 +277,7 @@ impl Ledger for DynamoLedger {
         let lease_held = self.lease_held(&record.cluster, fence)?;
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(record_item(&record)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(sk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -546,7 +335,7 @@ impl Ledger for DynamoLedger {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk(cluster)))
-            .key("sk", s(format!("action#{id}")))
+            .key("sk", s(action_sk(id)))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":to", s(state.as_str()))
             .expression_attribute_values(":now", time(now))
@@ -580,7 +369,7 @@ impl Ledger for DynamoLedger {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     match c.item() {
                         Some(_) => Ok(false),
-                        None => match self.get(cluster, &format!("action#{id}")).await? {
+                        None => match self.get(cluster, &action_sk(id)).await? {
                             Some(_) => Ok(false),
                             None => Err(LedgerError::NotFound(id.to_owned())),
                         },
@@ -592,21 +381,21 @@ impl Ledger for DynamoLedger {
     }
 
     async fn in_flight(&self, cluster: &str) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .actions(cluster)
-            .await?
-            .into_iter()
-            .filter(|r| r.state.in_flight())
-            .collect())
+        let mut records = self.actions(cluster).await?;
+        records.retain(|r| r.state.in_flight());
+        Ok(records)
     }
 
     async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
-        Ok(self
-            .actions(cluster)
-            .await?
-            .into_iter()
-            .filter(|r| r.claimed_at > since)
-            .collect())
+        let mut records = self.actions(cluster).await?;
+        records.retain(|r| r.claimed_at > since);
+        Ok(records)
+    }
+
+    async fn read_actions(&self, cluster: &str, since: DateTime<Utc>) -> Result<ActionLog, LedgerError> {
+        let mut log = self.action_log(cluster).await?;
+        log.records.retain(|r| r.claimed_at > since);
+        Ok(log)
     }
 
     async fn set_cooldown(
@@ -615,14 +404,17 @@ impl Ledger for DynamoLedger {
         target: CooldownTarget,
         until: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
+        let item = CooldownItem {
+            pk: pk(cluster),
+            sk: format!("cooldown#{}", target.key()),
+            target: target.key(),
+            until,
+            expires_at: (until + chrono::Duration::days(1)).timestamp(),
+        };
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(pk(cluster)))
-            .item("sk", s(format!("cooldown#{}", target.key())))
-            .item("target", s(target.key()))
-            .item("until", time(until))
-            .item("expiresAt", n((until + chrono::Duration::days(1)).timestamp()))
+            .set_item(Some(encode("a cooldown", item)?))
             .send()
             .await
             .map_err(|e| self.classify("PutItem", e))?;
@@ -634,25 +426,30 @@ impl Ledger for DynamoLedger {
         cluster: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<(CooldownTarget, DateTime<Utc>)>, LedgerError> {
-        Ok(self
-            .query(cluster, "cooldown#")
-            .await?
-            .iter()
-            .filter_map(|item| {
-                Some((
-                    CooldownTarget::from_key(get_s(item, "target")?)?,
-                    get_time(item, "until")?,
-                ))
-            })
-            .filter(|(_, until)| *until > now)
-            .collect())
+        let mut running = Vec::new();
+        for raw in self.query(cluster, "cooldown#").await? {
+            let key = raw.get("sk").and_then(|k| k.as_s().ok()).cloned().unwrap_or_default();
+            let c: CooldownItem = from_item(raw).map_err(|e| unreadable(&key, e))?;
+            let target = CooldownTarget::from_key(&c.target).ok_or_else(|| {
+                let why = format!("unknown cooldown target {:?}", c.target);
+                unreadable(&key, serde::de::Error::custom(why))
+            })?;
+            if c.until > now {
+                running.push((target, c.until));
+            }
+        }
+        Ok(running)
     }
 
     async fn read_episode(&self, cluster: &str) -> Result<Option<EpisodeRecord>, LedgerError> {
         let Some(item) = self.get(cluster, "episode").await? else {
             return Ok(None);
         };
-        match get_s(&item, "episode").map(serde_json::from_str::<EpisodeRecord>) {
+        match item
+            .get("episode")
+            .and_then(|v| v.as_s().ok())
+            .map(|j| serde_json::from_str::<EpisodeRecord>(j))
+        {
             Some(Ok(episode)) => Ok(Some(episode)),
             // As if there were none: the planner then starts only above the trigger, so an unreadable item can only
             // make it do less.
@@ -724,7 +521,18 @@ impl Ledger for DynamoLedger {
     }
 
     async fn read_lease(&self, cluster: &str) -> Result<Option<LeaseRecord>, LedgerError> {
-        Ok(self.get(cluster, "lease").await?.as_ref().and_then(lease_from))
+        let Some(raw) = self.get(cluster, "lease").await? else {
+            return Ok(None);
+        };
+        let l: LeaseItem = from_item(raw).map_err(|e| unreadable("lease", e))?;
+        Ok(Some(LeaseRecord {
+            holder: l.holder,
+            epoch: l.epoch,
+            version: l.version,
+            duration_ms: l.duration_ms,
+            renewed_at: l.renewed_at,
+            released: l.released,
+        }))
     }
 
     async fn write_lease(
@@ -733,19 +541,22 @@ impl Ledger for DynamoLedger {
         lease: &LeaseRecord,
         expected_version: Option<&str>,
     ) -> Result<bool, LedgerError> {
-        let mut request = self
+        let item = LeaseItem {
+            pk: pk(cluster),
+            sk: "lease".into(),
+            holder: lease.holder.clone(),
+            epoch: lease.epoch,
+            version: lease.version.clone(),
+            duration_ms: lease.duration_ms,
+            renewed_at: lease.renewed_at,
+            released: lease.released,
+        };
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(pk(cluster)))
-            .item("sk", s("lease"))
-            .item("holder", s(&lease.holder))
-            .item("epoch", n(lease.epoch))
-            .item("version", s(&lease.version))
-            .item("durationMs", n(lease.duration_ms))
-            .item("renewedAt", time(lease.renewed_at))
-            .item("released", AttributeValue::Bool(lease.released));
-        request = match expected_version {
+            .set_item(Some(encode("the lease", item)?));
+        let request = match expected_version {
             None => request.condition_expression("attribute_not_exists(sk)"),
             Some(v) => request
                 .condition_expression("version = :expected")

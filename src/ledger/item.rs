@@ -1,0 +1,480 @@
+//! An action record as the table stores it: one flat item of named attributes (docs/operations.md, "The table"),
+//! mapped by serde (`serde_dynamo` for DynamoDB's attribute values). The DynamoDB ledger reads and writes every
+//! action through it, and the memory ledger reads the raw items a test puts in it the same way.
+//!
+//! Reading refuses what it does not know: a kind this version does not know, a stop without its service, an
+//! attribute of the wrong type. Such an item is an [`Unreadable`], never dropped: a corrupt record of a move in
+//! flight that disappeared would make its target plannable again.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_dynamo::{AttributeValue, Item};
+
+use super::{ActionRecord, ActionState};
+use crate::moves::{Move, MoveKind};
+
+/// The attributes of an `action#<id>` item. Optional attributes are left out when empty, as they always were.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionItem {
+    #[serde(skip_deserializing)]
+    pub pk: String,
+    #[serde(skip_deserializing)]
+    pub sk: String,
+    id: String,
+    cluster: String,
+    kind: String,
+    target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deployment_before: Option<String>,
+    state: ActionState,
+    #[serde(with = "millis")]
+    claimed_at: DateTime<Utc>,
+    #[serde(default, with = "millis::option", skip_serializing_if = "Option::is_none")]
+    seen_until: Option<DateTime<Utc>>,
+    #[serde(with = "millis")]
+    updated_at: DateTime<Utc>,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    predicted_landing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    improving_landing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    moved_tasks: Vec<String>,
+    /// Left out when not finite: DynamoDB numbers have no NaN or infinity.
+    #[serde(default, skip_serializing_if = "not_finite")]
+    predicted_gain: f64,
+    #[serde(default)]
+    tasks: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<String>,
+    #[serde(default)]
+    holder: String,
+    #[serde(default)]
+    epoch: u64,
+    #[serde(default)]
+    token: String,
+}
+
+fn not_finite(x: &f64) -> bool {
+    !x.is_finite()
+}
+
+/// The partition key of a cluster's items.
+pub(crate) fn pk(cluster: &str) -> String {
+    format!("cluster#{cluster}")
+}
+
+/// The sort key of an action's item.
+pub(crate) fn action_sk(id: &str) -> String {
+    format!("action#{id}")
+}
+
+impl ActionItem {
+    pub fn of(r: &ActionRecord) -> ActionItem {
+        ActionItem {
+            pk: pk(&r.cluster),
+            sk: action_sk(&r.id),
+            id: r.id.clone(),
+            cluster: r.cluster.clone(),
+            kind: r.mv.kind().as_str().to_owned(),
+            target: r.mv.target().to_owned(),
+            service: r.mv.service_name().map(str::to_owned),
+            instance: r.mv.container_instance_arn().map(str::to_owned),
+            deployment_before: r.deployment_before.clone(),
+            state: r.state,
+            claimed_at: r.claimed_at,
+            seen_until: r.seen_until,
+            updated_at: r.updated_at,
+            reason: r.reason.clone(),
+            predicted_landing: r.predicted_landing.clone(),
+            improving_landing: r.mv.improving_landing().to_vec(),
+            moved_tasks: r.mv.moved_tasks().to_vec(),
+            predicted_gain: r.predicted_gain,
+            tasks: r.tasks,
+            outcome: r.outcome.clone(),
+            holder: r.holder.clone(),
+            epoch: r.epoch,
+            token: r.token.clone(),
+        }
+    }
+
+    fn into_record(self) -> Result<ActionRecord, ItemError> {
+        let kind = MoveKind::parse(&self.kind).ok_or_else(|| ItemError::UnknownKind(self.kind.clone()))?;
+        let needs =
+            |value: Option<String>, attribute: &'static str| value.ok_or(ItemError::Missing { kind, attribute });
+        let mv = match kind {
+            MoveKind::StopTask => Move::StopTask {
+                service_name: needs(self.service, "service")?,
+                container_instance_arn: needs(self.instance, "instance")?,
+                task_arn: self.target,
+                improving_landing: self.improving_landing,
+            },
+            MoveKind::RedeployService => Move::RedeployService {
+                service_name: self.target,
+            },
+            MoveKind::DrainInstance => Move::DrainInstance {
+                container_instance_arn: self.target,
+                moved_tasks: self.moved_tasks,
+            },
+        };
+        Ok(ActionRecord {
+            id: self.id,
+            cluster: self.cluster,
+            mv,
+            deployment_before: self.deployment_before,
+            state: self.state,
+            claimed_at: self.claimed_at,
+            updated_at: self.updated_at,
+            reason: self.reason,
+            predicted_landing: self.predicted_landing,
+            seen_until: self.seen_until,
+            predicted_gain: self.predicted_gain,
+            tasks: self.tasks,
+            outcome: self.outcome,
+            holder: self.holder,
+            epoch: self.epoch,
+            token: self.token,
+        })
+    }
+}
+
+/// Reads one action item: its record, or what can be read of it (its key, what it names, its state) and why the
+/// rest cannot.
+pub(crate) fn read(item: Item) -> Result<ActionRecord, Unreadable> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let key = text("sk")
+        .or_else(|| text("id").map(|id| action_sk(&id)))
+        .unwrap_or_else(|| action_sk("?"));
+    let (target, state) = (text("target"), text("state").and_then(|s| ActionState::parse(&s)));
+    let read = serde_dynamo::from_item::<_, ActionItem>(item)
+        .map_err(ItemError::Attributes)
+        .and_then(ActionItem::into_record);
+    read.map_err(|source| {
+        // Ids are `<kind>:<target>[:<more>]` (reconcile::action_id): the id names the target even when the item's
+        // `target` is what is damaged.
+        let named = key
+            .strip_prefix("action#")
+            .and_then(|id| id.split(':').nth(1))
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        let mut targets: Vec<String> = target.into_iter().filter(|t| !t.is_empty()).chain(named).collect();
+        targets.dedup();
+        Unreadable {
+            key,
+            targets,
+            state,
+            source,
+        }
+    })
+}
+
+/// Why an item is not an action record this version can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    #[error("unknown kind {0:?}; this version knows {known}", known = known_kinds())]
+    UnknownKind(String),
+    #[error("a {kind} item needs the attribute `{attribute}`")]
+    Missing { kind: MoveKind, attribute: &'static str },
+    #[error("its attributes are not an action record")]
+    Attributes(#[source] serde_dynamo::Error),
+}
+
+fn known_kinds() -> String {
+    MoveKind::ALL.map(MoveKind::as_str).join(", ")
+}
+
+/// An action item that cannot be read. It is never dropped: what it names is left alone (it may be a move in
+/// flight), an item that names nothing stops planning altogether, and `status` lists it until a person repairs or
+/// deletes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger item {key} cannot be read")]
+pub struct Unreadable {
+    /// The item's sort key, `action#<id>`.
+    pub key: String,
+    /// What it names, as far as that can be read: its `target` attribute and the target in its id (an ARN, the
+    /// last part of one, or a service name). Empty when neither can be read.
+    pub targets: Vec<String>,
+    /// Its state, when that can be read.
+    pub state: Option<ActionState>,
+    #[source]
+    pub source: ItemError,
+}
+
+impl Unreadable {
+    /// Whether it may be a move in flight: its state is not known to be final.
+    pub fn may_be_in_flight(&self) -> bool {
+        self.state.is_none_or(ActionState::in_flight)
+    }
+
+    /// Why it cannot be read: its cause and theirs, in one line.
+    pub fn cause(&self) -> String {
+        let mut out = self.source.to_string();
+        let mut next = std::error::Error::source(&self.source);
+        while let Some(e) = next {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    /// The error with its causes, in one line (for logs).
+    pub fn describe(&self) -> String {
+        format!("{self}: {}", self.cause())
+    }
+}
+
+/// `status -o json`: the key, what it names, its state when known, and why it cannot be read, in one line.
+impl Serialize for Unreadable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            key: &'a str,
+            targets: &'a [String],
+            state: Option<ActionState>,
+            error: String,
+        }
+        Json {
+            key: &self.key,
+            targets: &self.targets,
+            state: self.state,
+            error: self.cause(),
+        }
+        .serialize(s)
+    }
+}
+
+/// Timestamps as the table keeps them: RFC 3339 with milliseconds and `Z`, so they sort as strings and conditions
+/// can compare them. Any RFC 3339 time reads.
+pub(crate) mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn text(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time: {e}")))
+    }
+
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserializer, Serializer};
+
+        // serde calls this only for `Some` (the field is skipped when `None`).
+        #[allow(clippy::ref_option)]
+        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
+    }
+
+    fn stop() -> ActionRecord {
+        ActionRecord {
+            id: "stop-task:abc".into(),
+            cluster: "prod".into(),
+            mv: Move::StopTask {
+                task_arn: "arn:aws:ecs:eu-west-1:1:task/prod/abc".into(),
+                service_name: "web".into(),
+                container_instance_arn: "arn:aws:ecs:eu-west-1:1:container-instance/prod/hot".into(),
+                improving_landing: vec!["cold".into()],
+            },
+            deployment_before: Some("ecs-svc/1".into()),
+            state: ActionState::Acting,
+            claimed_at: at(0),
+            updated_at: at(1),
+            reason: "hot".into(),
+            predicted_landing: vec!["cold".into(), "warm".into()],
+            seen_until: Some(at(0)),
+            predicted_gain: 0.125,
+            tasks: 1,
+            outcome: None,
+            holder: "me".into(),
+            epoch: 3,
+            token: "t".into(),
+        }
+    }
+
+    fn item(r: &ActionRecord) -> Item {
+        serde_dynamo::to_item(ActionItem::of(r)).unwrap()
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    #[test]
+    fn a_record_is_stored_with_the_attributes_the_table_documents() {
+        let stored = item(&stop());
+        let mut names: Vec<&str> = stored.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "claimedAt",
+                "cluster",
+                "deploymentBefore",
+                "epoch",
+                "holder",
+                "id",
+                "improvingLanding",
+                "instance",
+                "kind",
+                "pk",
+                "predictedGain",
+                "predictedLanding",
+                "reason",
+                "seenUntil",
+                "service",
+                "sk",
+                "state",
+                "target",
+                "tasks",
+                "token",
+                "updatedAt"
+            ]
+        );
+        assert_eq!(stored["pk"], s("cluster#prod"));
+        assert_eq!(stored["sk"], s("action#stop-task:abc"));
+        assert_eq!(stored["kind"], s(MoveKind::StopTask.as_str()));
+        assert_eq!(stored["state"], s("acting"));
+        assert_eq!(
+            stored["claimedAt"],
+            s("2027-01-15T08:00:00.000Z"),
+            "milliseconds and Z: they sort"
+        );
+        assert_eq!(stored["tasks"], AttributeValue::N("1".into()));
+        assert_eq!(stored["epoch"], AttributeValue::N("3".into()));
+        assert_eq!(stored["predictedGain"], AttributeValue::N("0.125".into()));
+        assert_eq!(
+            stored["predictedLanding"],
+            AttributeValue::L(vec![s("cold"), s("warm")])
+        );
+        assert_eq!(read(stored).unwrap(), stop(), "and read back whole");
+    }
+
+    #[test]
+    fn empty_optional_attributes_are_left_out_and_read_back_as_empty() {
+        let drain = ActionRecord {
+            id: "drain-instance:hot:4".into(),
+            mv: Move::DrainInstance {
+                container_instance_arn: "arn:aws:ecs:eu-west-1:1:container-instance/prod/hot".into(),
+                moved_tasks: vec![],
+            },
+            deployment_before: None,
+            seen_until: None,
+            predicted_gain: f64::NAN,
+            ..stop()
+        };
+        let stored = item(&drain);
+        for absent in [
+            "service",
+            "deploymentBefore",
+            "seenUntil",
+            "improvingLanding",
+            "movedTasks",
+            "outcome",
+            "predictedGain",
+        ] {
+            assert!(!stored.contains_key(absent), "{absent}: {stored:?}");
+        }
+        assert_eq!(stored["instance"], stored["target"]);
+        let back = read(stored).unwrap();
+        assert_eq!(back.mv, drain.mv);
+        assert_eq!(back.predicted_gain, 0.0, "a gain that was not stored reads as 0");
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused_naming_the_item_and_the_kind() {
+        let mut stored = item(&stop());
+        stored.insert("kind".into(), s("stop-tsk"));
+        let e = read(stored).unwrap_err();
+        assert_eq!(e.key, "action#stop-task:abc");
+        assert_eq!(e.source, ItemError::UnknownKind("stop-tsk".into()));
+        assert_eq!(
+            e.describe(),
+            "ledger item action#stop-task:abc cannot be read: unknown kind \"stop-tsk\"; this version knows \
+             stop-task, redeploy-service, drain-instance"
+        );
+        assert_eq!(
+            e.targets,
+            ["arn:aws:ecs:eu-west-1:1:task/prod/abc", "abc"],
+            "what it names"
+        );
+        assert_eq!(e.state, Some(ActionState::Acting));
+        assert!(e.may_be_in_flight());
+    }
+
+    #[test]
+    fn a_malformed_item_is_refused_with_what_can_be_read_of_it() {
+        let mut stored = item(&stop());
+        stored.remove("service");
+        let e = read(stored).unwrap_err();
+        assert_eq!(
+            e.source,
+            ItemError::Missing {
+                kind: MoveKind::StopTask,
+                attribute: "service"
+            }
+        );
+
+        let mut stored = item(&stop());
+        stored.insert("claimedAt".into(), s("yesterday"));
+        stored.insert("state".into(), s("done"));
+        let e = read(stored).unwrap_err();
+        assert!(matches!(e.source, ItemError::Attributes(_)), "{e:?}");
+        assert!(
+            e.describe().contains("\"yesterday\" is not an RFC 3339 time"),
+            "{}",
+            e.describe()
+        );
+        assert!(!e.may_be_in_flight(), "a finished record blocks nothing");
+
+        let mut stored = item(&stop());
+        stored.remove("target");
+        stored.insert("tasks".into(), s("one"));
+        stored.insert("state".into(), AttributeValue::N("2".into()));
+        let e = read(stored).unwrap_err();
+        assert_eq!(e.targets, ["abc"], "the target in the id");
+        assert_eq!(e.state, None);
+        assert!(e.may_be_in_flight(), "a state that cannot be read may be in flight");
+
+        let mut stored = Item::from(std::collections::HashMap::<String, AttributeValue>::new());
+        stored.insert("sk".into(), s("action#garbage"));
+        let e = read(stored).unwrap_err();
+        assert_eq!(e.key, "action#garbage");
+        assert!(e.targets.is_empty(), "names nothing: {e:?}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Acting on one planned move: re-check its target against a fresh observation, claim it in the ledger under the
+//! lease's fence, send it to ECS, and record that it was sent (or that ECS refused it).
+
+use chrono::{DateTime, Utc};
+
+use super::{action_id, crash, target_of, Controller, CrashPoint, CycleError, LOG};
+use crate::ecs::{EcsApi, EcsError, InstanceState};
+use crate::ledger::{ActionRecord, ActionState, Claim, Ledger, LedgerError};
+use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
+use crate::moves::Move;
+use crate::plan::PlannedAction;
+
+impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
+    /// Claims and carries out one planned action, if its target is still as planned. Returns its id when sent, or
+    /// why it was not.
+    pub(super) async fn act(
+        &mut self,
+        action: &PlannedAction,
+        gain: f64,
+        planned_on: &Cluster,
+        fresh: &Cluster,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, String>, CycleError> {
+        if let Err(why) = still_valid(action, planned_on, fresh, now) {
+            return Ok(Err(why));
+        }
+        let record = self.record(action, gain, planned_on, fresh, now);
+        let fence = match self.fence() {
+            Ok(f) => f,
+            Err(why) => return Ok(Err(why)),
+        };
+        let record = ActionRecord {
+            holder: fence.as_ref().map(|f| f.holder.clone()).unwrap_or_default(),
+            epoch: fence.as_ref().map_or(0, |f| f.epoch),
+            ..record
+        };
+        let id = record.id.clone();
+        match self.ledger.claim(record, fence.as_ref()).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::AlreadyClaimed(existing)) => {
+                tracing::info!(target: LOG, action = %id, state = existing.state.as_str(), "already claimed; not acting again");
+                return Ok(Err(format!("already claimed ({:?})", existing.state)));
+            }
+            // Its id is taken by an item that cannot be read: whatever it was, it is not repeated.
+            Err(LedgerError::Unreadable(u)) => {
+                tracing::warn!(target: LOG, action = %id, error = %u.describe(), "already claimed by an unreadable item; not acting");
+                return Ok(Err(format!(
+                    "already claimed by an item that cannot be read ({})",
+                    u.key
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(target: LOG,
+            action = %id,
+            kind = action.mv.kind().as_str(),
+            resource = %target_of(action),
+            reason = %action.reason,
+            landing = ?action.predicted_landing,
+            "claimed"
+        );
+        if self.crash_at == Some(CrashPoint::AfterClaim) {
+            crash("after-claim");
+        }
+        // The claim is recorded; if the lease went stale meanwhile, leave it claimed for whoever leads to settle.
+        if let Err(why) = self.fence() {
+            tracing::warn!(target: LOG, action = %id, "{why}; left claimed for the leader to settle");
+            return Ok(Err(format!("claimed, then {why}")));
+        }
+        let result = self.send(&action.mv, &id).await;
+        if self.crash_at == Some(CrashPoint::AfterAct) {
+            crash("after-act");
+        }
+        match &result {
+            Ok(()) => tracing::info!(target: LOG, action = %id, "sent to ECS"),
+            Err(e) => tracing::warn!(target: LOG, action = %id, error = %e, "ECS call failed"),
+        }
+        match result {
+            Ok(()) => {
+                self.ledger
+                    .update(&self.cluster, &id, ActionState::Acting, None, now)
+                    .await?;
+                let kind = action.mv.kind().as_str().to_owned();
+                *self.stats.actions_by_kind.entry(kind).or_default() += 1;
+                self.stats.tasks_restarted += action.tasks_restarted;
+                Ok(Ok(id))
+            }
+            // Not retried blindly: the record stays claimed, and the next cycle's settle step asks ECS what happened.
+            Err(EcsError::Unknown(why)) => Ok(Err(format!("outcome unknown, to be settled: {why}"))),
+            Err(e) => {
+                self.ledger
+                    .update(&self.cluster, &id, ActionState::Failed, Some(e.to_string()), now)
+                    .await?;
+                self.stats.failed += 1;
+                Ok(Err(format!("ECS refused: {e}")))
+            }
+        }
+    }
+
+    /// The claim of a planned action (no holder yet).
+    fn record(
+        &self,
+        action: &PlannedAction,
+        gain: f64,
+        planned_on: &Cluster,
+        fresh: &Cluster,
+        now: DateTime<Utc>,
+    ) -> ActionRecord {
+        ActionRecord {
+            id: action_id(action, planned_on),
+            cluster: self.cluster.clone(),
+            mv: action.mv.clone(),
+            deployment_before: action.mv.service_name().and_then(|s| {
+                planned_on
+                    .service(s)
+                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+                    .map(|d| d.id.clone())
+            }),
+            state: ActionState::Claimed,
+            claimed_at: now,
+            updated_at: now,
+            reason: action.reason.clone(),
+            predicted_landing: action.predicted_landing.clone(),
+            seen_until: Some(seen_until(fresh)),
+            predicted_gain: gain,
+            tasks: action.tasks_restarted,
+            outcome: None,
+            holder: String::new(),
+            epoch: 0,
+            token: format!("{:016x}", fastrand::u64(..)),
+        }
+    }
+
+    /// The one ECS call a move is (the task's `stoppedReason` carries the action id).
+    async fn send(&self, mv: &Move, id: &str) -> Result<(), EcsError> {
+        match mv {
+            Move::StopTask { task_arn, .. } => self.ecs.stop_task(task_arn, &format!("ecs-rebalancer {id}")).await,
+            Move::RedeployService { service_name } => self.ecs.force_new_deployment(service_name).await,
+            Move::DrainInstance {
+                container_instance_arn, ..
+            } => {
+                self.ecs
+                    .set_instance_state(container_instance_arn, InstanceState::Draining)
+                    .await
+            }
+        }
+    }
+}
+
+/// Whether a planned action's target is still as it was planned (karpenter's validation step), and no task it would
+/// stop has gained scale-in protection since the plan: a protected task is never disrupted
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>).
+fn still_valid(
+    action: &PlannedAction,
+    planned_on: &Cluster,
+    fresh: &Cluster,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let protected = |task_arn: &str| {
+        fresh
+            .snapshot()
+            .protected_tasks
+            .iter()
+            .any(|p| p.task_arn == task_arn && p.active_at(now))
+    };
+    match &action.mv {
+        Move::StopTask {
+            task_arn,
+            container_instance_arn,
+            ..
+        } => {
+            let t = fresh.task(task_arn).ok_or("the task is gone")?;
+            if t.desired_status == TaskStatus::Stopped {
+                return Err("the task is already stopping".into());
+            }
+            if t.container_instance_arn.as_deref() != Some(container_instance_arn.as_str()) {
+                return Err("the task is on another instance".into());
+            }
+            if protected(task_arn) {
+                return Err("the task has scale-in protection now".into());
+            }
+        }
+        Move::RedeployService { service_name } => {
+            let (before, current) = (
+                planned_on.service(service_name),
+                fresh.service(service_name).ok_or("the service is gone")?,
+            );
+            let ids = |s: &crate::model::Service| s.deployments.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+            if before.map(ids) != Some(ids(current)) {
+                return Err("the service's deployments changed".into());
+            }
+            if let Some(t) = fresh
+                .tasks_of(service_name)
+                .find(|t| t.is_live() && protected(&t.task_arn))
+            {
+                return Err(format!(
+                    "task {} of the service has scale-in protection now",
+                    t.task_arn
+                ));
+            }
+        }
+        Move::DrainInstance {
+            container_instance_arn: arn,
+            ..
+        } => {
+            let i = fresh.instance(arn).ok_or("the instance is gone")?;
+            if i.status != InstanceStatus::Active {
+                return Err(format!("the instance is {}", i.status));
+            }
+            // Draining stops protected tasks like any other (ECS makes no exception for them).
+            if let Some(t) = fresh.tasks_on(arn).find(|t| t.is_live() && protected(&t.task_arn)) {
+                return Err(format!(
+                    "task {} on the instance has scale-in protection now",
+                    t.task_arn
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ECS's clock at a claim: the newest `createdAt` among the observed tasks, or the Unix epoch when none has one
+/// (then every task with a `createdAt` is newer). See [`ActionRecord::seen_until`].
+fn seen_until(observed: &Cluster) -> DateTime<Utc> {
+    observed
+        .tasks()
+        .iter()
+        .filter_map(|t| t.created_at)
+        .max()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}

@@ -1,0 +1,329 @@
+//! Settling: each move in flight finished from what ECS shows now, in ECS's identifiers and clock (a stop's
+//! `stoppedReason`, a redeploy's deployment ids, a drain's remaining tasks), then verified and cooled down.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Controller, CycleError, Settled, ACTION_DEADLINE, LOG};
+use crate::ecs::{EcsApi, InstanceState};
+use crate::ledger::{ActionRecord, ActionState, CooldownTarget, Ledger};
+use crate::model::{Cluster, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
+use crate::moves::Move;
+
+impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
+    /// Finishes what is in flight, from what ECS shows now.
+    pub(super) async fn settle(&mut self, cluster: &Cluster, now: DateTime<Utc>) -> Result<Vec<Settled>, CycleError> {
+        let mut finished = Vec::new();
+        let log = self
+            .ledger
+            .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
+            .await?;
+        for u in &log.unreadable {
+            tracing::warn!(target: LOG,
+                item = %u.key,
+                targets = ?u.targets,
+                error = %u.describe(),
+                "a ledger item cannot be read: what it names is left alone until it is repaired or deleted"
+            );
+        }
+        for r in log.records.into_iter().filter(|r| r.state.in_flight()) {
+            // Settling may set a drained instance ACTIVE again; a replica that cannot prove its lease leaves every
+            // record as it is for the leader (an overdue drain recorded failed without its revert would strand it).
+            if self.fence().is_err() {
+                tracing::warn!(target: LOG, "the lease cannot be proven fresh: leaving in-flight actions to the leader");
+                break;
+            }
+            let overdue = now - r.claimed_at > chrono::Duration::from_std(ACTION_DEADLINE).unwrap_or_default();
+            let verdict = match &r.mv {
+                Move::StopTask {
+                    task_arn, service_name, ..
+                } => settle_stop(&r, task_arn, service_name, cluster),
+                Move::RedeployService { service_name } => settle_redeploy(&r, service_name, cluster),
+                Move::DrainInstance {
+                    container_instance_arn,
+                    moved_tasks,
+                } => {
+                    self.settle_drain(&r, container_instance_arn, moved_tasks, cluster, overdue)
+                        .await
+                }
+            };
+            let (state, outcome, landed) = match verdict {
+                Verdict::Waiting if overdue => (ActionState::Failed, "did not play out in time".to_owned(), None),
+                Verdict::Waiting | Verdict::Deferred => continue,
+                Verdict::NeverSent => (
+                    ActionState::Abandoned,
+                    "never reached ECS (claimed, not sent)".into(),
+                    None,
+                ),
+                Verdict::Done { outcome, landed } => (ActionState::Done, outcome, landed),
+                Verdict::Failed(why) => (ActionState::Failed, why, None),
+            };
+            if state == ActionState::Failed {
+                self.stats.failed += 1;
+            }
+            let mut outcome = outcome;
+            if let Some(landed) = landed.filter(|l| !l.is_empty()) {
+                if let Some(note) = self.verify(&r, &landed, now).await? {
+                    outcome.push_str(&note);
+                }
+            }
+            if !self
+                .ledger
+                .update(&self.cluster, &r.id, state, Some(outcome.clone()), now)
+                .await?
+            {
+                tracing::info!(target: LOG, action = %r.id, "already settled by another replica");
+                continue;
+            }
+            tracing::info!(target: LOG, action = %r.id, state = state.as_str(), outcome = %outcome, "settled");
+            if state == ActionState::Done {
+                self.start_cooldowns(&r, now).await?;
+            }
+            finished.push(Settled {
+                id: r.id.clone(),
+                kind: r.mv.kind(),
+                state,
+                outcome,
+            });
+        }
+        Ok(finished)
+    }
+
+    async fn start_cooldowns(&self, r: &ActionRecord, now: DateTime<Utc>) -> Result<(), CycleError> {
+        let after = |d: Duration| now + chrono::Duration::from_std(d).unwrap_or_default();
+        if let Some(service) = r.mv.service_name() {
+            self.ledger
+                .set_cooldown(
+                    &self.cluster,
+                    CooldownTarget::Service(service.to_owned()),
+                    after(self.policy.cooldown.service),
+                )
+                .await?;
+        }
+        if let Some(instance) = r.mv.container_instance_arn() {
+            self.ledger
+                .set_cooldown(
+                    &self.cluster,
+                    CooldownTarget::Instance(instance.to_owned()),
+                    after(self.policy.cooldown.instance),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A drain is finished by setting the instance ACTIVE again once its service tasks are gone, or reverted at the
+    /// deadline. Only the instance this record drained is ever set ACTIVE (docs/ecs.md: others drain too).
+    async fn settle_drain(
+        &self,
+        r: &ActionRecord,
+        arn: &str,
+        moved_tasks: &[String],
+        cluster: &Cluster,
+        overdue: bool,
+    ) -> Verdict {
+        let Some(instance) = cluster.instance(arn) else {
+            return Verdict::Done {
+                outcome: "the instance is gone".into(),
+                landed: None,
+            };
+        };
+        match instance.status {
+            InstanceStatus::Draining => {}
+            InstanceStatus::Active if r.state == ActionState::Claimed => return Verdict::NeverSent,
+            _ => {
+                return Verdict::Done {
+                    outcome: format!("the instance is {} (changed by someone else)", instance.status),
+                    landed: None,
+                }
+            }
+        }
+        // A partial drain waits for the tasks it expected ECS to move; what ECS cannot move (standalone tasks, a
+        // service at 100 %/100 %) stays where it is and never keeps the instance DRAINING. Records written before
+        // drains named their tasks wait for every service task but daemons.
+        let remaining = cluster
+            .tasks_on(arn)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+            .filter(|t| {
+                if moved_tasks.is_empty() {
+                    t.service_name()
+                        .and_then(|s| cluster.service(s))
+                        .is_some_and(|s| s.scheduling_strategy != SchedulingStrategy::Daemon)
+                } else {
+                    moved_tasks.contains(&t.task_arn)
+                }
+            })
+            .count();
+        if remaining > 0 && !overdue {
+            return Verdict::Waiting;
+        }
+        if self.fence().is_err() {
+            return Verdict::Deferred;
+        }
+        match self.ecs.set_instance_state(arn, InstanceState::Active).await {
+            Ok(()) if remaining == 0 => Verdict::Done {
+                outcome: if moved_tasks.is_empty() {
+                    "emptied of service tasks and set ACTIVE again".into()
+                } else {
+                    format!("its {} moved task(s) are gone; set ACTIVE again", moved_tasks.len())
+                },
+                landed: None,
+            },
+            Ok(()) => Verdict::Failed(format!(
+                "{remaining} service task(s) still on it at the deadline; set ACTIVE again"
+            )),
+            // Never recorded finished before the revert succeeds: a final record would strand the instance DRAINING.
+            Err(e) => {
+                tracing::warn!(target: LOG, action = %r.id, error = %e, "setting the instance ACTIVE again failed; retrying next cycle");
+                Verdict::Deferred
+            }
+        }
+    }
+}
+
+enum Verdict {
+    Waiting,
+    /// Not this replica's to decide now (its lease cannot be proven): no update at all, overdue or not.
+    Deferred,
+    NeverSent,
+    Done {
+        outcome: String,
+        landed: Option<Vec<String>>,
+    },
+    Failed(String),
+}
+
+/// A stop is done when the task has stopped (with our id in `stoppedReason`) and the service is whole again.
+fn settle_stop(r: &ActionRecord, task_arn: &str, service_name: &str, cluster: &Cluster) -> Verdict {
+    let task = cluster.task(task_arn);
+    let stopped_by_us = task.is_none_or(|t| t.stopped_reason.as_deref().is_some_and(|s| s.contains(&r.id)));
+    match task {
+        Some(t) if t.desired_status != TaskStatus::Stopped => {
+            return if r.state == ActionState::Claimed {
+                Verdict::NeverSent
+            } else {
+                Verdict::Waiting
+            };
+        }
+        Some(t) if t.last_status != TaskStatus::Stopped => return Verdict::Waiting,
+        _ => {}
+    }
+    if !stopped_by_us {
+        return Verdict::Done {
+            outcome: "the task was stopped by someone else".into(),
+            landed: None,
+        };
+    }
+    let Some(service) = cluster.service(service_name) else {
+        return Verdict::Done {
+            outcome: "the service is gone".into(),
+            landed: None,
+        };
+    };
+    if service.running_count < service.desired_count || service.pending_count > 0 {
+        return Verdict::Waiting;
+    }
+    let Some(since) = r.seen_until else {
+        return Verdict::Done {
+            outcome: "replacement running (where is not known: the claim predates seenUntil)".into(),
+            landed: None,
+        };
+    };
+    // ECS does not link a replacement to the task it replaced: every task of the service created since the claim is
+    // a candidate (several when other stops of the service were under way).
+    let new = created_after(cluster, &service.service_name, since);
+    let started = new.len();
+    let landed = instances_of(new);
+    let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
+    let outcome = match started {
+        0 => "the service is whole again, with no task of it newer than the claim".to_owned(),
+        1 => format!("replacement running on {}", names.join(", ")),
+        n => format!(
+            "replacement running on one of {} ({n} tasks of the service started since the claim)",
+            names.join(", ")
+        ),
+    };
+    Verdict::Done {
+        outcome,
+        landed: Some(landed),
+    }
+}
+
+/// A redeploy is done when a newer deployment is the only one and completed.
+fn settle_redeploy(r: &ActionRecord, service_name: &str, cluster: &Cluster) -> Verdict {
+    let Some(service) = cluster.service(service_name) else {
+        return Verdict::Done {
+            outcome: "the service is gone".into(),
+            landed: None,
+        };
+    };
+    // ECS's own identifiers, not clocks: the deployment the claim replaced is recorded, so any other is newer.
+    let Some(before) = r.deployment_before.as_deref() else {
+        return Verdict::Failed("no deployment was recorded at the claim, so the redeploy cannot be verified".into());
+    };
+    let newer = service.deployments.iter().any(|d| d.id != before);
+    if !newer {
+        return if r.state == ActionState::Claimed {
+            Verdict::NeverSent
+        } else {
+            Verdict::Waiting
+        };
+    }
+    let finished = service.deployments.len() == 1
+        && service.deployments[0]
+            .rollout_state
+            .as_ref()
+            .is_none_or(|s| *s == RolloutState::Completed);
+    if !finished {
+        return if service
+            .deployments
+            .iter()
+            .any(|d| d.rollout_state == Some(RolloutState::Failed))
+        {
+            Verdict::Failed("the new deployment failed (circuit breaker)".into())
+        } else {
+            Verdict::Waiting
+        };
+    }
+    // ECS starts a deployment's tasks with the deployment's id in `startedBy`.
+    let deployment = &service.deployments[0].id;
+    let replaced: Vec<&Task> = cluster
+        .tasks_of(&service.service_name)
+        .filter(|t| {
+            t.is_live()
+                && t.desired_status != TaskStatus::Stopped
+                && t.started_by.as_deref() == Some(deployment.as_str())
+        })
+        .collect();
+    let count = replaced.len();
+    let landed = instances_of(replaced);
+    let names: Vec<String> = landed.iter().map(|a| short(cluster, a)).collect();
+    Verdict::Done {
+        outcome: format!("{count} task(s) replaced, on {}", names.join(", ")),
+        landed: Some(landed),
+    }
+}
+
+/// Live tasks of a service that ECS created after `since` (ECS's clock).
+fn created_after<'c>(cluster: &'c Cluster, service: &str, since: DateTime<Utc>) -> Vec<&'c Task> {
+    cluster
+        .tasks_of(service)
+        .filter(|t| t.is_live() && t.desired_status != TaskStatus::Stopped && t.created_at.is_some_and(|c| c > since))
+        .collect()
+}
+
+/// The instances `tasks` run on, sorted, each once.
+fn instances_of(tasks: Vec<&Task>) -> Vec<String> {
+    let mut v: Vec<String> = tasks.iter().filter_map(|t| t.container_instance_arn.clone()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn short(cluster: &Cluster, arn: &str) -> String {
+    cluster
+        .instance(arn)
+        .and_then(|i| i.ec2_instance_id.clone())
+        .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(arn).to_owned())
+}
