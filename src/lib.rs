@@ -24,8 +24,9 @@
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
 //! - `testing`: cluster builders shared by tests, benchmarks and the demo scenario.
 //!
-//! Errors: one [`Error`] type for the library, with a stable [`Error::label`] per variant for logs and metrics;
-//! `anyhow` appears only in the binary.
+//! Errors: each module fails with its own type (`model::SnapshotError`, `policy::Diagnostics`, `ecs::EcsError`,
+//! `ledger::LedgerError`, `reconcile::CycleError`); those a running controller meets carry a stable `label()` for
+//! logs and metrics. `anyhow` appears only in the binary.
 
 pub mod aws;
 pub mod ecs;
@@ -46,31 +47,3 @@ pub mod status;
 pub mod testing;
 pub mod twin;
 pub mod utilization;
-
-/// Everything the library can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Snapshot(#[from] model::SnapshotError),
-    #[error("{path}: {source}")]
-    Index {
-        path: String,
-        #[source]
-        source: model::DuplicateKey,
-    },
-    #[error(transparent)]
-    Policy(#[from] policy::Diagnostics),
-}
-
-impl Error {
-    /// A stable, low-cardinality name for the kind of failure (for logs and metrics labels).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Error::Snapshot(_) => "snapshot",
-            Error::Index { .. } => "snapshot_index",
-            Error::Policy(_) => "policy",
-        }
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

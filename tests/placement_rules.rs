@@ -1,4 +1,4 @@
-//! The placement engine, one ECS rule per test (ECS-SEMANTICS §1–2). Each cluster is built with the test builders,
+//! The placement engine, one ECS rule per test (docs/ecs.md: Container instances, Placement). Each cluster is built with the test builders,
 //! which keep ECS's bookkeeping: a placed task reserves CPU, memory and host ports in `remainingResources`.
 
 mod common;
@@ -44,7 +44,7 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| (*x).to_owned()).collect()
 }
 
-// ---- resources (ECS-SEMANTICS §1, §2 step 1) ----
+// ---- resources (docs/ecs.md: Container instances; Placement, step 1) ----
 
 #[test]
 fn resources_cpu_must_fit_the_remaining_cpu() {
@@ -193,7 +193,7 @@ fn resources_a_missing_task_definition_is_unpredictable() {
     assert!(e.to_string().contains("is not in the snapshot"), "{e}");
 }
 
-// ---- eligibility (ECS-SEMANTICS §1) ----
+// ---- eligibility (docs/ecs.md: Container instances) ----
 
 #[test]
 fn eligibility_only_active_instances_accept_placements() {
@@ -265,7 +265,7 @@ fn overlay_a_started_task_takes_capacity_and_counts_for_its_group() {
     assert_eq!(p.candidates, [1], "instance a already has the pretended task");
 }
 
-// ---- constraints (ECS-SEMANTICS §2 step 2) ----
+// ---- constraints (docs/ecs.md: Placement, step 2) ----
 
 #[test]
 fn distinct_instance_rules_out_instances_running_the_group() {
@@ -356,7 +356,7 @@ fn member_of_running_tasks_count_sees_the_overlay() {
     assert_eq!(place_with(&c, "quiet", &overlay).1, s(&["a", "b"]));
 }
 
-// ---- strategies (ECS-SEMANTICS §2 step 3) ----
+// ---- strategies (docs/ecs.md: Placement, step 3) ----
 
 #[test]
 fn binpack_memory_chooses_the_instance_with_the_least_memory_left() {
@@ -385,7 +385,7 @@ fn binpack_ties_are_kept_as_a_set() {
 
 #[test]
 fn binpack_trap_the_replacement_of_a_stopped_task_lands_back_on_its_instance() {
-    // The central pitfall (ECS-SEMANTICS §2): stopping a task frees room on its own instance, and binpack prefers
+    // The central pitfall (docs/ecs.md: Placement): stopping a task frees room on its own instance, and binpack prefers
     // the fullest instance that fits, which is that same instance.
     let c = ClusterBuilder::new("t")
         .instance(instance("hot"))

@@ -1234,7 +1234,7 @@ fn load_policy(text: &str) -> Policy {
         .remove(0)
 }
 
-/// The binpack trap (ECS-SEMANTICS §2): on a hot instance, the tasks of services that binpack on memory or CPU
+/// The binpack trap (docs/ecs.md: Placement): on a hot instance, the tasks of services that binpack on memory or CPU
 /// would be replaced on the very instance they left (it stays the fullest one that fits), so the planner must refuse
 /// them as `lands-on-source`, while a spread service's task on the same instance may move.
 #[test]

@@ -423,7 +423,7 @@ async fn internal_errors_are_retried_on_reads_and_never_on_mutations() {
     assert_eq!(twin.snapshot().tasks[0].desired_status, TaskStatus::Running);
 }
 
-/// "Outcome unknown" is for mutations only (ECS-SEMANTICS §3: re-read before deciding). A read that fails is a failed
+/// "Outcome unknown" is for mutations only (docs/ecs.md: API limits: re-read before deciding). A read that fails is a failed
 /// read, named by its operation, on one line without the SDK's debug dump.
 #[tokio::test]
 async fn a_failed_read_is_a_failed_read_and_only_a_mutation_has_an_unknown_outcome() {

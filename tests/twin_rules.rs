@@ -1,4 +1,4 @@
-//! The twin's scheduler, one ECS rule per test (ECS-SEMANTICS §2–3): StopTask, PENDING when nothing fits,
+//! The twin's scheduler, one ECS rule per test (docs/ecs.md: Placement, StopTask, Draining): StopTask, PENDING when nothing fits,
 //! forceNewDeployment within minimum/maximum percent, draining, daemons, host ports, determinism, and the snapshot
 //! format. Every test seeds the twin's RNG and drives its own clock with `advance`; nothing waits on real time.
 

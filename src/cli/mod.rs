@@ -374,18 +374,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+pub fn shutdown() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{signal, SignalKind};
+    // Registered now, not on the future's first poll: a signal that came before the registration (or a
+    // registration that failed later, when file descriptors ran out) would take the default action and kill the
+    // process mid-step.
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        () = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutdown requested: finishing the step in progress");
+        tracing::info!("shutdown requested: finishing the step in progress");
+    })
 }

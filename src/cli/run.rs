@@ -24,13 +24,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot serve /metrics, /healthz and /readyz", args.listen))?;
+        let stop = shutdown()?;
         let (conf, settings) = connect(controller).await?;
         let ledger = DynamoLedger::from_conf(&conf, &controller.table);
         let metrics = Arc::new(Metrics::default());
         let ecs = ecs_client(&conf, controller, source.watch(), &metrics, &ledger).await?;
         started(&settings, controller);
         serve_metrics(listener, Arc::clone(&metrics))?;
-        ecs_rebalancer::run::run(&ecs, &ledger, source, &settings, &metrics, shutdown()).await?;
+        ecs_rebalancer::run::run(&ecs, &ledger, source, &settings, &metrics, stop).await?;
         anyhow::Ok(())
     })
 }

@@ -52,8 +52,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         output::text(&format!("listening on {}\n", listener.local_addr()?))?;
         let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+        let stop = shutdown()?;
         let server = ecs_rebalancer::twin::server::serve(twin.clone(), listener, config);
         tokio::pin!(server);
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 result = &mut server => {
@@ -61,7 +63,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     break;
                 }
                 _ = usr1.recv() => save(&twin)?,
-                () = shutdown() => {
+                () = &mut stop => {
                     save(&twin)?;
                     break;
                 }

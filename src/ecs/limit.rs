@@ -1,4 +1,4 @@
-//! ECS's throttle buckets (ECS-SEMANTICS §4), used on both sides of the wire: the twin refuses a call when its
+//! ECS's throttle buckets (docs/ecs.md: API limits), used on both sides of the wire: the twin refuses a call when its
 //! bucket is empty (`ThrottlingException`), and the SDK adapter paces its reads so that it spends no more than a
 //! configured share of each bucket. The buckets are per account and Region and shared with every other caller
 //! (consoles, deploy pipelines, autoscalers), so a controller that drains them starves its neighbours.

@@ -67,7 +67,7 @@ impl EcsError {
     }
 }
 
-/// The two states `UpdateContainerInstancesState` can set (ECS-SEMANTICS §3).
+/// The two states `UpdateContainerInstancesState` can set (docs/ecs.md: Draining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceState {
     Active,

@@ -31,12 +31,12 @@ use super::{EcsApi, EcsError, InstanceState};
 
 /// Mutations are sent exactly once: the SDK's standard retries (which re-send on throttling, timeouts and 5xx) are
 /// switched off for them, because a retried StopTask or UpdateService can repeat an action that already happened
-/// (ECS-SEMANTICS §3). An unknown outcome goes back to the reconcile loop, which re-reads ECS.
+/// (docs/ecs.md: API limits). An unknown outcome goes back to the reconcile loop, which re-reads ECS.
 fn once() -> aws_sdk_ecs::config::Builder {
     aws_sdk_ecs::config::Builder::default().retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled())
 }
 
-/// ECS's page size and batch limits (ECS-SEMANTICS §4).
+/// ECS's page size and batch limits (docs/ecs.md: API limits).
 const PAGE: i32 = 100;
 const DESCRIBE_BATCH: usize = 100;
 const SERVICES_BATCH: usize = 10;
@@ -342,7 +342,7 @@ impl SdkEcs {
     }
 }
 
-/// The operations that change something: only these can end with an unknown outcome (ECS-SEMANTICS §3: re-read,
+/// The operations that change something: only these can end with an unknown outcome (docs/ecs.md: API limits: re-read,
 /// never re-send). A read that fails is a failed read.
 const MUTATIONS: [&str; 3] = ["StopTask", "UpdateService", "UpdateContainerInstancesState"];
 

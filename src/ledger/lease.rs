@@ -1,7 +1,7 @@
 //! One lease per cluster, so only one replica acts: leader election over any [`Ledger`] whose only primitive is a
 //! compare-and-swap of the lease item on its `version`.
 //!
-//! The rules (ECS-SEMANTICS §6; the DynamoDB lock client and client-go's leader election make the same points):
+//! The rules (docs/ecs.md: DynamoDB; the DynamoDB lock client and client-go's leader election make the same points):
 //! - **Time is measured on this process's monotonic clock, never on wall clocks.** The holder may act until
 //!   `duration − margin` after it *sent* its last successful renewal. A follower takes over only after it has seen
 //!   the same `version` for a whole `duration` of its own time, so the holder has stopped acting by then whatever

@@ -21,6 +21,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::aws::call::Detail;
 use crate::moves::{Move, MoveKind};
 use crate::plan::{Episode, LedgerView};
 
@@ -268,7 +269,7 @@ pub enum CooldownTarget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Detail),
     #[error("no action {0}")]
     NotFound(String),
     /// A claim under a lease that no longer names this holder and epoch: someone else leads now.
@@ -276,7 +277,7 @@ pub enum LedgerError {
     Fenced { holder: String, epoch: u64 },
     /// The table is missing or not shaped as `init` makes it.
     #[error("ledger table: {0}")]
-    Table(String),
+    Table(Detail),
     /// The AWS configuration is missing or wrong (Region, credentials, endpoint): nothing works until it is set.
     #[error(transparent)]
     Config(crate::aws::ConfigError),

@@ -57,7 +57,7 @@ macro_rules! ecs_enum {
 }
 
 ecs_enum! {
-    /// `ContainerInstance.status` (ECS-SEMANTICS §1).
+    /// `ContainerInstance.status` (docs/ecs.md: Container instances).
     InstanceStatus {
         Registering => "REGISTERING",
         RegistrationFailed => "REGISTRATION_FAILED",
@@ -101,7 +101,7 @@ ecs_enum! {
 }
 
 ecs_enum! {
-    /// `Deployment.rolloutState` (ECS-SEMANTICS §3, deployment circuit breaker).
+    /// `Deployment.rolloutState` (docs/ecs.md: UpdateService with forceNewDeployment, deployment circuit breaker).
     RolloutState {
         InProgress => "IN_PROGRESS",
         Completed => "COMPLETED",

@@ -1,5 +1,5 @@
-//! The snapshot file: a cluster captured to disk in the shapes `aws ecs describe-*` prints (ARCHITECTURE.md,
-//! "Snapshot file"; user documentation in `docs/snapshot.md`).
+//! The snapshot file: a cluster captured to disk in the shapes `aws ecs describe-*` prints
+//! (documented for users in `docs/snapshot.md`).
 //!
 //! Loading is two-speed. The fast path deserialises the whole file straight into [`Snapshot`]. Only when that fails
 //! does the slow path re-read the file as a JSON tree and check every item on its own, so the error names each bad
@@ -42,7 +42,7 @@ pub struct ProtectedTask {
 }
 
 impl ProtectedTask {
-    /// Whether the protection holds at `now` (ECS-SEMANTICS §3: protected tasks are do-not-disrupt).
+    /// Whether the protection holds at `now` (docs/ecs.md: Task scale-in protection: protected tasks are do-not-disrupt).
     pub fn active_at(&self, now: DateTime<Utc>) -> bool {
         self.protection_enabled && self.expiration_date.is_none_or(|t| t > now)
     }

@@ -1,6 +1,6 @@
 //! Resource fit: what a task reserves on an instance, and whether it fits what the instance has left.
 //!
-//! ECS-SEMANTICS §1–2: a task fits when its CPU, memory, GPUs and static host ports are available in the instance's
+//! docs/ecs.md: Container instances, Placement: a task fits when its CPU, memory, GPUs and static host ports are available in the instance's
 //! `remainingResources`, ECS's own bookkeeping of reservations (not actual use).
 //!
 //! Not modelled, and failing safe:
@@ -40,7 +40,7 @@ impl Footprint {
     /// What a new task of this definition will reserve.
     ///
     /// CPU and memory: task-level values when set, else the containers' sum with `memoryReservation` preferred over
-    /// `memory` (ECS-SEMANTICS §1). Ports: in `host` mode every mapped port is a host port (`hostPort`, or
+    /// `memory` (docs/ecs.md: Container instances). Ports: in `host` mode every mapped port is a host port (`hostPort`, or
     /// `containerPort` when absent, and every port of a `containerPortRange`); in `bridge` mode only a non-zero
     /// `hostPort` is static (0, absent, and ranges get dynamic ports, which never conflict). GPUs: the sum of the
     /// containers' `GPU` resource requirements.

@@ -1,6 +1,6 @@
 //! The placement engine: where ECS can, and will, put a new task. Pure: no I/O, no clock, no randomness.
 //!
-//! ECS places a task in four steps (ECS-SEMANTICS §2, task-placement): (1) instances with the CPU, memory, GPUs and
+//! ECS places a task in four steps (docs/ecs.md: Placement, task-placement): (1) instances with the CPU, memory, GPUs and
 //! host ports the task needs; (2) of those, the ones that satisfy every placement constraint; (3) the strategy chain,
 //! rule by rule; (4) one pick. This module reproduces steps 1–3 and returns step 4 as a **set**: ECS does not
 //! document its final tie-break, so every instance it could pick is a candidate.
@@ -545,14 +545,14 @@ impl<'c> PlacementIndex<'c> {
 
 /// The group a task counts in for distinctInstance, spread and `task:group`: ECS "looks at the desired status of
 /// the tasks", so a task being stopped (desired STOPPED, last status still RUNNING) no longer counts
-/// (ECS-SEMANTICS §2, task-placement-constraints). Its resources stay reserved until it has stopped.
+/// (docs/ecs.md: Placement, task-placement-constraints). Its resources stay reserved until it has stopped.
 fn counted_group(task: &crate::model::Task) -> Option<&str> {
     (task.desired_status != crate::model::TaskStatus::Stopped)
         .then_some(task.group.as_deref())
         .flatten()
 }
 
-/// Whether an instance accepts placements at all (ECS-SEMANTICS §1: only ACTIVE with the agent connected).
+/// Whether an instance accepts placements at all (docs/ecs.md: Container instances: only ACTIVE with the agent connected).
 fn eligibility(instance: &ContainerInstance) -> Option<Rejection> {
     if instance.status != InstanceStatus::Active {
         Some(Rejection::NotActive(instance.status.clone()))

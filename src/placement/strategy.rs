@@ -1,6 +1,6 @@
 //! Placement strategies: from the instances a task fits on, the ones ECS would choose among.
 //!
-//! ECS-SEMANTICS §2 (task-placement-strategies): strategies are best effort and applied in list order. Each rule
+//! docs/ecs.md: Placement (task-placement-strategies): strategies are best effort and applied in list order. Each rule
 //! here keeps the instances that score best under it, ties included, and hands them to the next rule; what is left
 //! after the last rule is the candidate set. ECS does not document its final tie-break, so the prediction is the
 //! whole set *(inference)*, and a move is only as predictable as every member of it.
@@ -36,7 +36,7 @@ pub enum Rule {
 
 /// Reads a service's `placementStrategy` into rules.
 ///
-/// An empty list means ECS's default for services (ECS-SEMANTICS §2, ecs_services): instances in the Availability
+/// An empty list means ECS's default for services (docs/ecs.md: Placement, ecs_services): instances in the Availability
 /// Zone with the fewest tasks of the service first, then the instance with the fewest tasks of the service, which
 /// is `spread(attribute:ecs.availability-zone)` followed by `spread(instanceId)`.
 pub fn chain(strategies: &[PlacementStrategy]) -> Result<Vec<Rule>, Unpredictable> {

@@ -14,13 +14,13 @@ use super::view::LedgerView;
 /// Why a task, service, instance or move was left alone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SkipReason {
-    /// Daemon tasks run one per instance; moving them means nothing (ECS-SEMANTICS §3).
+    /// Daemon tasks run one per instance; moving them means nothing (docs/ecs.md: Services and tasks not to touch).
     Daemon,
     /// Not started by a service: nothing would replace it.
     Standalone,
     /// The policy's `exclude` matched.
     Excluded(String),
-    /// Task scale-in protection is on (ECS-SEMANTICS §3).
+    /// Task scale-in protection is on (docs/ecs.md: Task scale-in protection).
     Protected,
     /// A deployment in progress, a failed rollout, or fewer tasks running than desired.
     NotSteady(String),

@@ -1,5 +1,5 @@
 //! The twin: a deterministic simulation of an ECS cluster (EC2 launch type), behind the same [`EcsApi`] the controller
-//! uses against AWS. It follows ECS-SEMANTICS.md rule by rule (see [`scheduler`]), places every task with the
+//! uses against AWS. It follows docs/ecs.md rule by rule (see [`scheduler`]), places every task with the
 //! placement engine, breaks ties with a seeded RNG, and takes its time from its own clock, advanced by the caller.
 //!
 //! What it models: the task lifecycle (PENDING → RUNNING → STOPPED with delays), the service scheduler (replacement
@@ -436,7 +436,7 @@ impl EcsApi for Twin {
     async fn set_instance_state(&self, arn: &str, to: InstanceState) -> Result<(), EcsError> {
         let mut state = self.lock();
         let instance = state.instance_mut(arn)?;
-        // Only ACTIVE → DRAINING and DRAINING → ACTIVE are allowed (ECS-SEMANTICS §3).
+        // Only ACTIVE → DRAINING and DRAINING → ACTIVE are allowed (docs/ecs.md: Draining).
         match (&instance.status, to) {
             (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,
             (InstanceStatus::Draining, InstanceState::Active) => instance.status = InstanceStatus::Active,

@@ -1,4 +1,4 @@
-//! The twin's scheduler: one pass per tick. Each rule cites ECS-SEMANTICS.md.
+//! The twin's scheduler: one pass per tick. Each rule cites docs/ecs.md.
 //!
 //! Order of a pass:
 //! 1. Task lifecycle: PENDING tasks start after `start_delay`; tasks whose desired status is STOPPED stop after
@@ -44,7 +44,7 @@ pub(crate) fn tick(state: &mut State) {
     lapse_protection(state);
     stop_daemons_on_draining(state);
     // One placement index per pass: tasks placed during the pass are added to an overlay, so every placement sees
-    // the ones before it without rebuilding the index (ECS-SEMANTICS §2: placement sees current reservations).
+    // the ones before it without rebuilding the index (docs/ecs.md: Placement: placement sees current reservations).
     // The twin refuses a snapshot with duplicate keys at load and makes up only fresh ARNs, so an index that fails
     // here is a bug in the twin: stop loudly rather than skip scheduling on every pass from now on.
     let cluster = Cluster::new(state.snap.clone())

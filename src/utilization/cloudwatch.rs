@@ -2,7 +2,7 @@
 //!
 //! Container Insights publishes `instance_cpu_utilization` and `instance_memory_utilization` (percent) in namespace
 //! `ECS/ContainerInsights` with dimensions `ClusterName`, `InstanceId` (the EC2 id) and `ContainerInstanceId`
-//! (ECS-SEMANTICS §5). Two queries per instance, at most 500 queries a call (250 instances), every page followed (the
+//! (docs/ecs.md: Container Insights). Two queries per instance, at most 500 queries a call (250 instances), every page followed (the
 //! SDK's paginator). A failed call is classified by [`crate::aws::call`] and kept in the [`SourceError`].
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Actual use of instances (ECS-SEMANTICS §5): what CloudWatch Container Insights measured, as a fraction of each
+//! Actual use of instances (docs/ecs.md: Container Insights): what CloudWatch Container Insights measured, as a fraction of each
 //! instance's capacity. Missing or stale data is unknown, never zero.
 //!
 //! [`UtilizationSource`] fetches it; [`WithUtilization`] puts it into every observation of an [`EcsApi`], so the

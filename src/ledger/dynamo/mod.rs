@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -25,6 +26,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+
+use crate::aws::call::Detail;
 
 use super::item::{self, action_sk, millis, pk, ActionItem, ItemError, Unreadable};
 use super::{
@@ -109,17 +112,16 @@ impl DynamoLedger {
     }
 
     /// [`classify`], naming this ledger's table when it is the table that is missing.
-    fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
-        &self,
-        operation: &str,
-        e: SdkError<E>,
-    ) -> LedgerError {
+    fn classify<E>(&self, operation: &'static str, e: SdkError<E, HttpResponse>) -> LedgerError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
         match classify(operation, e) {
-            LedgerError::Table(_) => LedgerError::Table(format!(
+            LedgerError::Table(d) => LedgerError::Table(d.reworded(format!(
                 "{:?} does not exist in this account and Region ({operation}): create it with \
                  `ecs-rebalancer init --table {}`",
                 self.table, self.table
-            )),
+            ))),
             other => other,
         }
     }
@@ -175,7 +177,7 @@ impl DynamoLedger {
             .expression_attribute_values(":epoch", n(fence.epoch))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .build()
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))
+            .map_err(|e| LedgerError::Unavailable(e.to_string().into()))
     }
 
     /// Every action of the cluster, newest claim first, and every action item that cannot be read (for `status`).
@@ -203,23 +205,20 @@ impl DynamoLedger {
     }
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &str, e: SdkError<E>) -> LedgerError {
-    match &e {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("");
-            let message = format!("{operation}: {code}: {}", service.err().message().unwrap_or(""));
-            match code {
-                "ResourceNotFoundException" => LedgerError::Table(format!(
-                    "{message} (create the table with `ecs-rebalancer init --table NAME`)"
-                )),
-                _ => LedgerError::Unavailable(message),
-            }
-        }
-        _ => match crate::aws::config_problem(&e) {
-            Some(config) => LedgerError::Config(config),
-            None => LedgerError::Unavailable(format!("{operation}: {}", crate::aws::describe(&e))),
-        },
+/// A failed DynamoDB call in the ledger's terms (the classification is [`crate::aws::call::classify`]'s).
+pub(super) fn classify<E>(operation: &'static str, e: SdkError<E, HttpResponse>) -> LedgerError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let call = crate::aws::call::classify(operation, e);
+    if let Some(config) = call.config() {
+        return LedgerError::Config(config.clone());
     }
+    if call.code() == Some("ResourceNotFoundException") {
+        let text = format!("{call} (create the table with `ecs-rebalancer init --table NAME`)");
+        return LedgerError::Table(Detail::from(call).reworded(text));
+    }
+    LedgerError::Unavailable(call.into())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -240,10 +239,10 @@ fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, Ledg
         Some(Ok(e)) if e.token == record.token => Ok(Claim::Claimed),
         Some(Ok(e)) => Ok(Claim::AlreadyClaimed(Box::new(e))),
         Some(Err(u)) => Err(LedgerError::Unreadable(Box::new(u))),
-        None => Err(LedgerError::Unavailable(format!(
+        None => Err(LedgerError::Unavailable(Detail::new(format!(
             "claim of {} was refused but no item blocks it",
             record.id
-        ))),
+        )))),
     }
 }
 
@@ -281,7 +280,7 @@ impl Ledger for DynamoLedger {
             .condition_expression("attribute_not_exists(sk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            .map_err(|e| LedgerError::Unavailable(e.to_string().into()))?;
         let out = self
             .client
             .transact_write_items()
@@ -311,10 +310,10 @@ impl Ledger for DynamoLedger {
                 None => blocked(self.get(&record.cluster, &sk).await?.as_ref(), &record),
             };
         }
-        Err(LedgerError::Unavailable(format!(
+        Err(LedgerError::Unavailable(Detail::new(format!(
             "TransactWriteItems cancelled: {:?}",
             reasons.iter().map(|r| r.code().unwrap_or("None")).collect::<Vec<_>>()
-        )))
+        ))))
     }
 
     async fn update(
@@ -466,7 +465,7 @@ impl Ledger for DynamoLedger {
         episode: &EpisodeRecord,
         fence: Option<&Fence>,
     ) -> Result<(), LedgerError> {
-        let json = serde_json::to_string(episode).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+        let json = serde_json::to_string(episode).map_err(|e| LedgerError::Unavailable(e.to_string().into()))?;
         let mut item = Item::new();
         item.insert("pk".into(), s(pk(cluster)));
         item.insert("sk".into(), s("episode"));
@@ -489,7 +488,7 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_item(Some(item))
             .build()
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            .map_err(|e| LedgerError::Unavailable(e.to_string().into()))?;
         let out = self
             .client
             .transact_write_items()

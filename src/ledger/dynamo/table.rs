@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::classify;
+use crate::aws::call::Detail;
 use crate::ledger::LedgerError;
 
 /// What `init` found.
@@ -34,14 +35,14 @@ pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<T
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(|e| LedgerError::Table(e.to_string()))
+            .map_err(|e| LedgerError::Table(e.to_string().into()))
     };
     let attr = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|e| LedgerError::Table(e.to_string()))
+            .map_err(|e| LedgerError::Table(e.to_string().into()))
     };
     let created = client
         .create_table()
@@ -82,7 +83,7 @@ pub async fn create_table(conf: &aws_config::SdkConfig, table: &str) -> Result<T
                 .attribute_name(TTL_ATTRIBUTE)
                 .enabled(true)
                 .build()
-                .map_err(|e| LedgerError::Table(e.to_string()))?,
+                .map_err(|e| LedgerError::Table(e.to_string().into()))?,
         )
         .send()
         .await
@@ -161,7 +162,7 @@ async fn check_existing(client: &Client, table: &str) -> Result<(), LedgerError>
         return Ok(());
     }
     let keys_differ = keys != wanted;
-    Err(LedgerError::Table(format!(
+    Err(LedgerError::Table(Detail::new(format!(
         "table {table} already exists and is not shaped as the ledger needs: {}; {}",
         differences.join("; "),
         if keys_differ {
@@ -173,5 +174,5 @@ async fn check_existing(client: &Client, table: &str) -> Result<(), LedgerError>
                  existing table)"
             )
         }
-    )))
+    ))))
 }

@@ -152,7 +152,7 @@ pub struct ContainerInstance {
 }
 
 impl ContainerInstance {
-    /// Only `ACTIVE` instances whose agent is connected accept placements (ECS-SEMANTICS §1).
+    /// Only `ACTIVE` instances whose agent is connected accept placements (docs/ecs.md: Container instances).
     pub fn can_take_tasks(&self) -> bool {
         self.status == InstanceStatus::Active && self.agent_connected
     }
@@ -286,7 +286,7 @@ pub struct Task {
     pub stopping_at: Option<DateTime<Utc>>,
     #[serde(default, with = "timestamp::option", skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<DateTime<Utc>>,
-    /// Where StopTask's `reason` lands; the controller writes its action id here (ECS-SEMANTICS §3).
+    /// Where StopTask's `reason` lands; the controller writes its action id here (docs/ecs.md: StopTask).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,7 +328,7 @@ impl Task {
     }
 
     /// The task's memory reservation in MiB: the task-level value when set, else the sum over its containers,
-    /// each container counting its `memoryReservation` when set and its `memory` otherwise (ECS-SEMANTICS §1).
+    /// each container counting its `memoryReservation` when set and its `memory` otherwise (docs/ecs.md: Container instances).
     /// `None` when any container states neither.
     pub fn memory_mib(&self) -> Option<u32> {
         parse_units(self.memory.as_deref()).or_else(|| {
@@ -468,7 +468,7 @@ pub struct Service {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub tags: Vec<Tag>,
-    /// `ENABLED` or `DISABLED`; absent on services created before the feature (ECS-SEMANTICS §3).
+    /// `ENABLED` or `DISABLED`; absent on services created before the feature (docs/ecs.md: Availability Zone rebalancing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone_rebalancing: Option<String>,
 }
@@ -598,7 +598,7 @@ impl TaskDefinition {
     }
 
     /// MiB a task of this definition reserves: task-level when set, else per container `memoryReservation`
-    /// when set and `memory` otherwise (ECS-SEMANTICS §1).
+    /// when set and `memory` otherwise (docs/ecs.md: Container instances).
     pub fn memory_mib(&self) -> u32 {
         parse_units(self.memory.as_deref()).unwrap_or_else(|| {
             self.container_definitions

@@ -1,4 +1,4 @@
-//! The cluster query language of `memberOf` constraints (ECS-SEMANTICS §2; AWS's page "Create expressions to define
+//! The cluster query language of `memberOf` constraints (docs/ecs.md: Placement; AWS's page "Create expressions to define
 //! container instances for Amazon ECS tasks").
 //!
 //! ```text
