@@ -91,7 +91,7 @@ impl Search<'_> {
                 svc.maximum_percent()
             )));
         }
-        self.ledger.service_free(service)?;
+        self.ledger.redeploy_free(service)?;
         let mut old: Vec<(usize, usize)> = Vec::new();
         for t in cluster
             .tasks_of(service)
