@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, BinaryHeap};
 
-use crate::model::{SchedulingStrategy, TaskStatus};
+use crate::model::{InstanceIdx, SchedulingStrategy, TaskIdx, TaskStatus};
 
 use super::budget::{paced_unavailable, Cost};
 use super::load::{Contribution, Stats};
 use super::safety::SkipReason;
-use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_BULK_PREDICTIONS};
 use super::state::{Delta, EPSILON};
 
 impl Search<'_> {
@@ -28,12 +28,12 @@ impl Search<'_> {
             return;
         }
         let mean = self.state.mean();
-        let mut hottest: Vec<(usize, f64)> = self
+        let mut hottest: Vec<(InstanceIdx, f64)> = self
             .state
             .loads
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (i, l)))
+            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (InstanceIdx(i), l)))
             .collect();
         hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         for (instance, _) in hottest.into_iter().take(MAX_BULK_PREDICTIONS) {
@@ -42,7 +42,7 @@ impl Search<'_> {
     }
 
     /// Whether the instance may be drained at all: not planned already, no drain of it in flight, not cooling down.
-    fn drain_may_start(&self, instance: usize) -> Result<(), SkipReason> {
+    fn drain_may_start(&self, instance: InstanceIdx) -> Result<(), SkipReason> {
         let arn = self.state.arn(instance);
         if self.state.drained.contains(&instance) {
             return Err(SkipReason::Planned);
@@ -54,15 +54,15 @@ impl Search<'_> {
         Ok(())
     }
 
-    pub(super) fn predict_drain(&mut self, instance: usize) -> Result<Prediction, SkipReason> {
+    pub(super) fn predict_drain(&mut self, instance: InstanceIdx) -> Result<Prediction, SkipReason> {
         self.drain_may_start(instance)?;
         let cluster = self.cluster();
-        // (task, service, start before stop) for every task ECS will move; daemons only restart.
-        let mut moves: Vec<(usize, String, bool)> = Vec::new();
+        // Every task ECS will move; daemons only restart.
+        let mut moves: Vec<Moved> = Vec::new();
         let mut daemons = 0u32;
         let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
         for &t in cluster.task_indexes_on(instance) {
-            let task = &cluster.tasks()[t];
+            let task = cluster.task_at(t);
             if task.desired_status == TaskStatus::Stopped {
                 continue;
             }
@@ -93,7 +93,11 @@ impl Search<'_> {
                 return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
             }
             *per_service.entry(service.to_owned()).or_default() += 1;
-            moves.push((t, service.to_owned(), svc.maximum_percent() > 100));
+            moves.push(Moved {
+                task: t,
+                service: service.to_owned(),
+                start_first: svc.maximum_percent() > 100,
+            });
         }
         if moves.is_empty() {
             return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
@@ -110,28 +114,35 @@ impl Search<'_> {
         overlay.exclude(instance, "being drained");
         let mut delta = state.delta();
         let mut relocations = Vec::with_capacity(moves.len());
-        let mut landing: Vec<usize> = Vec::new();
+        let mut landing: Vec<InstanceIdx> = Vec::new();
         let mut moved_total = 0.0;
-        for (t, service, start_first) in &moves {
+        for m in &moves {
             let c = state
                 .model
-                .contribution(cluster, instance, &cluster.tasks()[*t])
+                .contribution(cluster, instance, cluster.task_at(m.task))
                 .ok_or(SkipReason::UnknownLoad)?;
             moved_total += c.amount;
-            let request = &self.ready(service)?.request;
+            let request = &self.ready(&m.service)?.request;
             let source = state.load_of(&delta, instance);
-            let landed = if *start_first {
+            let landed = if m.start_first {
                 let landed = state.place(request, &mut overlay, &mut delta, c, source)?;
-                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                overlay
+                    .stop(cluster, m.task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
                 state.remove(&mut delta, instance, c);
                 landed
             } else {
-                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                overlay
+                    .stop(cluster, m.task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
                 state.remove(&mut delta, instance, c);
                 state.place(request, &mut overlay, &mut delta, c, source)?
             };
             landing.extend_from_slice(&landed.ties);
-            relocations.push((*t, Some(landed.pick)));
+            relocations.push(Relocation {
+                task: m.task,
+                to: landed.pick,
+            });
         }
         landing.sort_unstable();
         landing.dedup();
@@ -170,12 +181,20 @@ impl Search<'_> {
     }
 }
 
+/// A task a drain expects ECS to move.
+struct Moved {
+    task: TaskIdx,
+    service: String,
+    /// Whether ECS starts its replacement before it stops it (`maximumPercent` above 100).
+    start_first: bool,
+}
+
 /// The score once the drained instance is refilled to the mean, and how many tasks that refill restarts (`step`:
 /// the load one task adds to the drained instance). The refill is taken from every other instance in proportion to
 /// its load: it is the later moves' business to take it from the busiest, and they are valued when they are made.
-fn settled(delta: &Delta<'_>, drained: usize, step: f64) -> (f64, u32) {
+fn settled(delta: &Delta<'_>, drained: InstanceIdx, step: f64) -> (f64, u32) {
     let mut loads = delta.loads();
-    let Some(left) = loads[drained] else {
+    let Some(left) = loads[drained.get()] else {
         return (delta.stats.score(), 0);
     };
     let stats = delta.stats;
@@ -188,7 +207,7 @@ fn settled(delta: &Delta<'_>, drained: usize, step: f64) -> (f64, u32) {
     let keep = (others - need) / others;
     for (i, l) in loads.iter_mut().enumerate() {
         if let Some(l) = l.as_mut() {
-            *l = if i == drained { mean } else { *l * keep };
+            *l = if i == drained.get() { mean } else { *l * keep };
         }
     }
     let mut settled = Stats::of(&loads);

@@ -6,11 +6,11 @@
 
 use std::collections::BinaryHeap;
 
-use crate::model::TaskStatus;
+use crate::model::{InstanceIdx, TaskIdx, TaskStatus};
 
 use super::budget::{paced_unavailable, Cost};
 use super::safety::SkipReason;
-use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_BULK_PREDICTIONS};
 use super::state::EPSILON;
 
 /// Stops of one service played out to compare with its redeploy, at most.
@@ -37,7 +37,7 @@ impl Search<'_> {
                         .tasks_of(&s.service_name)
                         .filter_map(|t| t.container_instance_arn.as_deref())
                         .filter_map(|a| cluster.instance_index(a))
-                        .filter_map(|i| self.state.loads[i])
+                        .filter_map(|i| self.state.load(i))
                         .map(|l| (l - mean).max(0.0))
                         .sum();
                     (over, s.service_name.as_str())
@@ -92,7 +92,8 @@ impl Search<'_> {
             )));
         }
         self.ledger.redeploy_free(service)?;
-        let mut old: Vec<(usize, usize)> = Vec::new();
+        // Each task the deployment replaces, with the instance it runs on.
+        let mut old: Vec<(TaskIdx, InstanceIdx)> = Vec::new();
         for t in cluster
             .tasks_of(service)
             .filter(|t| t.desired_status != TaskStatus::Stopped)
@@ -109,7 +110,7 @@ impl Search<'_> {
             if self.state.drained.contains(&src) {
                 return Err(SkipReason::SourceDrained);
             }
-            if self.state.loads[src].is_none() {
+            if self.state.load(src).is_none() {
                 // A deployment replaces every task, so it would move this one off an instance the policy does not
                 // balance (excluded, unknown, not ACTIVE): not ours to touch.
                 return Err(SkipReason::RedeployBlocked(format!(
@@ -143,14 +144,14 @@ impl Search<'_> {
         // The hottest sources first: new task k is paired with the k-th hottest old task for the rule that no
         // landing may be busier than the instance a task leaves, and ECS is assumed to stop those first.
         old.sort_by(|a, b| {
-            let load = |i: usize| state.loads[i].unwrap_or(f64::NEG_INFINITY);
+            let load = |i: InstanceIdx| state.load(i).unwrap_or(f64::NEG_INFINITY);
             load(b.1).total_cmp(&load(a.1)).then(a.0.cmp(&b.0))
         });
         let mut contributions = Vec::with_capacity(old.len());
         for &(k, src) in &old {
             let c = state
                 .model
-                .contribution(cluster, src, &cluster.tasks()[k])
+                .contribution(cluster, src, cluster.task_at(k))
                 .ok_or(SkipReason::UnknownLoad)?;
             contributions.push(c);
         }
@@ -159,7 +160,7 @@ impl Search<'_> {
         let mut overlay = state.overlay.clone();
         let mut delta = state.delta();
         let mut relocations = Vec::with_capacity(old.len());
-        let mut landing: Vec<usize> = Vec::new();
+        let mut landing: Vec<InstanceIdx> = Vec::new();
         let request = &self.ready(service)?.request;
         for chunk in (0..old.len()).collect::<Vec<_>>().chunks(batch) {
             for &j in chunk {
@@ -167,7 +168,10 @@ impl Search<'_> {
                 let source = state.load_of(&delta, src);
                 let landed = state.place(request, &mut overlay, &mut delta, contributions[j], source)?;
                 landing.extend_from_slice(&landed.ties);
-                relocations.push((k, Some(landed.pick)));
+                relocations.push(Relocation {
+                    task: k,
+                    to: landed.pick,
+                });
             }
             for &j in chunk {
                 let (k, src) = old[j];
