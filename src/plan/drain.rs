@@ -27,17 +27,8 @@ impl Search<'_> {
         if !self.policy().allows(crate::policy::ActionKind::DrainInstances) {
             return;
         }
-        let mean = self.state.mean();
-        let mut hottest: Vec<(InstanceIdx, f64)> = self
-            .state
-            .loads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (InstanceIdx(i), l)))
-            .collect();
-        hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for (instance, _) in hottest.into_iter().take(MAX_BULK_PREDICTIONS) {
-            self.enqueue(heap, Move::Drain { instance });
+        for hot in self.state.above_mean().into_iter().take(MAX_BULK_PREDICTIONS) {
+            self.enqueue(heap, Move::Drain { instance: hot.instance });
         }
     }
 

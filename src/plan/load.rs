@@ -37,6 +37,22 @@ pub struct LoadAt {
     pub load: f64,
 }
 
+/// Sorts `items` hottest first: by the load `key` gives, highest first, ties by the position or name it gives,
+/// lowest first, so the order never depends on the input's. The one order in which the planner and the reference
+/// visit hot instances, the tasks on them and the services with the most load on them.
+pub fn sort_hottest_first<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> (f64, K)) {
+    items.sort_by(|a, b| {
+        let (load_a, tie_a) = key(a);
+        let (load_b, tie_b) = key(b);
+        load_b.total_cmp(&load_a).then(tie_a.cmp(&tie_b))
+    });
+}
+
+/// Sorts instance loads hottest first, ties by instance position.
+pub fn hottest_first(loads: &mut [LoadAt]) {
+    sort_hottest_first(loads, |l| (l.load, l.instance));
+}
+
 /// What a task contributes to its instance's load, in the metric's own units before normalisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contribution {
@@ -313,6 +329,18 @@ mod tests {
         );
         assert!(Stats::of(&[Some(f64::MAX), Some(0.0)]).score().is_finite());
         assert!(Stats::of(&[Some(1e-300), Some(0.0)]).score().is_finite());
+    }
+
+    #[test]
+    fn hottest_first_breaks_ties_by_position_whatever_the_input_order() {
+        let at = |i, load| LoadAt {
+            instance: InstanceIdx(i),
+            load,
+        };
+        let mut v = vec![at(2, 1.0), at(3, 3.0), at(0, 3.0), at(1, 1.0), at(4, 2.0)];
+        hottest_first(&mut v);
+        let order: Vec<usize> = v.iter().map(|l| l.instance.get()).collect();
+        assert_eq!(order, [0, 3, 4, 1, 2]);
     }
 
     #[test]

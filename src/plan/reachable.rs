@@ -24,7 +24,7 @@ use crate::model::{
 use crate::placement::Footprint;
 use crate::policy::{Budgets, CountOrPercent, Metric, Policy};
 
-use super::load::{LoadAt, LoadModel, Stats};
+use super::load::{hottest_first, LoadAt, LoadModel, Stats};
 use super::search::Search;
 use super::state::{Luck, EPSILON};
 use super::view::LedgerView;
@@ -206,7 +206,7 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
     #[allow(clippy::cast_precision_loss)] // instance counts
     let mean = known.iter().map(|k| k.load).sum::<f64>() / known.len() as f64;
     let mut hot: Vec<LoadAt> = known.iter().copied().filter(|k| k.load > mean + EPSILON).collect();
-    hot.sort_by(|a, b| b.load.total_cmp(&a.load));
+    hottest_first(&mut hot);
     // What pins the load on the instances above the mean.
     let mut pinned: BTreeMap<&'static str, (u32, Vec<String>)> = BTreeMap::new();
     let mut note = |why: &'static str, what: String| {

@@ -9,6 +9,7 @@ use std::collections::BinaryHeap;
 use crate::model::{InstanceIdx, TaskIdx, TaskStatus};
 
 use super::budget::{paced_unavailable, Cost};
+use super::load::sort_hottest_first;
 use super::safety::SkipReason;
 use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_BULK_PREDICTIONS};
 use super::state::EPSILON;
@@ -44,7 +45,7 @@ impl Search<'_> {
                 })
                 .filter(|(over, _)| *over > EPSILON)
                 .collect();
-            heat.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            sort_hottest_first(&mut heat, |&(over, name)| (over, name));
             for (_, name) in heat {
                 if !wanted.iter().any(|w| w == name) {
                     wanted.push(name.to_owned());
@@ -143,9 +144,8 @@ impl Search<'_> {
         let state = &self.state;
         // The hottest sources first: new task k is paired with the k-th hottest old task for the rule that no
         // landing may be busier than the instance a task leaves, and ECS is assumed to stop those first.
-        old.sort_by(|a, b| {
-            let load = |i: InstanceIdx| state.load(i).unwrap_or(f64::NEG_INFINITY);
-            load(b.1).total_cmp(&load(a.1)).then(a.0.cmp(&b.0))
+        sort_hottest_first(&mut old, |&(task, source)| {
+            (state.load(source).unwrap_or(f64::NEG_INFINITY), task)
         });
         let mut contributions = Vec::with_capacity(old.len());
         for &(k, src) in &old {

@@ -17,7 +17,7 @@ use crate::model::{Cluster, InstanceIdx, TaskIdx};
 use crate::placement::{Overlay, PlacementIndex, TaskRequest};
 use crate::policy::Policy;
 
-use super::load::{Contribution, LoadAt, LoadModel, Stats};
+use super::load::{hottest_first, Contribution, LoadAt, LoadModel, Stats};
 use super::safety::SkipReason;
 
 /// Below this, a score or load change is noise.
@@ -99,6 +99,22 @@ impl<'c> State<'c> {
     /// The instance's load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
     pub fn load(&self, instance: InstanceIdx) -> Option<f64> {
         self.loads[instance.get()]
+    }
+
+    /// The instances above the mean load, hottest first (ties by position): where stops and drains start.
+    pub fn above_mean(&self) -> Vec<LoadAt> {
+        let mean = self.mean();
+        let mut hot: Vec<LoadAt> = self
+            .cluster
+            .instance_indexes()
+            .filter_map(|instance| {
+                self.load(instance)
+                    .filter(|l| *l > mean + EPSILON)
+                    .map(|load| LoadAt { instance, load })
+            })
+            .collect();
+        hottest_first(&mut hot);
+        hot
     }
 
     pub fn mean(&self) -> f64 {

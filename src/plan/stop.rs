@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 use crate::model::{InstanceIdx, TaskIdx, TaskStatus};
 
 use super::budget::Cost;
+use super::load::{sort_hottest_first, LoadAt};
 use super::safety::SkipReason;
 use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_PREDICTIONS};
 use super::state::{Luck, EPSILON};
@@ -20,17 +21,8 @@ impl Search<'_> {
         {
             return;
         }
-        let mean = self.state.mean();
-        let mut sources: Vec<(InstanceIdx, f64)> = self
-            .state
-            .loads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (InstanceIdx(i), l)))
-            .collect();
-        sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut predictions = 0;
-        'sources: for (source, _) in sources {
+        'sources: for LoadAt { instance: source, .. } in self.state.above_mean() {
             let arn = self.state.arn(source);
             if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
                 self.skip(arn, &SkipReason::InstanceCoolingDown(until));
@@ -191,18 +183,19 @@ impl Search<'_> {
         self.state.typical = true;
         for _ in 0..steps {
             let cluster = self.cluster();
-            let mut sources: Vec<(InstanceIdx, f64, TaskIdx)> = cluster
+            // The service's tasks that may still move, each with its instance's load.
+            let mut tasks: Vec<(TaskIdx, LoadAt)> = cluster
                 .tasks_of(service)
                 .filter(|t| t.desired_status != TaskStatus::Stopped)
                 .filter_map(|t| {
                     let k = cluster.task_index(&t.task_arn)?;
-                    let i = cluster.instance_index(t.container_instance_arn.as_deref()?)?;
-                    let l = self.state.load(i)?;
-                    (!self.state.moved.contains(&k) && !self.is_protected(t)).then_some((i, l, k))
+                    let instance = cluster.instance_index(t.container_instance_arn.as_deref()?)?;
+                    let load = self.state.load(instance)?;
+                    (!self.state.moved.contains(&k) && !self.is_protected(t)).then_some((k, LoadAt { instance, load }))
                 })
                 .collect();
-            sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
-            let Some(&(source, _, task)) = sources.first() else {
+            sort_hottest_first(&mut tasks, |(k, at)| (at.load, *k));
+            let Some(&(task, LoadAt { instance: source, .. })) = tasks.first() else {
                 break;
             };
             let before = self.state.score();
