@@ -47,59 +47,12 @@ impl Search<'_> {
 
     pub(super) fn predict_drain(&mut self, instance: InstanceIdx) -> Result<Prediction, SkipReason> {
         self.drain_may_start(instance)?;
+        let Drained {
+            moves,
+            daemons,
+            per_service,
+        } = self.drained_tasks(instance)?;
         let cluster = self.cluster();
-        // Every task ECS will move; daemons only restart.
-        let mut moves: Vec<Moved> = Vec::new();
-        let mut daemons = 0u32;
-        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
-        for &t in cluster.task_indexes_on(instance) {
-            let task = cluster.task_at(t);
-            if task.desired_status == TaskStatus::Stopped {
-                continue;
-            }
-            if self.state.moved.contains(&t) {
-                return Err(SkipReason::Planned);
-            }
-            let Some(service) = task.service_name() else {
-                continue; // standalone: ECS leaves it, and the instance goes ACTIVE again without waiting for it
-            };
-            let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
-            if let Some(why) = self.policy().exclude.service_reason(svc) {
-                return Err(SkipReason::DrainBlocked(format!(
-                    "ECS would move task {} of service {service}, which is excluded: {why}",
-                    task.task_arn
-                )));
-            }
-            if self.is_protected(task) {
-                return Err(SkipReason::DrainBlocked(format!("task {} is protected", task.task_arn)));
-            }
-            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
-                daemons += 1;
-                continue;
-            }
-            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
-                continue; // ECS can neither start first nor stop first: it stays
-            }
-            if let Err(reason) = self.service_ctx(service) {
-                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
-            }
-            *per_service.entry(service.to_owned()).or_default() += 1;
-            moves.push(Moved {
-                task: t,
-                service: service.to_owned(),
-                start_first: svc.maximum_percent() > 100,
-            });
-        }
-        if moves.is_empty() {
-            return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
-        }
-        for service in per_service.keys() {
-            if self.ready(service)?.planned > 0 {
-                return Err(SkipReason::DrainBlocked(format!(
-                    "stops of service {service} are planned this cycle"
-                )));
-            }
-        }
         let state = &self.state;
         let mut overlay = state.overlay.clone();
         overlay.exclude(instance, "being drained");
@@ -170,6 +123,78 @@ impl Search<'_> {
             improving: Vec::new(),
         })
     }
+    /// What draining the instance would do to its tasks, or why it may not be drained: a task already moved by a
+    /// planned move, a task ECS would move that is excluded, protected or of a service the planner may not move,
+    /// nothing ECS would move, or stops of the services it moves planned this cycle.
+    fn drained_tasks(&mut self, instance: InstanceIdx) -> Result<Drained, SkipReason> {
+        let cluster = self.cluster();
+        let mut moves: Vec<Moved> = Vec::new();
+        let mut daemons = 0u32;
+        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
+        for &t in cluster.task_indexes_on(instance) {
+            let task = cluster.task_at(t);
+            if task.desired_status == TaskStatus::Stopped {
+                continue;
+            }
+            if self.state.moved.contains(&t) {
+                return Err(SkipReason::Planned);
+            }
+            let Some(service) = task.service_name() else {
+                continue; // standalone: ECS leaves it, and the instance goes ACTIVE again without waiting for it
+            };
+            let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
+            if let Some(why) = self.policy().exclude.service_reason(svc) {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "ECS would move task {} of service {service}, which is excluded: {why}",
+                    task.task_arn
+                )));
+            }
+            if self.is_protected(task) {
+                return Err(SkipReason::DrainBlocked(format!("task {} is protected", task.task_arn)));
+            }
+            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+                daemons += 1;
+                continue;
+            }
+            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
+                continue; // ECS can neither start first nor stop first: it stays
+            }
+            if let Err(reason) = self.service_ctx(service) {
+                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
+            }
+            *per_service.entry(service.to_owned()).or_default() += 1;
+            moves.push(Moved {
+                task: t,
+                service: service.to_owned(),
+                start_first: svc.maximum_percent() > 100,
+            });
+        }
+        if moves.is_empty() {
+            return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
+        }
+        for service in per_service.keys() {
+            if self.ready(service)?.planned > 0 {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "stops of service {service} are planned this cycle"
+                )));
+            }
+        }
+        Ok(Drained {
+            moves,
+            daemons,
+            per_service,
+        })
+    }
+}
+
+/// What draining an instance does to its tasks.
+struct Drained {
+    /// The tasks ECS will move, in their order on the instance.
+    moves: Vec<Moved>,
+    /// Daemon tasks: stopped, and started again once the instance is ACTIVE.
+    daemons: u32,
+    /// Tasks moved per service.
+    per_service: BTreeMap<String, u32>,
 }
 
 /// A task a drain expects ECS to move.

@@ -93,44 +93,7 @@ impl Search<'_> {
             )));
         }
         self.ledger.redeploy_free(service)?;
-        // Each task the deployment replaces, with the instance it runs on.
-        let mut old: Vec<(TaskIdx, InstanceIdx)> = Vec::new();
-        for t in cluster
-            .tasks_of(service)
-            .filter(|t| t.desired_status != TaskStatus::Stopped)
-        {
-            let k = cluster.task_index(&t.task_arn).ok_or(SkipReason::Inconsistent)?;
-            let src = t
-                .container_instance_arn
-                .as_deref()
-                .and_then(|a| cluster.instance_index(a))
-                .ok_or(SkipReason::Inconsistent)?;
-            if self.state.moved.contains(&k) {
-                return Err(SkipReason::Planned);
-            }
-            if self.state.drained.contains(&src) {
-                return Err(SkipReason::SourceDrained);
-            }
-            if self.state.load(src).is_none() {
-                // A deployment replaces every task, so it would move this one off an instance the policy does not
-                // balance (excluded, unknown, not ACTIVE): not ours to touch.
-                return Err(SkipReason::RedeployBlocked(format!(
-                    "task {} runs on {}, which this policy does not balance",
-                    t.task_arn,
-                    self.state.instance_name(src)
-                )));
-            }
-            if self.is_protected(t) {
-                // Protection holds up a deployment (`docs/ecs.md`, task scale-in protection).
-                return Err(SkipReason::RedeployBlocked(
-                    "a task is protected, which holds up a deployment".into(),
-                ));
-            }
-            old.push((k, src));
-        }
-        if old.is_empty() {
-            return Err(SkipReason::RedeployBlocked("no steady tasks to replace".into()));
-        }
+        let mut old = self.replaced_tasks(service)?;
         let desired = svc.desired_count;
         let ctx = self.service_ctx(service)?;
         if ctx.redeploy_planned {
@@ -144,14 +107,14 @@ impl Search<'_> {
         let state = &self.state;
         // The hottest sources first: new task k is paired with the k-th hottest old task for the rule that no
         // landing may be busier than the instance a task leaves, and ECS is assumed to stop those first.
-        sort_hottest_first(&mut old, |&(task, source)| {
-            (state.load(source).unwrap_or(f64::NEG_INFINITY), task)
+        sort_hottest_first(&mut old, |r| {
+            (state.load(r.source).unwrap_or(f64::NEG_INFINITY), r.task)
         });
         let mut contributions = Vec::with_capacity(old.len());
-        for &(k, src) in &old {
+        for r in &old {
             let c = state
                 .model
-                .contribution(cluster, src, cluster.task_at(k))
+                .contribution(cluster, r.source, cluster.task_at(r.task))
                 .ok_or(SkipReason::UnknownLoad)?;
             contributions.push(c);
         }
@@ -164,19 +127,19 @@ impl Search<'_> {
         let request = &self.ready(service)?.request;
         for chunk in (0..old.len()).collect::<Vec<_>>().chunks(batch) {
             for &j in chunk {
-                let (k, src) = old[j];
-                let source = state.load_of(&delta, src);
+                let source = state.load_of(&delta, old[j].source);
                 let landed = state.place(request, &mut overlay, &mut delta, contributions[j], source)?;
                 landing.extend_from_slice(&landed.ties);
                 relocations.push(Relocation {
-                    task: k,
+                    task: old[j].task,
                     to: landed.pick,
                 });
             }
             for &j in chunk {
-                let (k, src) = old[j];
-                overlay.stop(cluster, k).map_err(|e| SkipReason::Unpredictable(e.0))?;
-                state.remove(&mut delta, src, contributions[j]);
+                overlay
+                    .stop(cluster, old[j].task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
+                state.remove(&mut delta, old[j].source, contributions[j]);
             }
         }
         landing.sort_unstable();
@@ -205,4 +168,54 @@ impl Search<'_> {
             improving: Vec::new(),
         })
     }
+
+    /// The tasks a deployment of the service would replace, or why it may not: one of them is already moved by a
+    /// planned move, on an instance planned to be drained or one the policy does not balance, or protected.
+    fn replaced_tasks(&self, service: &str) -> Result<Vec<Replaced>, SkipReason> {
+        let cluster = self.cluster();
+        let mut old = Vec::new();
+        for t in cluster
+            .tasks_of(service)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+        {
+            let task = cluster.task_index(&t.task_arn).ok_or(SkipReason::Inconsistent)?;
+            let source = t
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| cluster.instance_index(a))
+                .ok_or(SkipReason::Inconsistent)?;
+            if self.state.moved.contains(&task) {
+                return Err(SkipReason::Planned);
+            }
+            if self.state.drained.contains(&source) {
+                return Err(SkipReason::SourceDrained);
+            }
+            if self.state.load(source).is_none() {
+                // A deployment replaces every task, so it would move this one off an instance the policy does not
+                // balance (excluded, unknown, not ACTIVE): not ours to touch.
+                return Err(SkipReason::RedeployBlocked(format!(
+                    "task {} runs on {}, which this policy does not balance",
+                    t.task_arn,
+                    self.state.instance_name(source)
+                )));
+            }
+            if self.is_protected(t) {
+                // Protection holds up a deployment (`docs/ecs.md`, task scale-in protection).
+                return Err(SkipReason::RedeployBlocked(
+                    "a task is protected, which holds up a deployment".into(),
+                ));
+            }
+            old.push(Replaced { task, source });
+        }
+        if old.is_empty() {
+            return Err(SkipReason::RedeployBlocked("no steady tasks to replace".into()));
+        }
+        Ok(old)
+    }
+}
+
+/// A task a deployment replaces, and the instance it runs on.
+struct Replaced {
+    task: TaskIdx,
+    source: InstanceIdx,
 }
