@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use ecs_rebalancer::model::Cluster;
+use ecs_rebalancer::model::{Cluster, TaskIdx};
 use ecs_rebalancer::placement::{Overlay, PlacementIndex, TaskRequest};
 use ecs_rebalancer::testing::generated;
 
@@ -16,7 +16,7 @@ const SERVICES: usize = 1_000;
 const TASKS: usize = 100_000;
 
 /// Every live service task with the request for its service: what the planner asks once per cycle.
-fn requests<'c>(index: &PlacementIndex<'c>, cluster: &'c Cluster) -> Vec<(usize, TaskRequest)> {
+fn requests<'c>(index: &PlacementIndex<'c>, cluster: &'c Cluster) -> Vec<(TaskIdx, TaskRequest)> {
     let mut out = Vec::new();
     for svc in cluster.services() {
         let request = index

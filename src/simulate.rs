@@ -16,10 +16,13 @@ use crate::reconcile::{error_policy, Controller, CycleReport};
 use crate::twin::{Twin, TwinConfig};
 
 /// Skip labels that time or the end of in-flight work can clear: a cycle that hit one of these is not stuck.
-const TEMPORARY: [&str; 7] = [
+const TEMPORARY: [&str; 10] = [
     "service-cooldown",
     "instance-cooldown",
-    "in-flight",
+    "stop-in-flight",
+    "redeploy-in-flight",
+    "drain-in-flight",
+    "service-redeploying",
     "max-unavailable",
     "service-budget",
     "hour-budget",

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use ecs_rebalancer::model::ecs::resource;
-use ecs_rebalancer::model::{Cluster, InstanceStatus, Protocol, TaskStatus};
+use ecs_rebalancer::model::{Cluster, InstanceIdx, InstanceStatus, Protocol, TaskIdx, TaskStatus};
 use ecs_rebalancer::placement::{Constraint, Facts, Overlay, PlacementIndex};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder, ServiceBuilder};
 
@@ -183,20 +183,20 @@ impl Oracle<'_> {
 
     fn group_count(&self, i: usize, group: &str) -> usize {
         self.cluster
-            .task_indexes_on(i)
+            .task_indexes_on(InstanceIdx(i))
             .iter()
-            .filter(|t| !self.stopped.contains(t))
-            .map(|&t| &self.cluster.tasks()[t])
+            .filter(|t| !self.stopped.contains(&t.get()))
+            .map(|&t| &self.cluster.tasks()[t.get()])
             .filter(|t| t.desired_status != TaskStatus::Stopped && t.group.as_deref() == Some(group))
             .count()
     }
 
     fn groups(&self, i: usize) -> Vec<&str> {
         self.cluster
-            .task_indexes_on(i)
+            .task_indexes_on(InstanceIdx(i))
             .iter()
-            .filter(|t| !self.stopped.contains(t))
-            .map(|&t| &self.cluster.tasks()[t])
+            .filter(|t| !self.stopped.contains(&t.get()))
+            .map(|&t| &self.cluster.tasks()[t.get()])
             .filter(|t| t.desired_status != TaskStatus::Stopped)
             .filter_map(|t| t.group.as_deref())
             .collect()
@@ -215,7 +215,7 @@ proptest! {
         let index = PlacementIndex::new(&cluster);
         let mut overlay = Overlay::new();
         for &t in &stops {
-            overlay.stop(&cluster, t).unwrap();
+            overlay.stop(&cluster, TaskIdx(t)).unwrap();
         }
         let oracle = Oracle { cluster: &cluster, stopped: stops.iter().copied().collect() };
         for svc in cluster.services() {
@@ -223,14 +223,15 @@ proptest! {
             let p = index.place(&request, &overlay);
             let n = cluster.instances().len();
 
-            let feasible: BTreeSet<usize> = p.feasible.iter().copied().collect();
-            let rejected: BTreeSet<usize> = p.rejected.iter().map(|(i, _)| *i).collect();
+            let feasible: BTreeSet<InstanceIdx> = p.feasible.iter().copied().collect();
+            let rejected: BTreeSet<InstanceIdx> = p.rejected.iter().map(|(i, _)| *i).collect();
             prop_assert!(feasible.is_disjoint(&rejected));
             prop_assert_eq!(feasible.len() + rejected.len(), n, "every instance is feasible or has a reason");
             prop_assert!(p.candidates.iter().all(|c| feasible.contains(c)), "candidates are feasible");
             prop_assert_eq!(p.candidates.is_empty(), p.feasible.is_empty());
 
             for &i in &p.feasible {
+                let i = i.get();
                 let inst = &cluster.instances()[i];
                 prop_assert!(inst.status == InstanceStatus::Active && inst.agent_connected);
                 prop_assert!(oracle.remaining(i, resource::CPU) >= i64::from(request.footprint.cpu));
@@ -257,7 +258,7 @@ proptest! {
         let index = PlacementIndex::new(&cluster);
         let mut overlay = Overlay::new();
         for &t in &stops {
-            overlay.stop(&cluster, t).unwrap();
+            overlay.stop(&cluster, TaskIdx(t)).unwrap();
         }
         let oracle = Oracle { cluster: &cluster, stopped: stops.iter().copied().collect() };
         for svc in cluster.services() {
@@ -266,9 +267,9 @@ proptest! {
                 continue;
             }
             let p = index.place(&request, &overlay);
-            let fewest = p.feasible.iter().map(|&i| oracle.group_count(i, &request.group)).min();
+            let fewest = p.feasible.iter().map(|&i| oracle.group_count(i.get(), &request.group)).min();
             for &c in &p.candidates {
-                prop_assert_eq!(Some(oracle.group_count(c, &request.group)), fewest);
+                prop_assert_eq!(Some(oracle.group_count(c.get(), &request.group)), fewest);
             }
         }
     }
@@ -278,7 +279,7 @@ proptest! {
         let index = PlacementIndex::new(&cluster);
         let mut overlay = Overlay::new();
         for &t in &stops {
-            overlay.stop(&cluster, t).unwrap();
+            overlay.stop(&cluster, TaskIdx(t)).unwrap();
         }
         for svc in cluster.services() {
             let request = index.request_for_service(svc).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use ecs_rebalancer::model::{Cluster, InstanceStatus, NetworkMode, Protocol};
+use ecs_rebalancer::model::{Cluster, InstanceIdx, InstanceStatus, NetworkMode, Protocol, TaskIdx};
 use ecs_rebalancer::placement::{Misfit, Overlay, Placement, PlacementIndex, Rejection, ServicePlacement};
 use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 
@@ -14,7 +14,7 @@ fn place_with(cluster: &Cluster, name: &str, overlay: &Overlay) -> (Placement, V
     let index = PlacementIndex::new(cluster);
     let request = index.request_for_service(cluster.service(name).unwrap()).unwrap();
     let p = index.place(&request, overlay);
-    let ids = |v: &[usize]| v.iter().map(|&i| id(cluster, i)).collect();
+    let ids = |v: &[InstanceIdx]| v.iter().map(|&i| id(cluster, i.get())).collect();
     let (feasible, candidates) = (ids(&p.feasible), ids(&p.candidates));
     (p, feasible, candidates)
 }
@@ -35,7 +35,7 @@ fn id(cluster: &Cluster, i: usize) -> String {
 fn reason(cluster: &Cluster, p: &Placement, instance: &str) -> Rejection {
     p.rejected
         .iter()
-        .find(|(i, _)| id(cluster, *i) == instance)
+        .find(|(i, _)| id(cluster, i.get()) == instance)
         .map(|(_, r)| r.clone())
         .unwrap_or_else(|| panic!("{instance} was not rejected: {p:?}"))
 }
@@ -230,7 +230,7 @@ fn eligibility_the_caller_can_exclude_an_instance_without_copying_the_cluster() 
         .service(service("web"))
         .build();
     let mut overlay = Overlay::new();
-    overlay.exclude(0, "being drained");
+    overlay.exclude(InstanceIdx(0), "being drained");
     let (p, feasible, _) = place_with(&c, "web", &overlay);
     assert_eq!(feasible, s(&["b"]));
     assert_eq!(reason(&c, &p, "a").to_string(), "excluded: being drained");
@@ -260,9 +260,13 @@ fn overlay_a_started_task_takes_capacity_and_counts_for_its_group() {
     let index = PlacementIndex::new(&c);
     let request = index.request_for_service(c.service("web").unwrap()).unwrap();
     let mut overlay = Overlay::new();
-    overlay.start(0, &request.group, request.footprint.clone());
+    overlay.start(InstanceIdx(0), &request.group, request.footprint.clone());
     let p = index.place(&request, &overlay);
-    assert_eq!(p.candidates, [1], "instance a already has the pretended task");
+    assert_eq!(
+        p.candidates,
+        [InstanceIdx(1)],
+        "instance a already has the pretended task"
+    );
 }
 
 // ---- constraints (docs/ecs.md: Placement, step 2) ----
@@ -352,7 +356,7 @@ fn member_of_running_tasks_count_sees_the_overlay() {
         .build();
     assert_eq!(place(&c, "quiet").1, s(&["b"]));
     let mut overlay = Overlay::new();
-    overlay.stop(&c, 0).unwrap();
+    overlay.stop(&c, TaskIdx(0)).unwrap();
     assert_eq!(place_with(&c, "quiet", &overlay).1, s(&["a", "b"]));
 }
 
@@ -602,7 +606,7 @@ fn overlay_stopping_a_task_twice_frees_it_once() {
         .tasks("web", "a", 1)
         .build();
     let mut overlay = Overlay::new();
-    overlay.stop(&c, 0).unwrap().stop(&c, 0).unwrap();
+    overlay.stop(&c, TaskIdx(0)).unwrap().stop(&c, TaskIdx(0)).unwrap();
     let index = PlacementIndex::new(&c);
     let request = index.request_for_service(c.service("big").unwrap()).unwrap();
     let p = index.place(&request, &overlay);

@@ -19,7 +19,7 @@ use proptest::sample::{select, Index};
 
 use ecs_rebalancer::model::ecs::resource;
 use ecs_rebalancer::model::{
-    Cluster, ContainerInstance, Deployment, DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState,
+    Cluster, ContainerInstance, Deployment, DeploymentStatus, InstanceIdx, InstanceStatus, ProtectedTask, RolloutState,
     SchedulingStrategy, Service, TaskStatus,
 };
 use ecs_rebalancer::moves::MoveKind;
@@ -1142,7 +1142,7 @@ proptest! {
         }
         if let Some(a) = plan.actions.first().filter(|a| a.mv.kind() == MoveKind::StopTask) {
             let loads: Vec<Option<f64>> = plan.before.instances.iter().map(|i| i.load).collect();
-            let pos = |arn: &str| b.cluster.instance_index(arn).unwrap();
+            let pos = |arn: &str| b.cluster.instance_index(arn).unwrap().get();
             let src = pos(a.mv.container_instance_arn().unwrap());
             let task = b.cluster.task(a.mv.task_arn().unwrap()).unwrap();
             let step = |i: usize| b.step(i, task);
@@ -1181,7 +1181,7 @@ proptest! {
             let mut overlay = Overlay::new();
             for (i, inst) in b.cluster.instances().iter().enumerate() {
                 if inst.can_take_tasks() && plan.before.instances[i].load.is_none() {
-                    overlay.exclude(i, "not balanced");
+                    overlay.exclude(InstanceIdx(i), "not balanced");
                 }
             }
             let task = b.cluster.task_index(a.mv.task_arn().unwrap()).unwrap();
@@ -1191,7 +1191,7 @@ proptest! {
                 .candidates(&request, &overlay)
                 .candidates
                 .iter()
-                .map(|&i| b.cluster.instances()[i].container_instance_arn.as_str())
+                .map(|&i| b.cluster.instance_at(i).container_instance_arn.as_str())
                 .collect();
             let predicted: BTreeSet<&str> = a.predicted_landing.iter().map(String::as_str).collect();
             prop_assert_eq!(predicted, expected);
@@ -1298,15 +1298,17 @@ fn binpack_cluster_never_stops_a_task_that_could_land_back_on_its_source() {
 
     // The placement engine agrees: each binpacked task on the hot instance would be replaced on the hot instance.
     let index = PlacementIndex::new(&cluster);
-    let hot = cluster
-        .instances()
-        .iter()
-        .position(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
-        .unwrap();
+    let hot = InstanceIdx(
+        cluster
+            .instances()
+            .iter()
+            .position(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
+            .unwrap(),
+    );
     for name in ["cache", "worker"] {
         let request = index.request_for_service(cluster.service(name).unwrap()).unwrap();
         for &t in cluster.task_indexes_on(hot) {
-            if cluster.tasks()[t].service_name() != Some(name) {
+            if cluster.task_at(t).service_name() != Some(name) {
                 continue;
             }
             let mut overlay = Overlay::new();
@@ -1320,9 +1322,9 @@ fn binpack_cluster_never_stops_a_task_that_could_land_back_on_its_source() {
                 !plan
                     .actions
                     .iter()
-                    .any(|a| a.mv.task_arn() == Some(&cluster.tasks()[t].task_arn)),
+                    .any(|a| a.mv.task_arn() == Some(&cluster.task_at(t).task_arn)),
                 "{name} task {} was planned to stop",
-                cluster.tasks()[t].task_arn
+                cluster.task_at(t).task_arn
             );
         }
     }

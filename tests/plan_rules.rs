@@ -563,7 +563,7 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
         ..LedgerView::default()
     };
     let r = run_with(&c, &p, &redeploying, Episode::default());
-    assert!(r.actions.is_empty() && labels(&r).contains(&"in-flight"));
+    assert!(r.actions.is_empty() && labels(&r).contains(&"service-redeploying"));
 
     let first = c.tasks_of("web").next().unwrap().task_arn.clone();
     let stopping = LedgerView {

@@ -66,6 +66,29 @@ impl fmt::Display for Inconsistency {
     }
 }
 
+/// An instance's position in [`Cluster::instances`] (snapshot order): how the placement engine and the planner
+/// name an instance of the cluster they work on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceIdx(pub usize);
+
+/// A task's position in [`Cluster::tasks`] (snapshot order, stopped tasks included).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskIdx(pub usize);
+
+impl InstanceIdx {
+    /// The position, to index a dense per-instance column.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl TaskIdx {
+    /// The position, to index a dense per-task column.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
 /// A fatal defect: the snapshot cannot be indexed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{section}[{index}]: duplicate {key} {value:?}, first seen at {section}[{first}]")]
@@ -85,10 +108,10 @@ pub struct Cluster {
     task_by_arn: HashMap<String, usize>,
     service_by_name: HashMap<String, usize>,
     task_definition_by_arn: HashMap<String, usize>,
-    /// Live tasks per instance, by index into `tasks`, in snapshot order.
-    tasks_by_instance: Vec<Vec<usize>>,
-    /// Live tasks per service, by index into `tasks`, in snapshot order.
-    tasks_by_service: Vec<Vec<usize>>,
+    /// Live tasks per instance, in snapshot order.
+    tasks_by_instance: Vec<Vec<TaskIdx>>,
+    /// Live tasks per service, in snapshot order.
+    tasks_by_service: Vec<Vec<TaskIdx>>,
     inconsistencies: Vec<Inconsistency>,
     inconsistent_services: BTreeSet<String>,
 }
@@ -120,7 +143,7 @@ impl Cluster {
             }
             match task.container_instance_arn.as_deref() {
                 Some(arn) => match instance_by_arn.get(arn) {
-                    Some(&ii) => tasks_by_instance[ii].push(ti),
+                    Some(&ii) => tasks_by_instance[ii].push(TaskIdx(ti)),
                     None => inconsistencies.push(Inconsistency::TaskOnUnknownInstance {
                         task_arn: task.task_arn.clone(),
                         container_instance_arn: arn.to_owned(),
@@ -134,7 +157,7 @@ impl Cluster {
             }
             if let Some(name) = task.service_name() {
                 match service_by_name.get(name) {
-                    Some(&si) => tasks_by_service[si].push(ti),
+                    Some(&si) => tasks_by_service[si].push(TaskIdx(ti)),
                     None => inconsistencies.push(Inconsistency::TaskOfUnknownService {
                         task_arn: task.task_arn.clone(),
                         service: name.to_owned(),
@@ -194,19 +217,34 @@ impl Cluster {
         &self.snapshot.tasks
     }
 
+    /// Every instance's position, in snapshot order.
+    pub fn instance_indexes(&self) -> impl Iterator<Item = InstanceIdx> {
+        (0..self.snapshot.container_instances.len()).map(InstanceIdx)
+    }
+
     /// The position of an instance in [`Cluster::instances`].
-    pub fn instance_index(&self, arn: &str) -> Option<usize> {
-        self.instance_by_arn.get(arn).copied()
+    pub fn instance_index(&self, arn: &str) -> Option<InstanceIdx> {
+        self.instance_by_arn.get(arn).copied().map(InstanceIdx)
     }
 
     /// The position of a task in [`Cluster::tasks`].
-    pub fn task_index(&self, arn: &str) -> Option<usize> {
-        self.task_by_arn.get(arn).copied()
+    pub fn task_index(&self, arn: &str) -> Option<TaskIdx> {
+        self.task_by_arn.get(arn).copied().map(TaskIdx)
     }
 
-    /// Indexes of the live tasks on the instance at `instance` (a position in [`Cluster::instances`]).
-    pub fn task_indexes_on(&self, instance: usize) -> &[usize] {
-        self.tasks_by_instance.get(instance).map_or(&[], Vec::as_slice)
+    /// The instance at a position. Panics when it is not a position of this cluster, as indexing does.
+    pub fn instance_at(&self, instance: InstanceIdx) -> &ContainerInstance {
+        &self.snapshot.container_instances[instance.0]
+    }
+
+    /// The task at a position. Panics when it is not a position of this cluster, as indexing does.
+    pub fn task_at(&self, task: TaskIdx) -> &Task {
+        &self.snapshot.tasks[task.0]
+    }
+
+    /// The live tasks on an instance, in snapshot order; empty for a position the cluster does not hold.
+    pub fn task_indexes_on(&self, instance: InstanceIdx) -> &[TaskIdx] {
+        self.tasks_by_instance.get(instance.0).map_or(&[], Vec::as_slice)
     }
 
     pub fn instance(&self, arn: &str) -> Option<&ContainerInstance> {
@@ -235,7 +273,7 @@ impl Cluster {
             .instance_by_arn
             .get(instance_arn)
             .map_or(&[][..], |&i| &self.tasks_by_instance[i][..]);
-        ids.iter().map(|&t| &self.snapshot.tasks[t])
+        ids.iter().map(|&t| self.task_at(t))
     }
 
     /// Live tasks of the service, in snapshot order; empty for an unknown service.
@@ -244,7 +282,7 @@ impl Cluster {
             .service_by_name
             .get(service_name)
             .map_or(&[][..], |&s| &self.tasks_by_service[s][..]);
-        ids.iter().map(|&t| &self.snapshot.tasks[t])
+        ids.iter().map(|&t| self.task_at(t))
     }
 
     /// Observed utilisation of the instance; `None` is unknown.

@@ -14,7 +14,7 @@ mod numeric;
 pub mod snapshot;
 mod timestamp;
 
-pub use cluster::{Cluster, DuplicateKey, Inconsistency};
+pub use cluster::{Cluster, DuplicateKey, Inconsistency, InstanceIdx, TaskIdx};
 pub use ecs::{
     Attribute, Container, ContainerDefinition, ContainerInstance, Deployment, DeploymentConfiguration, NetworkBinding,
     PlacementConstraint, PlacementStrategy, PortMapping, Resource, Service, Tag, Task, TaskDefinition, VersionInfo,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Overlay, PlacementIndex};
-use crate::model::{Cluster, ContainerInstance, Service};
+use crate::model::{Cluster, ContainerInstance, InstanceIdx, Service};
 
 /// The `placement` command's view of one service: the same answer as [`Placement`], with ARNs and reasons as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ impl ServicePlacement {
             }
         };
         let placement = index.place(&request, &Overlay::new());
-        let arn = |i: usize| index.cluster.instances()[i].container_instance_arn.clone();
+        let arn = |i: InstanceIdx| index.cluster.instance_at(i).container_instance_arn.clone();
         ServicePlacement {
             service: service.service_name.clone(),
             unpredictable: None,

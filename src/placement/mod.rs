@@ -22,7 +22,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::{Cluster, ContainerInstance, InstanceStatus, PlacementConstraintType, SchedulingStrategy, Service};
+use crate::model::{
+    Cluster, ContainerInstance, InstanceIdx, InstanceStatus, PlacementConstraintType, SchedulingStrategy, Service,
+    TaskIdx,
+};
 
 pub use explain::{RejectedInstance, ServicePlacement};
 pub use fit::{Capacity, Footprint, Misfit, Unpredictable};
@@ -86,27 +89,53 @@ impl fmt::Display for Rejection {
 }
 
 /// The answer: where the task fits, where ECS would choose, and why every other instance is out.
-/// Instances are positions in [`Cluster::instances`], in snapshot order.
+/// Instances are in snapshot order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placement {
     /// Instances that satisfy resources and constraints.
-    pub feasible: Vec<usize>,
+    pub feasible: Vec<InstanceIdx>,
     /// The subset of `feasible` the strategy chain would choose among (empty when nothing fits: the task would stay
     /// PENDING).
-    pub candidates: Vec<usize>,
+    pub candidates: Vec<InstanceIdx>,
     /// Every other instance, with the first reason.
-    pub rejected: Vec<(usize, Rejection)>,
+    pub rejected: Vec<(InstanceIdx, Rejection)>,
 }
 
 /// What-if changes to a cluster, applied to a query without copying anything.
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {
     /// Tasks pretended stopped: their resources, ports and group membership are free.
-    stopped: Vec<(usize, usize, String, Footprint)>,
-    /// Instances pretended unable to take tasks, with the reason.
-    excluded: Vec<(usize, Arc<str>)>,
-    /// Tasks pretended started: (instance, group, footprint).
-    started: Vec<(usize, String, Footprint)>,
+    stopped: Vec<Stopped>,
+    /// Instances pretended unable to take tasks.
+    excluded: Vec<Excluded>,
+    /// Tasks pretended started.
+    started: Vec<Started>,
+}
+
+/// A running task an [`Overlay`] pretends stopped.
+#[derive(Debug, Clone)]
+struct Stopped {
+    task: TaskIdx,
+    /// The instance it ran on.
+    instance: InstanceIdx,
+    group: String,
+    /// What it held there.
+    footprint: Footprint,
+}
+
+/// An instance an [`Overlay`] pretends unable to take tasks.
+#[derive(Debug, Clone)]
+struct Excluded {
+    instance: InstanceIdx,
+    reason: Arc<str>,
+}
+
+/// A task an [`Overlay`] pretends started.
+#[derive(Debug, Clone)]
+struct Started {
+    instance: InstanceIdx,
+    group: String,
+    footprint: Footprint,
 }
 
 impl Overlay {
@@ -114,49 +143,60 @@ impl Overlay {
         Overlay::default()
     }
 
-    /// Pretends the task at `task` (a position in [`Cluster::tasks`]) is stopped. Stopping it again changes nothing.
-    pub fn stop(&mut self, cluster: &Cluster, task: usize) -> Result<&mut Self, Unpredictable> {
+    /// Pretends the task is stopped. Stopping it again changes nothing.
+    pub fn stop(&mut self, cluster: &Cluster, task: TaskIdx) -> Result<&mut Self, Unpredictable> {
         if self.is_stopped(task) {
             return Ok(self);
         }
         let t = cluster
             .tasks()
-            .get(task)
-            .ok_or_else(|| Unpredictable(format!("no task at position {task}")))?;
+            .get(task.get())
+            .ok_or_else(|| Unpredictable(format!("no task at position {}", task.get())))?;
         let instance = t
             .container_instance_arn
             .as_deref()
             .and_then(|arn| cluster.instance_index(arn))
             .ok_or_else(|| Unpredictable(format!("task {} is on no known instance", t.task_arn)))?;
-        let fp = Footprint::of_task(t)?;
-        self.stopped
-            .push((task, instance, t.group.clone().unwrap_or_default(), fp));
+        let footprint = Footprint::of_task(t)?;
+        self.stopped.push(Stopped {
+            task,
+            instance,
+            group: t.group.clone().unwrap_or_default(),
+            footprint,
+        });
         Ok(self)
     }
 
     /// Pretends the instance takes no new tasks.
-    pub fn exclude(&mut self, instance: usize, reason: &str) -> &mut Self {
-        self.excluded.push((instance, Arc::from(reason)));
+    pub fn exclude(&mut self, instance: InstanceIdx, reason: &str) -> &mut Self {
+        self.excluded.push(Excluded {
+            instance,
+            reason: Arc::from(reason),
+        });
         self
     }
 
     /// Pretends a task of `group` with this footprint was started on the instance.
-    pub fn start(&mut self, instance: usize, group: &str, footprint: Footprint) -> &mut Self {
-        self.started.push((instance, group.to_owned(), footprint));
+    pub fn start(&mut self, instance: InstanceIdx, group: &str, footprint: Footprint) -> &mut Self {
+        self.started.push(Started {
+            instance,
+            group: group.to_owned(),
+            footprint,
+        });
         self
     }
 
-    fn is_stopped(&self, task: usize) -> bool {
-        self.stopped.iter().any(|(t, ..)| *t == task)
+    fn is_stopped(&self, task: TaskIdx) -> bool {
+        self.stopped.iter().any(|s| s.task == task)
     }
 
     /// Instances whose capacity or tasks the overlay changes, sorted, unique.
-    fn touched(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = self
+    fn touched(&self) -> Vec<InstanceIdx> {
+        let mut v: Vec<InstanceIdx> = self
             .stopped
             .iter()
-            .map(|(_, i, ..)| *i)
-            .chain(self.started.iter().map(|(i, ..)| *i))
+            .map(|s| s.instance)
+            .chain(self.started.iter().map(|s| s.instance))
             .collect();
         v.sort_unstable();
         v.dedup();
@@ -175,8 +215,8 @@ pub struct PlacementIndex<'c> {
     cpu: Vec<i64>,
     memory: Vec<i64>,
     gpus: Vec<i64>,
-    /// Live tasks per instance by group: group → [(instance, count)].
-    groups: HashMap<&'c str, Vec<(usize, u32)>>,
+    /// Live tasks per instance by group: group → [(instance, count)], sorted by instance.
+    groups: HashMap<&'c str, Vec<(InstanceIdx, u32)>>,
     /// Attribute values by instance position, for spread rules, precomputed for the attributes services use.
     columns: HashMap<String, strategy::Column>,
 }
@@ -193,10 +233,10 @@ impl<'c> PlacementIndex<'c> {
             .collect();
         let dense = |f: fn(&Capacity) -> i64| capacity.iter().map(|c| c.as_ref().map_or(0, f)).collect();
         let (cpu, memory, gpus) = (dense(|c| c.cpu), dense(|c| c.memory), dense(|c| c.gpus));
-        let mut groups: HashMap<&str, HashMap<usize, u32>> = HashMap::new();
-        for (i, _) in instances.iter().enumerate() {
+        let mut groups: HashMap<&str, HashMap<InstanceIdx, u32>> = HashMap::new();
+        for i in cluster.instance_indexes() {
             for &t in cluster.task_indexes_on(i) {
-                if let Some(g) = counted_group(&cluster.tasks()[t]) {
+                if let Some(g) = counted_group(cluster.task_at(t)) {
                     *groups.entry(g).or_default().entry(i).or_default() += 1;
                 }
             }
@@ -204,7 +244,7 @@ impl<'c> PlacementIndex<'c> {
         let groups = groups
             .into_iter()
             .map(|(g, per)| {
-                let mut v: Vec<(usize, u32)> = per.into_iter().collect();
+                let mut v: Vec<(InstanceIdx, u32)> = per.into_iter().collect();
                 v.sort_unstable();
                 (g, v)
             })
@@ -335,17 +375,17 @@ impl<'c> PlacementIndex<'c> {
         let touched = overlay.touched();
         let adjusted = self.adjust(&touched, overlay);
         // Instances the fast path must leave to `judge`: changed or excluded by the overlay.
-        let mut special: Vec<usize> = touched
+        let mut special: Vec<InstanceIdx> = touched
             .iter()
             .copied()
-            .chain(overlay.excluded.iter().map(|(i, _)| *i))
+            .chain(overlay.excluded.iter().map(|e| e.instance))
             .collect();
         special.sort_unstable();
         special.dedup();
         let group = self.group_counts(&request.group, overlay);
         let mut dense = vec![0u32; n];
         for &(i, c) in &group {
-            dense[i] = c;
+            dense[i.get()] = c;
         }
         let dynamic = request
             .constraints
@@ -364,7 +404,8 @@ impl<'c> PlacementIndex<'c> {
         // Indexing several per-instance columns by the same position reads clearer than zipping six iterators.
         #[allow(clippy::needless_range_loop)]
         for i in 0..n {
-            let is_special = !special.is_empty() && special.binary_search(&i).is_ok();
+            let at = InstanceIdx(i);
+            let is_special = !special.is_empty() && special.binary_search(&at).is_ok();
             if !explain && !is_special {
                 // IMPORTANT: the fast path must reject exactly what `judge` rejects; it only skips the reasons.
                 // The property test `explaining_changes_nothing_but_the_reasons` holds the two together.
@@ -378,18 +419,18 @@ impl<'c> PlacementIndex<'c> {
                     continue;
                 }
                 if !needs_ports && !dynamic {
-                    out.feasible.push(i);
+                    out.feasible.push(at);
                     continue;
                 }
             }
             let adj = if is_special {
-                touched.binary_search(&i).ok().map(|k| &adjusted[k].1)
+                touched.binary_search(&at).ok().map(|k| &adjusted[k].1)
             } else {
                 None
             };
-            match self.judge(i, request, overlay, adj, dense[i], dynamic) {
-                None => out.feasible.push(i),
-                Some(r) if explain => out.rejected.push((i, r)),
+            match self.judge(at, request, overlay, adj, dense[i], dynamic) {
+                None => out.feasible.push(at),
+                Some(r) if explain => out.rejected.push((at, r)),
                 Some(_) => {}
             }
         }
@@ -408,21 +449,22 @@ impl<'c> PlacementIndex<'c> {
         out
     }
 
-    /// The first reason instance `i` cannot take the task, or `None` when it can.
+    /// The first reason instance `at` cannot take the task, or `None` when it can.
     fn judge(
         &self,
-        i: usize,
+        at: InstanceIdx,
         request: &TaskRequest,
         overlay: &Overlay,
         adj: Option<&Adjusted>,
         group_count: u32,
         dynamic: bool,
     ) -> Option<Rejection> {
+        let i = at.get();
         if let Some(r) = &self.ineligible[i] {
             return Some(r.clone());
         }
-        if let Some((_, reason)) = overlay.excluded.iter().find(|(x, _)| *x == i) {
-            return Some(Rejection::Excluded(reason.clone()));
+        if let Some(e) = overlay.excluded.iter().find(|e| e.instance == at) {
+            return Some(Rejection::Excluded(e.reason.clone()));
         }
         let capacity = match adj {
             Some(a) => Some(&a.capacity),
@@ -448,8 +490,8 @@ impl<'c> PlacementIndex<'c> {
                     return Some(Rejection::DistinctInstance(request.group.clone()));
                 }
                 Constraint::MemberOf { text, expr } if dynamic && !expr.is_static() => {
-                    let groups = self.groups_on(i, overlay);
-                    let instance = &self.cluster.instances()[i];
+                    let groups = self.groups_on(at, overlay);
+                    let instance = self.cluster.instance_at(at);
                     let facts = Facts {
                         instance,
                         running: adj.map_or(instance.running_tasks_count, |a| a.running),
@@ -468,24 +510,24 @@ impl<'c> PlacementIndex<'c> {
     /// Capacity and running count of an instance the overlay touches.
     /// The capacity and task count of every touched instance (sorted) with the overlay applied, in one pass over
     /// the overlay.
-    fn adjust(&self, touched: &[usize], overlay: &Overlay) -> Vec<(usize, Adjusted)> {
+    fn adjust(&self, touched: &[InstanceIdx], overlay: &Overlay) -> Vec<(InstanceIdx, Adjusted)> {
         let mut capacity: Vec<Capacity> = touched
             .iter()
-            .map(|&i| self.capacity[i].clone().unwrap_or_default())
+            .map(|&i| self.capacity[i.get()].clone().unwrap_or_default())
             .collect();
         let mut running: Vec<i64> = touched
             .iter()
-            .map(|&i| i64::from(self.cluster.instances()[i].running_tasks_count))
+            .map(|&i| i64::from(self.cluster.instance_at(i).running_tasks_count))
             .collect();
-        for (_, i, _, fp) in &overlay.stopped {
-            if let Ok(k) = touched.binary_search(i) {
-                capacity[k].release(fp);
+        for s in &overlay.stopped {
+            if let Ok(k) = touched.binary_search(&s.instance) {
+                capacity[k].release(&s.footprint);
                 running[k] -= 1;
             }
         }
-        for (i, _, fp) in &overlay.started {
-            if let Ok(k) = touched.binary_search(i) {
-                capacity[k].reserve(fp);
+        for s in &overlay.started {
+            if let Ok(k) = touched.binary_search(&s.instance) {
+                capacity[k].reserve(&s.footprint);
                 running[k] += 1;
             }
         }
@@ -500,22 +542,22 @@ impl<'c> PlacementIndex<'c> {
     }
 
     /// Tasks of `group` per instance, with the overlay applied, sorted by instance.
-    fn group_counts(&self, group: &str, overlay: &Overlay) -> Vec<(usize, u32)> {
-        let mut counts: Vec<(usize, u32)> = self.groups.get(group).cloned().unwrap_or_default();
-        let mut bump = |i: usize, up: bool| match counts.binary_search_by_key(&i, |(x, _)| *x) {
+    fn group_counts(&self, group: &str, overlay: &Overlay) -> Vec<(InstanceIdx, u32)> {
+        let mut counts: Vec<(InstanceIdx, u32)> = self.groups.get(group).cloned().unwrap_or_default();
+        let mut bump = |i: InstanceIdx, up: bool| match counts.binary_search_by_key(&i, |(x, _)| *x) {
             Ok(k) if up => counts[k].1 += 1,
             Ok(k) => counts[k].1 = counts[k].1.saturating_sub(1),
             Err(k) if up => counts.insert(k, (i, 1)),
             Err(_) => {}
         };
-        for (_, i, g, _) in &overlay.stopped {
-            if g == group {
-                bump(*i, false);
+        for s in &overlay.stopped {
+            if s.group == group {
+                bump(s.instance, false);
             }
         }
-        for (i, g, _) in &overlay.started {
-            if g == group {
-                bump(*i, true);
+        for s in &overlay.started {
+            if s.group == group {
+                bump(s.instance, true);
             }
         }
         counts.retain(|(_, c)| *c > 0);
@@ -523,21 +565,20 @@ impl<'c> PlacementIndex<'c> {
     }
 
     /// The groups of the tasks on an instance, with the overlay applied (for `task:group` expressions).
-    fn groups_on<'a>(&'a self, i: usize, overlay: &'a Overlay) -> Vec<&'a str> {
-        let tasks = self.cluster.tasks();
+    fn groups_on<'a>(&'a self, i: InstanceIdx, overlay: &'a Overlay) -> Vec<&'a str> {
         let mut groups: Vec<&str> = self
             .cluster
             .task_indexes_on(i)
             .iter()
             .filter(|&&t| !overlay.is_stopped(t))
-            .filter_map(|&t| counted_group(&tasks[t]))
+            .filter_map(|&t| counted_group(self.cluster.task_at(t)))
             .collect();
         groups.extend(
             overlay
                 .started
                 .iter()
-                .filter(|(at, ..)| *at == i)
-                .map(|(_, g, _)| g.as_str()),
+                .filter(|s| s.instance == i)
+                .map(|s| s.group.as_str()),
         );
         groups
     }
@@ -570,17 +611,18 @@ struct Adjusted {
 
 struct QueryScores<'q, 'c> {
     index: &'q PlacementIndex<'c>,
-    touched: &'q [usize],
-    adjusted: &'q [(usize, Adjusted)],
+    touched: &'q [InstanceIdx],
+    adjusted: &'q [(InstanceIdx, Adjusted)],
+    /// Tasks of the group per instance position.
     dense: &'q [u32],
-    group: &'q [(usize, u32)],
+    group: &'q [(InstanceIdx, u32)],
 }
 
 impl strategy::Scores for QueryScores<'_, '_> {
-    fn remaining(&self, i: usize, field: strategy::BinpackField) -> i64 {
+    fn remaining(&self, i: InstanceIdx, field: strategy::BinpackField) -> i64 {
         let capacity = match self.touched.binary_search(&i) {
             Ok(k) => Some(&self.adjusted[k].1.capacity),
-            Err(_) => self.index.capacity[i].as_ref(),
+            Err(_) => self.index.capacity[i.get()].as_ref(),
         };
         capacity.map_or(0, |c| match field {
             strategy::BinpackField::Cpu => c.cpu,
@@ -588,11 +630,11 @@ impl strategy::Scores for QueryScores<'_, '_> {
         })
     }
 
-    fn group_count(&self, i: usize) -> u32 {
-        self.dense[i]
+    fn group_count(&self, i: InstanceIdx) -> u32 {
+        self.dense[i.get()]
     }
 
-    fn group_instances(&self) -> &[(usize, u32)] {
+    fn group_instances(&self) -> &[(InstanceIdx, u32)] {
         self.group
     }
 

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::model::{PlacementStrategy, PlacementStrategyType};
+use crate::model::{InstanceIdx, PlacementStrategy, PlacementStrategyType};
 
 use super::fit::Unpredictable;
 
@@ -79,20 +79,21 @@ pub fn chain(strategies: &[PlacementStrategy]) -> Result<Vec<Rule>, Unpredictabl
 /// What the rules need to know about instances (after any overlay).
 pub trait Scores {
     /// CPU or memory left on the instance.
-    fn remaining(&self, instance: usize, field: BinpackField) -> i64;
+    fn remaining(&self, instance: InstanceIdx, field: BinpackField) -> i64;
     /// Tasks of the group being placed that run on the instance.
-    fn group_count(&self, instance: usize) -> u32;
+    fn group_count(&self, instance: InstanceIdx) -> u32;
     /// Every instance running tasks of the group, with the count (instances not listed run none).
-    fn group_instances(&self) -> &[(usize, u32)];
+    fn group_instances(&self) -> &[(InstanceIdx, u32)];
     /// Every instance's value of an attribute, by instance position.
     fn attribute_column(&self, name: &str) -> Cow<'_, Column>;
 }
 
-/// One attribute's values across instances, interned: `ids[i]` numbers instance `i`'s value, and instances without
-/// the attribute share the id `distinct` (one bucket of their own *(inference)*).
+/// One attribute's values across instances, interned: [`Column::id`] numbers an instance's value, and instances
+/// without the attribute share the id `distinct` (one bucket of their own *(inference)*).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
-    pub ids: Vec<u32>,
+    /// Per instance position, the id of its value.
+    ids: Vec<u32>,
     /// How many distinct values there are; also the id of "no value".
     pub distinct: u32,
 }
@@ -116,10 +117,15 @@ impl Column {
             distinct,
         }
     }
+
+    /// The id of the instance's value.
+    pub fn id(&self, instance: InstanceIdx) -> u32 {
+        self.ids[instance.get()]
+    }
 }
 
 /// Narrows `feasible` rule by rule to the candidate set.
-pub fn candidates(rules: &[Rule], feasible: &[usize], scores: &impl Scores) -> Vec<usize> {
+pub fn candidates(rules: &[Rule], feasible: &[InstanceIdx], scores: &impl Scores) -> Vec<InstanceIdx> {
     let mut set = feasible.to_vec();
     for rule in rules {
         if set.len() <= 1 {
@@ -135,9 +141,9 @@ pub fn candidates(rules: &[Rule], feasible: &[usize], scores: &impl Scores) -> V
                 // the point of spreading is the whole group's balance across values.
                 let mut per_value = vec![0i64; column.distinct as usize + 1];
                 for &(i, n) in scores.group_instances() {
-                    per_value[column.ids[i] as usize] += i64::from(n);
+                    per_value[column.id(i) as usize] += i64::from(n);
                 }
-                keep_min(&set, |i| per_value[column.ids[i] as usize])
+                keep_min(&set, |i| per_value[column.id(i) as usize])
             }
         };
     }
@@ -145,8 +151,8 @@ pub fn candidates(rules: &[Rule], feasible: &[usize], scores: &impl Scores) -> V
 }
 
 /// The members of `set` with the lowest key, in their original order.
-fn keep_min(set: &[usize], key: impl Fn(usize) -> i64) -> Vec<usize> {
-    let keyed: Vec<(usize, i64)> = set.iter().map(|&i| (i, key(i))).collect();
+fn keep_min(set: &[InstanceIdx], key: impl Fn(InstanceIdx) -> i64) -> Vec<InstanceIdx> {
+    let keyed: Vec<(InstanceIdx, i64)> = set.iter().map(|&i| (i, key(i))).collect();
     let Some(min) = keyed.iter().map(|(_, k)| *k).min() else {
         return Vec::new();
     };

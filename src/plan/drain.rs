@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, BinaryHeap};
 
-use crate::model::{SchedulingStrategy, TaskStatus};
+use crate::model::{InstanceIdx, SchedulingStrategy, TaskIdx, TaskStatus};
 
 use super::budget::{paced_unavailable, Cost};
 use super::load::{Contribution, Stats};
 use super::safety::SkipReason;
-use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_BULK_PREDICTIONS};
 use super::state::{Delta, EPSILON};
 
 impl Search<'_> {
@@ -27,22 +27,13 @@ impl Search<'_> {
         if !self.policy().allows(crate::policy::ActionKind::DrainInstances) {
             return;
         }
-        let mean = self.state.mean();
-        let mut hottest: Vec<(usize, f64)> = self
-            .state
-            .loads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (i, l)))
-            .collect();
-        hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for (instance, _) in hottest.into_iter().take(MAX_BULK_PREDICTIONS) {
-            self.enqueue(heap, Move::Drain { instance });
+        for hot in self.state.above_mean().into_iter().take(MAX_BULK_PREDICTIONS) {
+            self.enqueue(heap, Move::Drain { instance: hot.instance });
         }
     }
 
     /// Whether the instance may be drained at all: not planned already, no drain of it in flight, not cooling down.
-    fn drain_may_start(&self, instance: usize) -> Result<(), SkipReason> {
+    fn drain_may_start(&self, instance: InstanceIdx) -> Result<(), SkipReason> {
         let arn = self.state.arn(instance);
         if self.state.drained.contains(&instance) {
             return Err(SkipReason::Planned);
@@ -54,84 +45,48 @@ impl Search<'_> {
         Ok(())
     }
 
-    pub(super) fn predict_drain(&mut self, instance: usize) -> Result<Prediction, SkipReason> {
+    pub(super) fn predict_drain(&mut self, instance: InstanceIdx) -> Result<Prediction, SkipReason> {
         self.drain_may_start(instance)?;
+        let Drained {
+            moves,
+            daemons,
+            per_service,
+        } = self.drained_tasks(instance)?;
         let cluster = self.cluster();
-        // (task, service, start before stop) for every task ECS will move; daemons only restart.
-        let mut moves: Vec<(usize, String, bool)> = Vec::new();
-        let mut daemons = 0u32;
-        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
-        for &t in cluster.task_indexes_on(instance) {
-            let task = &cluster.tasks()[t];
-            if task.desired_status == TaskStatus::Stopped {
-                continue;
-            }
-            if self.state.moved.contains(&t) {
-                return Err(SkipReason::Planned);
-            }
-            let Some(service) = task.service_name() else {
-                continue; // standalone: ECS leaves it, and the instance goes ACTIVE again without waiting for it
-            };
-            let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
-            if let Some(why) = self.policy().exclude.service_reason(svc) {
-                return Err(SkipReason::DrainBlocked(format!(
-                    "ECS would move task {} of service {service}, which is excluded: {why}",
-                    task.task_arn
-                )));
-            }
-            if self.is_protected(task) {
-                return Err(SkipReason::DrainBlocked(format!("task {} is protected", task.task_arn)));
-            }
-            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
-                daemons += 1;
-                continue;
-            }
-            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
-                continue; // ECS can neither start first nor stop first: it stays
-            }
-            if let Err(reason) = self.service_ctx(service) {
-                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
-            }
-            *per_service.entry(service.to_owned()).or_default() += 1;
-            moves.push((t, service.to_owned(), svc.maximum_percent() > 100));
-        }
-        if moves.is_empty() {
-            return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
-        }
-        for service in per_service.keys() {
-            if self.ready(service)?.planned > 0 {
-                return Err(SkipReason::DrainBlocked(format!(
-                    "stops of service {service} are planned this cycle"
-                )));
-            }
-        }
         let state = &self.state;
         let mut overlay = state.overlay.clone();
         overlay.exclude(instance, "being drained");
         let mut delta = state.delta();
         let mut relocations = Vec::with_capacity(moves.len());
-        let mut landing: Vec<usize> = Vec::new();
+        let mut landing: Vec<InstanceIdx> = Vec::new();
         let mut moved_total = 0.0;
-        for (t, service, start_first) in &moves {
+        for m in &moves {
             let c = state
                 .model
-                .contribution(cluster, instance, &cluster.tasks()[*t])
+                .contribution(cluster, instance, cluster.task_at(m.task))
                 .ok_or(SkipReason::UnknownLoad)?;
             moved_total += c.amount;
-            let request = &self.ready(service)?.request;
+            let request = &self.ready(&m.service)?.request;
             let source = state.load_of(&delta, instance);
-            let landed = if *start_first {
+            let landed = if m.start_first {
                 let landed = state.place(request, &mut overlay, &mut delta, c, source)?;
-                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                overlay
+                    .stop(cluster, m.task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
                 state.remove(&mut delta, instance, c);
                 landed
             } else {
-                overlay.stop(cluster, *t).map_err(|e| SkipReason::Unpredictable(e.0))?;
+                overlay
+                    .stop(cluster, m.task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
                 state.remove(&mut delta, instance, c);
                 state.place(request, &mut overlay, &mut delta, c, source)?
             };
             landing.extend_from_slice(&landed.ties);
-            relocations.push((*t, Some(landed.pick)));
+            relocations.push(Relocation {
+                task: m.task,
+                to: landed.pick,
+            });
         }
         landing.sort_unstable();
         landing.dedup();
@@ -168,14 +123,94 @@ impl Search<'_> {
             improving: Vec::new(),
         })
     }
+    /// What draining the instance would do to its tasks, or why it may not be drained: a task already moved by a
+    /// planned move, a task ECS would move that is excluded, protected or of a service the planner may not move,
+    /// nothing ECS would move, or stops of the services it moves planned this cycle.
+    fn drained_tasks(&mut self, instance: InstanceIdx) -> Result<Drained, SkipReason> {
+        let cluster = self.cluster();
+        let mut moves: Vec<Moved> = Vec::new();
+        let mut daemons = 0u32;
+        let mut per_service: BTreeMap<String, u32> = BTreeMap::new();
+        for &t in cluster.task_indexes_on(instance) {
+            let task = cluster.task_at(t);
+            if task.desired_status == TaskStatus::Stopped {
+                continue;
+            }
+            if self.state.moved.contains(&t) {
+                return Err(SkipReason::Planned);
+            }
+            let Some(service) = task.service_name() else {
+                continue; // standalone: ECS leaves it, and the instance goes ACTIVE again without waiting for it
+            };
+            let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
+            if let Some(why) = self.policy().exclude.service_reason(svc) {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "ECS would move task {} of service {service}, which is excluded: {why}",
+                    task.task_arn
+                )));
+            }
+            if self.is_protected(task) {
+                return Err(SkipReason::DrainBlocked(format!("task {} is protected", task.task_arn)));
+            }
+            if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+                daemons += 1;
+                continue;
+            }
+            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
+                continue; // ECS can neither start first nor stop first: it stays
+            }
+            if let Err(reason) = self.service_ctx(service) {
+                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
+            }
+            *per_service.entry(service.to_owned()).or_default() += 1;
+            moves.push(Moved {
+                task: t,
+                service: service.to_owned(),
+                start_first: svc.maximum_percent() > 100,
+            });
+        }
+        if moves.is_empty() {
+            return Err(SkipReason::DrainBlocked("no service tasks ECS would move".into()));
+        }
+        for service in per_service.keys() {
+            if self.ready(service)?.planned > 0 {
+                return Err(SkipReason::DrainBlocked(format!(
+                    "stops of service {service} are planned this cycle"
+                )));
+            }
+        }
+        Ok(Drained {
+            moves,
+            daemons,
+            per_service,
+        })
+    }
+}
+
+/// What draining an instance does to its tasks.
+struct Drained {
+    /// The tasks ECS will move, in their order on the instance.
+    moves: Vec<Moved>,
+    /// Daemon tasks: stopped, and started again once the instance is ACTIVE.
+    daemons: u32,
+    /// Tasks moved per service.
+    per_service: BTreeMap<String, u32>,
+}
+
+/// A task a drain expects ECS to move.
+struct Moved {
+    task: TaskIdx,
+    service: String,
+    /// Whether ECS starts its replacement before it stops it (`maximumPercent` above 100).
+    start_first: bool,
 }
 
 /// The score once the drained instance is refilled to the mean, and how many tasks that refill restarts (`step`:
 /// the load one task adds to the drained instance). The refill is taken from every other instance in proportion to
 /// its load: it is the later moves' business to take it from the busiest, and they are valued when they are made.
-fn settled(delta: &Delta<'_>, drained: usize, step: f64) -> (f64, u32) {
+fn settled(delta: &Delta<'_>, drained: InstanceIdx, step: f64) -> (f64, u32) {
     let mut loads = delta.loads();
-    let Some(left) = loads[drained] else {
+    let Some(left) = loads[drained.get()] else {
         return (delta.stats.score(), 0);
     };
     let stats = delta.stats;
@@ -188,7 +223,7 @@ fn settled(delta: &Delta<'_>, drained: usize, step: f64) -> (f64, u32) {
     let keep = (others - need) / others;
     for (i, l) in loads.iter_mut().enumerate() {
         if let Some(l) = l.as_mut() {
-            *l = if i == drained { mean } else { *l * keep };
+            *l = if i == drained.get() { mean } else { *l * keep };
         }
     }
     let mut settled = Stats::of(&loads);

@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use crate::model::ecs::resource;
-use crate::model::{Cluster, ContainerInstance, SchedulingStrategy, Task};
+use crate::model::{Cluster, ContainerInstance, InstanceIdx, SchedulingStrategy, Task};
 use crate::policy::Metric;
 
 /// Load of one instance under one metric; `None` is unknown.
@@ -28,6 +28,29 @@ pub struct InstanceLoad {
     /// Dominant-resource capacity relative to the mean scored instance (1.0 = average).
     pub capacity: f64,
     pub load: Option<f64>,
+}
+
+/// An instance and its load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadAt {
+    pub instance: InstanceIdx,
+    pub load: f64,
+}
+
+/// Sorts `items` hottest first: by the load `key` gives, highest first, ties by the position or name it gives,
+/// lowest first, so the order never depends on the input's. The one order in which the planner and the reference
+/// visit hot instances, the tasks on them and the services with the most load on them.
+pub fn sort_hottest_first<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> (f64, K)) {
+    items.sort_by(|a, b| {
+        let (load_a, tie_a) = key(a);
+        let (load_b, tie_b) = key(b);
+        load_b.total_cmp(&load_a).then(tie_a.cmp(&tie_b))
+    });
+}
+
+/// Sorts instance loads hottest first, ties by instance position.
+pub fn hottest_first(loads: &mut [LoadAt]) {
+    sort_hottest_first(loads, |l| (l.load, l.instance));
 }
 
 /// What a task contributes to its instance's load, in the metric's own units before normalisation.
@@ -166,10 +189,25 @@ impl LoadModel {
         }
     }
 
-    /// What moving `task` (from the instance at `source`) takes away from its source, in metric units.
+    /// Whether the instance is scored.
+    pub fn is_scored(&self, instance: InstanceIdx) -> bool {
+        self.scored[instance.get()]
+    }
+
+    /// The instance's current load; `None` when unknown or not scored.
+    pub fn load_at(&self, instance: InstanceIdx) -> Option<f64> {
+        self.load[instance.get()]
+    }
+
+    /// The instance's relative capacity.
+    pub fn capacity_of(&self, instance: InstanceIdx) -> f64 {
+        self.capacity[instance.get()]
+    }
+
+    /// What moving `task` (from the instance `source`) takes away from its source, in metric units.
     /// `None` when the contribution cannot be known (the task does not state its reservation, or the source's
     /// utilisation is unknown).
-    pub fn contribution(&self, cluster: &Cluster, source: usize, task: &Task) -> Option<Contribution> {
+    pub fn contribution(&self, cluster: &Cluster, source: InstanceIdx, task: &Task) -> Option<Contribution> {
         let amount = match self.metric {
             Metric::Count => 1.0,
             Metric::CpuUnreserved => f64::from(task.cpu_units()?),
@@ -177,13 +215,13 @@ impl LoadModel {
             Metric::CpuAvailable | Metric::MemAvailable => {
                 // Observed use is per instance, not per task: estimate the task's share as its share of the
                 // instance's reservations (an estimate, said so in docs/design.md).
-                let used = self.load[source]? * self.divisor[source];
+                let used = self.load_at(source)? * self.divisor[source.get()];
                 let (name, mine) = if self.metric == Metric::CpuAvailable {
                     (resource::CPU, f64::from(task.cpu_units()?))
                 } else {
                     (resource::MEMORY, f64::from(task.memory_mib()?))
                 };
-                let instance = &cluster.instances()[source];
+                let instance = cluster.instance_at(source);
                 let reserved = registered(instance, name) - remaining(instance, name)?;
                 if reserved > 0.0 {
                     used * (mine / reserved)
@@ -196,9 +234,10 @@ impl LoadModel {
     }
 
     /// The load change at instance `i` from adding (`sign` = 1) or removing (−1) a contribution.
-    pub fn delta(&self, i: usize, c: Contribution, sign: f64) -> f64 {
-        if self.divisor[i] > 0.0 {
-            sign * c.amount / self.divisor[i]
+    pub fn delta(&self, i: InstanceIdx, c: Contribution, sign: f64) -> f64 {
+        let divisor = self.divisor[i.get()];
+        if divisor > 0.0 {
+            sign * c.amount / divisor
         } else {
             0.0
         }
@@ -290,6 +329,18 @@ mod tests {
         );
         assert!(Stats::of(&[Some(f64::MAX), Some(0.0)]).score().is_finite());
         assert!(Stats::of(&[Some(1e-300), Some(0.0)]).score().is_finite());
+    }
+
+    #[test]
+    fn hottest_first_breaks_ties_by_position_whatever_the_input_order() {
+        let at = |i, load| LoadAt {
+            instance: InstanceIdx(i),
+            load,
+        };
+        let mut v = vec![at(2, 1.0), at(3, 3.0), at(0, 3.0), at(1, 1.0), at(4, 2.0)];
+        hottest_first(&mut v);
+        let order: Vec<usize> = v.iter().map(|l| l.instance.get()).collect();
+        assert_eq!(order, [0, 3, 4, 1, 2]);
     }
 
     #[test]

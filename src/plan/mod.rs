@@ -27,7 +27,7 @@ pub mod view;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::Cluster;
+use crate::model::{Cluster, InstanceIdx};
 use crate::moves::{Move, MoveKind};
 use crate::policy::Policy;
 
@@ -283,14 +283,14 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
     let state = &search.state;
     let cluster = state.cluster;
     let p = &a.prediction;
-    let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| state.arn(i).to_owned()).collect() };
+    let names = |v: &[InstanceIdx]| -> Vec<String> { v.iter().map(|&i| state.arn(i).to_owned()).collect() };
     let service_arn = |name: &str| cluster.service(name).map(|s| s.service_arn.clone());
     let (mv, service_arn, reason) = match &a.mv {
         search::Move::Stop { service, source, .. } => {
             let (n, good) = (p.landing.len(), p.improving.len());
             let source_name = state.instance_name(*source);
             let mv = Move::StopTask {
-                task_arn: a.task.map_or_else(String::new, |t| cluster.tasks()[t].task_arn.clone()),
+                task_arn: a.task.map_or_else(String::new, |t| cluster.task_at(t).task_arn.clone()),
                 service_name: service.clone(),
                 container_instance_arn: state.arn(*source).to_owned(),
                 improving_landing: names(&p.improving),
@@ -321,7 +321,7 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
                 moved_tasks: p
                     .relocations
                     .iter()
-                    .map(|(t, _)| cluster.tasks()[*t].task_arn.clone())
+                    .map(|r| cluster.task_at(r.task).task_arn.clone())
                     .collect(),
             };
             let reason = format!(

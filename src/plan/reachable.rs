@@ -17,11 +17,14 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::{Cluster, InstanceStatus, PlacementStrategyType, SchedulingStrategy, Snapshot, Task, TaskStatus};
+use crate::model::{
+    Cluster, InstanceIdx, InstanceStatus, PlacementStrategyType, SchedulingStrategy, Snapshot, Task, TaskIdx,
+    TaskStatus,
+};
 use crate::placement::Footprint;
 use crate::policy::{Budgets, CountOrPercent, Metric, Policy};
 
-use super::load::{LoadModel, Stats};
+use super::load::{hottest_first, LoadAt, LoadModel, Stats};
 use super::search::Search;
 use super::state::{Luck, EPSILON};
 use super::view::LedgerView;
@@ -105,10 +108,8 @@ pub fn reachable(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Re
         for a in &search.accepted {
             restarts = restarts.saturating_add(a.prediction.cost.restarted);
             *moves.entry(a.mv.kind().to_string()).or_default() += 1;
-            for &(t, to) in &a.prediction.relocations {
-                if let Some(to) = to {
-                    relocate(&mut snap, t, to);
-                }
+            for r in &a.prediction.relocations {
+                relocate(&mut snap, r.task, r.to);
             }
         }
     }
@@ -133,8 +134,8 @@ pub fn reachable(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Re
 }
 
 /// Moves task `t` of the snapshot to instance `to`, with ECS's bookkeeping on both instances.
-fn relocate(snap: &mut Snapshot, t: usize, to: usize) {
-    let Some(task) = snap.tasks.get(t) else { return };
+fn relocate(snap: &mut Snapshot, t: TaskIdx, to: InstanceIdx) {
+    let Some(task) = snap.tasks.get(t.get()) else { return };
     let Ok(fp) = Footprint::of_task(task) else { return };
     let from = task.container_instance_arn.as_deref().and_then(|a| {
         snap.container_instances
@@ -150,7 +151,7 @@ fn relocate(snap: &mut Snapshot, t: usize, to: usize) {
             i.running_tasks_count = i.running_tasks_count.saturating_sub(1);
         }
     }
-    let dest = &mut snap.container_instances[to];
+    let dest = &mut snap.container_instances[to.get()];
     let free: Vec<String> = dest
         .remaining(crate::model::ecs::resource::GPU)
         .and_then(|r| r.string_set_value.clone())
@@ -166,7 +167,7 @@ fn relocate(snap: &mut Snapshot, t: usize, to: usize) {
         dest.container_instance_arn.clone(),
         dest.availability_zone().map(str::to_owned),
     );
-    let task = &mut snap.tasks[t];
+    let task = &mut snap.tasks[t.get()];
     task.container_instance_arn = Some(arn);
     task.availability_zone = az;
     let mut rest = free.into_iter();
@@ -185,11 +186,9 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
         .map(|i| super::safety::instance_not_scored(i, policy, now).is_none())
         .collect();
     let model = LoadModel::new(cluster, policy.metric, scored);
-    let known: Vec<(usize, f64)> = model
-        .load
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| l.map(|l| (i, l)))
+    let known: Vec<LoadAt> = cluster
+        .instance_indexes()
+        .filter_map(|instance| model.load_at(instance).map(|load| LoadAt { instance, load }))
         .collect();
     if known.len() < 2 {
         return "fewer than two instances can be balanced".into();
@@ -205,9 +204,9 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
         }
     }
     #[allow(clippy::cast_precision_loss)] // instance counts
-    let mean = known.iter().map(|(_, l)| l).sum::<f64>() / known.len() as f64;
-    let mut hot: Vec<(usize, f64)> = known.iter().copied().filter(|(_, l)| *l > mean + EPSILON).collect();
-    hot.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mean = known.iter().map(|k| k.load).sum::<f64>() / known.len() as f64;
+    let mut hot: Vec<LoadAt> = known.iter().copied().filter(|k| k.load > mean + EPSILON).collect();
+    hottest_first(&mut hot);
     // What pins the load on the instances above the mean.
     let mut pinned: BTreeMap<&'static str, (u32, Vec<String>)> = BTreeMap::new();
     let mut note = |why: &'static str, what: String| {
@@ -217,14 +216,14 @@ fn cause(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, reachable: f64)
             e.1.push(what);
         }
     };
-    for &(i, _) in &hot {
-        for t in cluster.tasks_on(&cluster.instances()[i].container_instance_arn) {
+    for h in &hot {
+        for t in cluster.tasks_on(&cluster.instance_at(h.instance).container_instance_arn) {
             if let Some((why, what)) = what_pins(cluster, policy, now, t) {
                 note(why, what);
             }
         }
     }
-    let sizes: Vec<f64> = known.iter().map(|&(i, _)| model.capacity[i]).collect();
+    let sizes: Vec<f64> = known.iter().map(|k| model.capacity_of(k.instance)).collect();
     let (small, large) = sizes
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
@@ -295,16 +294,17 @@ fn what_pins(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, t: &Task) -
 }
 
 /// The cause when spread services hold the load on instances of different sizes.
-fn spread_over_sizes(cluster: &Cluster, known: &[(usize, f64)]) -> String {
-    let vcpu = |i: usize| {
-        cluster.instances()[i]
+fn spread_over_sizes(cluster: &Cluster, known: &[LoadAt]) -> String {
+    let vcpu = |i: InstanceIdx| {
+        cluster
+            .instance_at(i)
             .registered(crate::model::ecs::resource::CPU)
             .and_then(|r| r.number())
             .unwrap_or(0.0)
             / 1024.0
     };
-    let (lo, hi) = known.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &(i, _)| {
-        (lo.min(vcpu(i)), hi.max(vcpu(i)))
+    let (lo, hi) = known.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), k| {
+        (lo.min(vcpu(k.instance)), hi.max(vcpu(k.instance)))
     });
     let spread = cluster
         .services()
@@ -324,24 +324,32 @@ fn spread_over_sizes(cluster: &Cluster, known: &[(usize, f64)]) -> String {
 
 /// About the best `count` score whole tasks allow: every counted task handed out, one at a time, to the class of
 /// instances (instances of one size) where it lowers the score most, spread evenly within the class.
-fn whole_task_floor(model: &LoadModel, known: &[(usize, f64)]) -> f64 {
-    // Size classes: (capacity, instances, tasks).
-    let mut classes: Vec<(f64, f64, f64)> = Vec::new();
+fn whole_task_floor(model: &LoadModel, known: &[LoadAt]) -> f64 {
+    let mut classes: Vec<SizeClass> = Vec::new();
     let mut tasks = 0.0;
-    for &(i, l) in known {
-        let cap = model.capacity[i];
+    for k in known {
+        let cap = model.capacity_of(k.instance);
         if cap <= 0.0 {
             continue;
         }
-        tasks += l * cap;
-        match classes.iter_mut().find(|c| (c.0 - cap).abs() < 1e-9) {
-            Some(c) => c.1 += 1.0,
-            None => classes.push((cap, 1.0, 0.0)),
+        tasks += k.load * cap;
+        match classes.iter_mut().find(|c| (c.capacity - cap).abs() < 1e-9) {
+            Some(c) => c.instances += 1.0,
+            None => classes.push(SizeClass {
+                capacity: cap,
+                instances: 1.0,
+                tasks: 0.0,
+            }),
         }
     }
-    let stats = |classes: &[(f64, f64, f64)]| {
+    let stats = |classes: &[SizeClass]| {
         let mut s = Stats::default();
-        for &(cap, m, t) in classes {
+        for &SizeClass {
+            capacity: cap,
+            instances: m,
+            tasks: t,
+        } in classes
+        {
             let q = (t / m).floor();
             let r = t - q * m;
             let (lo, hi) = (q / cap, (q + 1.0) / cap);
@@ -356,17 +364,25 @@ fn whole_task_floor(model: &LoadModel, known: &[(usize, f64)]) -> f64 {
         let best = (0..classes.len()).min_by(|&a, &b| {
             let with = |k: usize| {
                 let mut c = classes.clone();
-                c[k].2 += 1.0;
+                c[k].tasks += 1.0;
                 stats(&c).score()
             };
             with(a).total_cmp(&with(b))
         });
         match best {
-            Some(k) => classes[k].2 += 1.0,
+            Some(k) => classes[k].tasks += 1.0,
             None => break,
         }
     }
     stats(&classes).score()
+}
+
+/// Instances of one size, and the tasks handed out to them.
+#[derive(Debug, Clone, Copy)]
+struct SizeClass {
+    capacity: f64,
+    instances: f64,
+    tasks: f64,
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@
 
 use std::collections::BinaryHeap;
 
-use crate::model::TaskStatus;
+use crate::model::{InstanceIdx, TaskIdx, TaskStatus};
 
 use super::budget::{paced_unavailable, Cost};
+use super::load::sort_hottest_first;
 use super::safety::SkipReason;
-use super::search::{Candidate, Move, Prediction, Search, MAX_BULK_PREDICTIONS};
+use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_BULK_PREDICTIONS};
 use super::state::EPSILON;
 
 /// Stops of one service played out to compare with its redeploy, at most.
@@ -37,14 +38,14 @@ impl Search<'_> {
                         .tasks_of(&s.service_name)
                         .filter_map(|t| t.container_instance_arn.as_deref())
                         .filter_map(|a| cluster.instance_index(a))
-                        .filter_map(|i| self.state.loads[i])
+                        .filter_map(|i| self.state.load(i))
                         .map(|l| (l - mean).max(0.0))
                         .sum();
                     (over, s.service_name.as_str())
                 })
                 .filter(|(over, _)| *over > EPSILON)
                 .collect();
-            heat.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            sort_hottest_first(&mut heat, |&(over, name)| (over, name));
             for (_, name) in heat {
                 if !wanted.iter().any(|w| w == name) {
                     wanted.push(name.to_owned());
@@ -91,44 +92,8 @@ impl Search<'_> {
                 svc.maximum_percent()
             )));
         }
-        self.ledger.service_free(service)?;
-        let mut old: Vec<(usize, usize)> = Vec::new();
-        for t in cluster
-            .tasks_of(service)
-            .filter(|t| t.desired_status != TaskStatus::Stopped)
-        {
-            let k = cluster.task_index(&t.task_arn).ok_or(SkipReason::Inconsistent)?;
-            let src = t
-                .container_instance_arn
-                .as_deref()
-                .and_then(|a| cluster.instance_index(a))
-                .ok_or(SkipReason::Inconsistent)?;
-            if self.state.moved.contains(&k) {
-                return Err(SkipReason::Planned);
-            }
-            if self.state.drained.contains(&src) {
-                return Err(SkipReason::SourceDrained);
-            }
-            if self.state.loads[src].is_none() {
-                // A deployment replaces every task, so it would move this one off an instance the policy does not
-                // balance (excluded, unknown, not ACTIVE): not ours to touch.
-                return Err(SkipReason::RedeployBlocked(format!(
-                    "task {} runs on {}, which this policy does not balance",
-                    t.task_arn,
-                    self.state.instance_name(src)
-                )));
-            }
-            if self.is_protected(t) {
-                // Protection holds up a deployment (`docs/ecs.md`, task scale-in protection).
-                return Err(SkipReason::RedeployBlocked(
-                    "a task is protected, which holds up a deployment".into(),
-                ));
-            }
-            old.push((k, src));
-        }
-        if old.is_empty() {
-            return Err(SkipReason::RedeployBlocked("no steady tasks to replace".into()));
-        }
+        self.ledger.redeploy_free(service)?;
+        let mut old = self.replaced_tasks(service)?;
         let desired = svc.desired_count;
         let ctx = self.service_ctx(service)?;
         if ctx.redeploy_planned {
@@ -142,15 +107,14 @@ impl Search<'_> {
         let state = &self.state;
         // The hottest sources first: new task k is paired with the k-th hottest old task for the rule that no
         // landing may be busier than the instance a task leaves, and ECS is assumed to stop those first.
-        old.sort_by(|a, b| {
-            let load = |i: usize| state.loads[i].unwrap_or(f64::NEG_INFINITY);
-            load(b.1).total_cmp(&load(a.1)).then(a.0.cmp(&b.0))
+        sort_hottest_first(&mut old, |r| {
+            (state.load(r.source).unwrap_or(f64::NEG_INFINITY), r.task)
         });
         let mut contributions = Vec::with_capacity(old.len());
-        for &(k, src) in &old {
+        for r in &old {
             let c = state
                 .model
-                .contribution(cluster, src, &cluster.tasks()[k])
+                .contribution(cluster, r.source, cluster.task_at(r.task))
                 .ok_or(SkipReason::UnknownLoad)?;
             contributions.push(c);
         }
@@ -159,20 +123,23 @@ impl Search<'_> {
         let mut overlay = state.overlay.clone();
         let mut delta = state.delta();
         let mut relocations = Vec::with_capacity(old.len());
-        let mut landing: Vec<usize> = Vec::new();
+        let mut landing: Vec<InstanceIdx> = Vec::new();
         let request = &self.ready(service)?.request;
         for chunk in (0..old.len()).collect::<Vec<_>>().chunks(batch) {
             for &j in chunk {
-                let (k, src) = old[j];
-                let source = state.load_of(&delta, src);
+                let source = state.load_of(&delta, old[j].source);
                 let landed = state.place(request, &mut overlay, &mut delta, contributions[j], source)?;
                 landing.extend_from_slice(&landed.ties);
-                relocations.push((k, Some(landed.pick)));
+                relocations.push(Relocation {
+                    task: old[j].task,
+                    to: landed.pick,
+                });
             }
             for &j in chunk {
-                let (k, src) = old[j];
-                overlay.stop(cluster, k).map_err(|e| SkipReason::Unpredictable(e.0))?;
-                state.remove(&mut delta, src, contributions[j]);
+                overlay
+                    .stop(cluster, old[j].task)
+                    .map_err(|e| SkipReason::Unpredictable(e.0))?;
+                state.remove(&mut delta, old[j].source, contributions[j]);
             }
         }
         landing.sort_unstable();
@@ -201,4 +168,54 @@ impl Search<'_> {
             improving: Vec::new(),
         })
     }
+
+    /// The tasks a deployment of the service would replace, or why it may not: one of them is already moved by a
+    /// planned move, on an instance planned to be drained or one the policy does not balance, or protected.
+    fn replaced_tasks(&self, service: &str) -> Result<Vec<Replaced>, SkipReason> {
+        let cluster = self.cluster();
+        let mut old = Vec::new();
+        for t in cluster
+            .tasks_of(service)
+            .filter(|t| t.desired_status != TaskStatus::Stopped)
+        {
+            let task = cluster.task_index(&t.task_arn).ok_or(SkipReason::Inconsistent)?;
+            let source = t
+                .container_instance_arn
+                .as_deref()
+                .and_then(|a| cluster.instance_index(a))
+                .ok_or(SkipReason::Inconsistent)?;
+            if self.state.moved.contains(&task) {
+                return Err(SkipReason::Planned);
+            }
+            if self.state.drained.contains(&source) {
+                return Err(SkipReason::SourceDrained);
+            }
+            if self.state.load(source).is_none() {
+                // A deployment replaces every task, so it would move this one off an instance the policy does not
+                // balance (excluded, unknown, not ACTIVE): not ours to touch.
+                return Err(SkipReason::RedeployBlocked(format!(
+                    "task {} runs on {}, which this policy does not balance",
+                    t.task_arn,
+                    self.state.instance_name(source)
+                )));
+            }
+            if self.is_protected(t) {
+                // Protection holds up a deployment (`docs/ecs.md`, task scale-in protection).
+                return Err(SkipReason::RedeployBlocked(
+                    "a task is protected, which holds up a deployment".into(),
+                ));
+            }
+            old.push(Replaced { task, source });
+        }
+        if old.is_empty() {
+            return Err(SkipReason::RedeployBlocked("no steady tasks to replace".into()));
+        }
+        Ok(old)
+    }
+}
+
+/// A task a deployment replaces, and the instance it runs on.
+struct Replaced {
+    task: TaskIdx,
+    source: InstanceIdx,
 }

@@ -51,8 +51,14 @@ pub enum SkipReason {
     },
     ServiceCoolingDown(DateTime<Utc>),
     InstanceCoolingDown(DateTime<Utc>),
-    /// A move of this target is already in flight.
-    InFlight,
+    /// A stop of this task is already in flight.
+    StopInFlight,
+    /// A redeploy of this service is already in flight.
+    RedeployInFlight,
+    /// A drain of this instance is already in flight.
+    DrainInFlight,
+    /// A redeploy of the service is in flight: its tasks are the rollout's to replace, so no other move touches them.
+    ServiceRedeploying,
     /// A ledger item naming this target cannot be read (it may be a move in flight); the key names the item.
     UnreadableRecord(String),
     /// A move planned earlier in this cycle already moves this task or drains this instance.
@@ -109,7 +115,10 @@ impl SkipReason {
             SkipReason::ConcurrentDrains { .. } => "concurrent-drains",
             SkipReason::ServiceCoolingDown(_) => "service-cooldown",
             SkipReason::InstanceCoolingDown(_) => "instance-cooldown",
-            SkipReason::InFlight => "in-flight",
+            SkipReason::StopInFlight => "stop-in-flight",
+            SkipReason::RedeployInFlight => "redeploy-in-flight",
+            SkipReason::DrainInFlight => "drain-in-flight",
+            SkipReason::ServiceRedeploying => "service-redeploying",
             SkipReason::UnreadableRecord(_) => "unreadable-record",
             SkipReason::Planned => "planned",
             SkipReason::RedeployPlanned => "redeploy-planned",
@@ -160,7 +169,12 @@ impl fmt::Display for SkipReason {
             SkipReason::InstanceCoolingDown(until) => {
                 write!(f, "instance cooling down until {}", until.to_rfc3339())
             }
-            SkipReason::InFlight => f.write_str("a move of it is already in flight"),
+            SkipReason::StopInFlight => f.write_str("a stop of this task is already in flight"),
+            SkipReason::RedeployInFlight => f.write_str("a redeploy of this service is already in flight"),
+            SkipReason::DrainInFlight => f.write_str("a drain of this instance is already in flight"),
+            SkipReason::ServiceRedeploying => {
+                f.write_str("a redeploy of this service is in flight: its tasks are left to the rollout")
+            }
             SkipReason::UnreadableRecord(key) => write!(
                 f,
                 "ledger item {key} names it and cannot be read (see `ecs-rebalancer status`); left alone until the \
@@ -290,5 +304,114 @@ pub fn instance_not_scored(instance: &ContainerInstance, policy: &Policy, now: D
             (now - at).num_seconds()
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SkipReason;
+
+    /// One of every reason. The match makes a new variant a compile error here until it is listed.
+    fn every_reason() -> Vec<SkipReason> {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let all = vec![
+            SkipReason::Daemon,
+            SkipReason::Standalone,
+            SkipReason::Excluded(String::new()),
+            SkipReason::Protected,
+            SkipReason::NotSteady(String::new()),
+            SkipReason::Inconsistent,
+            SkipReason::Unpredictable(String::new()),
+            SkipReason::InstanceNotScored(String::new()),
+            SkipReason::BelowFloor { running: 1, floor: 1 },
+            SkipReason::ServiceBudget { limit: 1 },
+            SkipReason::Unavailable { limit: 1 },
+            SkipReason::HourBudget { limit: 1 },
+            SkipReason::ConcurrentDrains { limit: 1 },
+            SkipReason::ServiceCoolingDown(at),
+            SkipReason::InstanceCoolingDown(at),
+            SkipReason::StopInFlight,
+            SkipReason::RedeployInFlight,
+            SkipReason::DrainInFlight,
+            SkipReason::ServiceRedeploying,
+            SkipReason::UnreadableRecord(String::new()),
+            SkipReason::Planned,
+            SkipReason::RedeployPlanned,
+            SkipReason::SourceDrained,
+            SkipReason::DrainPlanned,
+            SkipReason::RedeployPreferred,
+            SkipReason::Attempted,
+            SkipReason::NoLanding,
+            SkipReason::LandsOnSource,
+            SkipReason::NoGain,
+            SkipReason::HotterLanding { via: String::new() },
+            SkipReason::AzRebalancing {
+                from: String::new(),
+                to: String::new(),
+            },
+            SkipReason::UnknownLoad,
+            SkipReason::DrainBlocked(String::new()),
+            SkipReason::RedeployBlocked(String::new()),
+        ];
+        for reason in &all {
+            match reason {
+                SkipReason::Daemon
+                | SkipReason::Standalone
+                | SkipReason::Excluded(_)
+                | SkipReason::Protected
+                | SkipReason::NotSteady(_)
+                | SkipReason::Inconsistent
+                | SkipReason::Unpredictable(_)
+                | SkipReason::InstanceNotScored(_)
+                | SkipReason::BelowFloor { .. }
+                | SkipReason::ServiceBudget { .. }
+                | SkipReason::Unavailable { .. }
+                | SkipReason::HourBudget { .. }
+                | SkipReason::ConcurrentDrains { .. }
+                | SkipReason::ServiceCoolingDown(_)
+                | SkipReason::InstanceCoolingDown(_)
+                | SkipReason::StopInFlight
+                | SkipReason::RedeployInFlight
+                | SkipReason::DrainInFlight
+                | SkipReason::ServiceRedeploying
+                | SkipReason::UnreadableRecord(_)
+                | SkipReason::Planned
+                | SkipReason::RedeployPlanned
+                | SkipReason::SourceDrained
+                | SkipReason::DrainPlanned
+                | SkipReason::RedeployPreferred
+                | SkipReason::Attempted
+                | SkipReason::NoLanding
+                | SkipReason::LandsOnSource
+                | SkipReason::NoGain
+                | SkipReason::HotterLanding { .. }
+                | SkipReason::AzRebalancing { .. }
+                | SkipReason::UnknownLoad
+                | SkipReason::DrainBlocked(_)
+                | SkipReason::RedeployBlocked(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_label_is_distinct_and_in_the_table_of_docs_plan_md() {
+        let doc = include_str!("../../docs/plan.md");
+        let table: Vec<&str> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| label |"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for reason in every_reason() {
+            let label = reason.label();
+            assert!(seen.insert(label), "{label} is the label of two reasons");
+            let documented = table.iter().any(|row| {
+                row.split('|')
+                    .nth(1)
+                    .is_some_and(|cell| cell.contains(&format!("`{label}`")))
+            });
+            assert!(documented, "docs/plan.md's table of labels does not list `{label}`");
+        }
     }
 }

@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Cluster, Task};
+use crate::model::{Cluster, InstanceIdx, Task, TaskIdx};
 use crate::placement::{Overlay, TaskRequest};
 use crate::policy::{ActionKind, Policy};
 
 use super::budget::{self, Cost};
-use super::load::{LoadModel, Stats};
+use super::load::{LoadAt, LoadModel, Stats};
 use super::safety::{self, Skip, SkipReason};
 use super::state::{Luck, State, EPSILON};
 use super::view::LedgerView;
@@ -54,13 +54,13 @@ pub enum Move {
     /// Stop one of `tasks` (all of one service on one source; the first not yet moved).
     Stop {
         service: String,
-        source: usize,
-        tasks: Vec<usize>,
+        source: InstanceIdx,
+        tasks: Vec<TaskIdx>,
     },
     /// Force a new deployment of the service.
     Redeploy { service: String },
     /// Drain the instance until its movable tasks have moved, then set it ACTIVE again.
-    Drain { instance: usize },
+    Drain { instance: InstanceIdx },
 }
 
 impl Move {
@@ -73,14 +73,23 @@ impl Move {
     }
 }
 
+/// A task a move stops, and the instance its replacement is recorded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relocation {
+    pub task: TaskIdx,
+    /// The pick the state records: the busiest tied instance under odds, the best one for the reference.
+    pub to: InstanceIdx,
+}
+
 /// A move predicted on the current state.
 pub struct Prediction {
     /// The overlay with the move applied.
     pub overlay: Overlay,
-    /// Tasks the move stops, and where each one's replacement is recorded (`None`: not replaced, as a daemon).
-    pub relocations: Vec<(usize, Option<usize>)>,
+    /// The tasks the move stops and replaces, each with where its replacement is recorded (daemon tasks a drain
+    /// restarts are not among them).
+    pub relocations: Vec<Relocation>,
     /// Instance loads the move changes in the outcome the state records (the unluckiest under odds).
-    pub loads: Vec<(usize, f64)>,
+    pub loads: Vec<LoadAt>,
     /// The statistics of that outcome.
     pub stats: Stats,
     /// The expected score after the move (ties as fair draws; the lucky outcome for the reference).
@@ -91,9 +100,9 @@ pub struct Prediction {
     pub charged: u32,
     pub cost: Cost,
     /// Every instance ECS could put a replacement on.
-    pub landing: Vec<usize>,
+    pub landing: Vec<InstanceIdx>,
     /// Of those, the ones on which the move lowers the score (a stop only; empty otherwise).
-    pub improving: Vec<usize>,
+    pub improving: Vec<InstanceIdx>,
 }
 
 impl Prediction {
@@ -138,7 +147,7 @@ pub struct Accepted {
     /// The expected score after it and every move accepted before it.
     pub expected_after: f64,
     /// For a stop, the task stopped.
-    pub task: Option<usize>,
+    pub task: Option<TaskIdx>,
 }
 
 /// One search over one state.
@@ -301,7 +310,7 @@ impl<'c> Search<'c> {
                 .iter()
                 .find(|t| !self.state.moved.contains(t))
                 .or(tasks.first())
-                .map_or(String::new(), |&t| self.cluster().tasks()[t].task_arn.clone()),
+                .map_or(String::new(), |&t| self.cluster().task_at(t).task_arn.clone()),
             Move::Redeploy { service } => self.service_arn(service),
             Move::Drain { instance } => self.state.arn(*instance).to_owned(),
         }
@@ -384,13 +393,13 @@ impl<'c> Search<'c> {
 
     fn accept(&mut self, mv: Move, mut p: Prediction, heap: &mut BinaryHeap<Candidate>) {
         let before = self.state.score();
-        if let (Move::Stop { source, .. }, Some(&(task, _))) = (&mv, p.relocations.first()) {
-            p.improving = self.improving(*source, task, &p.landing);
+        if let (Move::Stop { source, .. }, Some(first)) = (&mv, p.relocations.first()) {
+            p.improving = self.improving(*source, first.task, &p.landing);
         }
         self.expected -= before - p.score;
         self.state.overlay = p.overlay.clone();
-        for &(t, _) in &p.relocations {
-            self.state.moved.insert(t);
+        for r in &p.relocations {
+            self.state.moved.insert(r.task);
         }
         self.state.apply(&p.loads, p.stats);
         self.budget.spend(self.state.cluster, &p.cost);
@@ -400,8 +409,8 @@ impl<'c> Search<'c> {
                 if let Ok(ctx) = self.service_ctx(service) {
                     ctx.planned += 1;
                 }
-                task = p.relocations.first().map(|(t, _)| *t);
-                let rest: Vec<usize> = tasks
+                task = p.relocations.first().map(|r| r.task);
+                let rest: Vec<TaskIdx> = tasks
                     .iter()
                     .copied()
                     .filter(|t| !self.state.moved.contains(t))
@@ -427,7 +436,7 @@ impl<'c> Search<'c> {
                 let services: Vec<String> = p
                     .relocations
                     .iter()
-                    .filter_map(|(t, _)| self.cluster().tasks()[*t].service_name().map(str::to_owned))
+                    .filter_map(|r| self.cluster().task_at(r.task).service_name().map(str::to_owned))
                     .collect();
                 for service in services {
                     if let Ok(ctx) = self.service_ctx(&service) {

@@ -13,11 +13,11 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use crate::model::Cluster;
+use crate::model::{Cluster, InstanceIdx, TaskIdx};
 use crate::placement::{Overlay, PlacementIndex, TaskRequest};
 use crate::policy::Policy;
 
-use super::load::{Contribution, LoadModel, Stats};
+use super::load::{hottest_first, Contribution, LoadAt, LoadModel, Stats};
 use super::safety::SkipReason;
 
 /// Below this, a score or load change is noise.
@@ -39,13 +39,14 @@ pub struct State<'c> {
     pub model: LoadModel,
     pub index: PlacementIndex<'c>,
     pub overlay: Overlay,
-    /// Per instance: the load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
+    /// Per instance position: the load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
+    /// Read one with [`State::load`].
     pub loads: Vec<Option<f64>>,
     pub stats: Stats,
     /// Tasks a planned move stops.
-    pub moved: HashSet<usize>,
+    pub moved: HashSet<TaskIdx>,
     /// Instances a planned move drains.
-    pub drained: HashSet<usize>,
+    pub drained: HashSet<InstanceIdx>,
     pub luck: Luck,
     /// Record each draw on its most likely good outcome (the least loaded tied instance) rather than the busiest:
     /// for playing a run of moves out to value it, where the busiest would keep the source in the tied set.
@@ -61,11 +62,11 @@ impl<'c> State<'c> {
         // Only scored instances with a known load may receive tasks: anything else is not ours to fill, or its
         // effect on the score is unknown.
         let mut overlay = Overlay::new();
-        for (i, inst) in cluster.instances().iter().enumerate() {
-            if inst.can_take_tasks() && model.load[i].is_none() {
+        for (i, inst) in cluster.instance_indexes().zip(cluster.instances()) {
+            if inst.can_take_tasks() && model.load_at(i).is_none() {
                 overlay.exclude(
                     i,
-                    if model.scored[i] {
+                    if model.is_scored(i) {
                         "its load is unknown"
                     } else {
                         "not balanced by this policy"
@@ -93,6 +94,27 @@ impl<'c> State<'c> {
 
     pub fn score(&self) -> f64 {
         self.stats.score()
+    }
+
+    /// The instance's load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
+    pub fn load(&self, instance: InstanceIdx) -> Option<f64> {
+        self.loads[instance.get()]
+    }
+
+    /// The instances above the mean load, hottest first (ties by position): where stops and drains start.
+    pub fn above_mean(&self) -> Vec<LoadAt> {
+        let mean = self.mean();
+        let mut hot: Vec<LoadAt> = self
+            .cluster
+            .instance_indexes()
+            .filter_map(|instance| {
+                self.load(instance)
+                    .filter(|l| *l > mean + EPSILON)
+                    .map(|load| LoadAt { instance, load })
+            })
+            .collect();
+        hottest_first(&mut hot);
+        hot
     }
 
     pub fn mean(&self) -> f64 {
@@ -126,12 +148,12 @@ impl<'c> State<'c> {
     }
 
     /// The load of instance `i` in the what-if's unluckiest outcome so far: what a task leaving it leaves behind.
-    pub fn load_of(&self, delta: &Delta<'_>, i: usize) -> Option<f64> {
+    pub fn load_of(&self, delta: &Delta<'_>, i: InstanceIdx) -> Option<f64> {
         delta.worst_load(i)
     }
 
     /// Takes a task's contribution off instance `at` in a what-if.
-    pub fn remove(&self, delta: &mut Delta<'_>, at: usize, c: Contribution) {
+    pub fn remove(&self, delta: &mut Delta<'_>, at: InstanceIdx, c: Contribution) {
         let step = self.model.delta(at, c, -1.0);
         if let Some(old) = delta.get(at) {
             delta.stats = delta.stats.replace(old, old + step);
@@ -170,8 +192,8 @@ impl<'c> State<'c> {
                 let share = 1.0 / ties.len() as f64;
                 // One pass over the tied instances: their expected loads, the spread of the draw, and the busiest
                 // of them in the unluckiest outcome (the first of them).
-                let mut busiest: Option<(usize, f64)> = None;
-                let mut lightest: Option<(usize, f64)> = None;
+                let mut busiest: Option<(InstanceIdx, f64)> = None;
+                let mut lightest: Option<(InstanceIdx, f64)> = None;
                 for &t in &ties {
                     let load = delta.get(t).ok_or(SkipReason::UnknownLoad)?;
                     let worst = delta.worst_load(t).ok_or(SkipReason::UnknownLoad)?;
@@ -206,7 +228,7 @@ impl<'c> State<'c> {
                 record
             }
             Luck::Lucky => {
-                let mut best: Option<(f64, usize, f64)> = None;
+                let mut best: Option<(f64, InstanceIdx, f64)> = None;
                 for &t in &ties {
                     let load = delta.get(t).ok_or(SkipReason::UnknownLoad)?;
                     let new = load + self.model.delta(t, c, 1.0);
@@ -230,22 +252,23 @@ impl<'c> State<'c> {
     }
 
     /// How a person names an instance: its EC2 id, else its ARN.
-    pub fn instance_name(&self, i: usize) -> String {
-        let inst = &self.cluster.instances()[i];
+    pub fn instance_name(&self, i: InstanceIdx) -> String {
+        let inst = self.cluster.instance_at(i);
         inst.ec2_instance_id
             .clone()
             .unwrap_or_else(|| inst.container_instance_arn.clone())
     }
 
-    pub fn arn(&self, i: usize) -> &'c str {
-        &self.cluster.instances()[i].container_instance_arn
+    pub fn arn(&self, i: InstanceIdx) -> &'c str {
+        &self.cluster.instance_at(i).container_instance_arn
     }
 
     /// Applies an accepted move's recorded outcome: its load changes and the statistics after it.
-    pub fn apply(&mut self, loads: &[(usize, f64)], stats: Stats) {
-        for &(i, new) in loads {
-            if self.loads[i].is_some() {
-                self.loads[i] = Some(new);
+    pub fn apply(&mut self, loads: &[LoadAt], stats: Stats) {
+        for l in loads {
+            let at = &mut self.loads[l.instance.get()];
+            if at.is_some() {
+                *at = Some(l.load);
             }
         }
         self.stats = stats;
@@ -256,9 +279,9 @@ impl<'c> State<'c> {
 #[derive(Debug, Clone)]
 pub struct Landed {
     /// Every instance ECS could pick.
-    pub ties: Vec<usize>,
+    pub ties: Vec<InstanceIdx>,
     /// The one the state records.
-    pub pick: usize,
+    pub pick: InstanceIdx,
 }
 
 /// Load changes on top of a [`State`], without copying its loads: the expected outcome of a move, its unluckiest
@@ -281,28 +304,28 @@ pub struct Delta<'s> {
     /// expected loads.
     noise: f64,
     /// The landing furthest above its source in the unluckiest outcome, and by how much.
-    offender: Option<(usize, f64)>,
+    offender: Option<(InstanceIdx, f64)>,
 }
 
 impl Delta<'_> {
     /// The expected load of instance `i`.
-    pub fn get(&self, i: usize) -> Option<f64> {
-        self.changed.get(i).or(self.base[i])
+    pub fn get(&self, i: InstanceIdx) -> Option<f64> {
+        self.changed.get(i).or(self.base[i.get()])
     }
 
-    fn worst_load(&self, i: usize) -> Option<f64> {
-        self.worst.get(i).or(self.base[i])
+    fn worst_load(&self, i: InstanceIdx) -> Option<f64> {
+        self.worst.get(i).or(self.base[i.get()])
     }
 
     /// Whether even the unluckiest outcome only shifts load sideways: its score is no higher than that of the same
     /// move with every task landing on an instance exactly as loaded as the one it left (nor than the score before
     /// the move). Otherwise the busiest landing, for the refusal.
-    pub fn worst_ok(&self) -> Result<(), usize> {
+    pub fn worst_ok(&self) -> Result<(), InstanceIdx> {
         let bound = self.lateral_stats.score().max(self.before.score());
         if self.worst_stats.score() <= bound + EPSILON {
             Ok(())
         } else {
-            Err(self.offender.map_or(0, |(i, _)| i))
+            Err(self.offender.map_or(InstanceIdx(0), |(i, _)| i))
         }
     }
 
@@ -323,15 +346,16 @@ impl Delta<'_> {
     /// The outcome the state records: the expected loads under odds, the lucky outcome otherwise. Its changed
     /// loads in instance order, and their statistics. The spread of the draws is not carried over: draws of one
     /// service's tasks are not independent (spread fills the emptiest first), and each later move counts its own.
-    pub fn into_outcome(self) -> (Vec<(usize, f64)>, Stats) {
+    pub fn into_outcome(self) -> (Vec<LoadAt>, Stats) {
         (self.changed.sorted(), self.stats)
     }
 
-    /// Every known expected load with the changes applied (for whole-state computations such as a drain's refill).
+    /// Every known expected load with the changes applied, by instance position (for whole-state computations such
+    /// as a drain's refill).
     pub fn loads(&self) -> Vec<Option<f64>> {
         let mut v = self.base.to_vec();
-        for (i, l) in self.changed.iter() {
-            v[i] = Some(l);
+        for l in self.changed.iter() {
+            v[l.instance.get()] = Some(l.load);
         }
         v
     }
@@ -340,9 +364,11 @@ impl Delta<'_> {
 /// Loads a what-if changes: dense, so that a placement tied over thousands of instances costs array writes, not
 /// hash-map inserts, with the list of the instances touched for the few moves that are accepted.
 struct Layer {
+    /// Per instance position.
     values: Vec<f64>,
+    /// Per instance position: whether `values` holds a load.
     present: Vec<bool>,
-    touched: Vec<usize>,
+    touched: Vec<InstanceIdx>,
 }
 
 impl Layer {
@@ -362,33 +388,38 @@ impl Layer {
         }
     }
 
-    fn get(&self, i: usize) -> Option<f64> {
+    fn get(&self, i: InstanceIdx) -> Option<f64> {
+        let i = i.get();
         self.present[i].then(|| self.values[i])
     }
 
-    fn set(&mut self, i: usize, value: f64) {
+    fn set(&mut self, at: InstanceIdx, value: f64) {
+        let i = at.get();
         if !self.present[i] {
             self.present[i] = true;
-            self.touched.push(i);
+            self.touched.push(at);
         }
         self.values[i] = value;
     }
 
-    fn iter(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
-        self.touched.iter().map(|&i| (i, self.values[i]))
+    fn iter(&self) -> impl Iterator<Item = LoadAt> + '_ {
+        self.touched.iter().map(|&instance| LoadAt {
+            instance,
+            load: self.values[instance.get()],
+        })
     }
 
-    fn sorted(&self) -> Vec<(usize, f64)> {
-        let mut v: Vec<(usize, f64)> = self.iter().collect();
-        v.sort_unstable_by_key(|(i, _)| *i);
+    fn sorted(&self) -> Vec<LoadAt> {
+        let mut v: Vec<LoadAt> = self.iter().collect();
+        v.sort_unstable_by_key(|l| l.instance);
         v
     }
 
     /// Back to empty, in the time it took to fill.
     fn clear(&mut self) {
         for &i in &self.touched {
-            self.present[i] = false;
-            self.values[i] = 0.0;
+            self.present[i.get()] = false;
+            self.values[i.get()] = 0.0;
         }
         self.touched.clear();
     }

@@ -4,11 +4,12 @@
 
 use std::collections::BinaryHeap;
 
-use crate::model::TaskStatus;
+use crate::model::{InstanceIdx, TaskIdx, TaskStatus};
 
 use super::budget::Cost;
+use super::load::{sort_hottest_first, LoadAt};
 use super::safety::SkipReason;
-use super::search::{Candidate, Move, Prediction, Search, MAX_PREDICTIONS};
+use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_PREDICTIONS};
 use super::state::{Luck, EPSILON};
 
 impl Search<'_> {
@@ -20,17 +21,8 @@ impl Search<'_> {
         {
             return;
         }
-        let mean = self.state.mean();
-        let mut sources: Vec<(usize, f64)> = self
-            .state
-            .loads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.filter(|l| *l > mean + EPSILON).map(|l| (i, l)))
-            .collect();
-        sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut predictions = 0;
-        'sources: for (source, _) in sources {
+        'sources: for LoadAt { instance: source, .. } in self.state.above_mean() {
             let arn = self.state.arn(source);
             if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
                 self.skip(arn, &SkipReason::InstanceCoolingDown(until));
@@ -47,11 +39,11 @@ impl Search<'_> {
     }
 
     /// The tasks on a source that a stop could move, grouped by service; the rest are recorded as skipped.
-    fn movable_tasks(&mut self, source: usize) -> Vec<(String, Vec<usize>)> {
+    fn movable_tasks(&mut self, source: InstanceIdx) -> Vec<(String, Vec<TaskIdx>)> {
         let cluster = self.cluster();
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<TaskIdx>)> = Vec::new();
         for &t in cluster.task_indexes_on(source) {
-            let task = &cluster.tasks()[t];
+            let task = cluster.task_at(t);
             if task.desired_status == TaskStatus::Stopped || self.state.moved.contains(&t) {
                 continue;
             }
@@ -85,8 +77,8 @@ impl Search<'_> {
     pub(super) fn predict_stop(
         &mut self,
         service: &str,
-        source: usize,
-        tasks: &[usize],
+        source: InstanceIdx,
+        tasks: &[TaskIdx],
     ) -> Result<Prediction, SkipReason> {
         let t = *tasks
             .iter()
@@ -121,13 +113,13 @@ impl Search<'_> {
         }
         let az_rebalancing = ctx.az_rebalancing;
         let cluster = self.cluster();
-        let task = &cluster.tasks()[t];
+        let task = cluster.task_at(t);
         let state = &self.state;
         let contribution = state
             .model
             .contribution(cluster, source, task)
             .ok_or(SkipReason::UnknownLoad)?;
-        let src_load = state.loads[source].ok_or(SkipReason::UnknownLoad)?;
+        let src_load = state.load(source).ok_or(SkipReason::UnknownLoad)?;
         let mut overlay = state.overlay.clone();
         overlay.stop(cluster, t).map_err(|e| SkipReason::Unpredictable(e.0))?;
         let mut delta = state.delta();
@@ -141,7 +133,7 @@ impl Search<'_> {
             via: state.instance_name(i),
         })?;
         if az_rebalancing {
-            let az = |i: usize| cluster.instances()[i].availability_zone().unwrap_or("?").to_owned();
+            let az = |i: InstanceIdx| cluster.instance_at(i).availability_zone().unwrap_or("?").to_owned();
             let changes = match state.luck {
                 Luck::Odds => landed.ties.iter().find(|&&c| az(c) != az(source)).copied(),
                 Luck::Lucky => Some(landed.pick).filter(|&c| az(c) != az(source)),
@@ -157,7 +149,10 @@ impl Search<'_> {
         let (loads, stats) = delta.into_outcome();
         Ok(Prediction {
             overlay,
-            relocations: vec![(t, Some(landed.pick))],
+            relocations: vec![Relocation {
+                task: t,
+                to: landed.pick,
+            }],
             loads,
             stats,
             score,
@@ -188,18 +183,19 @@ impl Search<'_> {
         self.state.typical = true;
         for _ in 0..steps {
             let cluster = self.cluster();
-            let mut sources: Vec<(usize, f64, usize)> = cluster
+            // The service's tasks that may still move, each with its instance's load.
+            let mut tasks: Vec<(TaskIdx, LoadAt)> = cluster
                 .tasks_of(service)
                 .filter(|t| t.desired_status != TaskStatus::Stopped)
                 .filter_map(|t| {
                     let k = cluster.task_index(&t.task_arn)?;
-                    let i = cluster.instance_index(t.container_instance_arn.as_deref()?)?;
-                    let l = self.state.loads[i]?;
-                    (!self.state.moved.contains(&k) && !self.is_protected(t)).then_some((i, l, k))
+                    let instance = cluster.instance_index(t.container_instance_arn.as_deref()?)?;
+                    let load = self.state.load(instance)?;
+                    (!self.state.moved.contains(&k) && !self.is_protected(t)).then_some((k, LoadAt { instance, load }))
                 })
                 .collect();
-            sources.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
-            let Some(&(source, _, task)) = sources.first() else {
+            sort_hottest_first(&mut tasks, |(k, at)| (at.load, *k));
+            let Some(&(task, LoadAt { instance: source, .. })) = tasks.first() else {
                 break;
             };
             let before = self.state.score();
@@ -222,12 +218,12 @@ impl Search<'_> {
 
     /// Of a stop's tied landings, the ones where it lowers the score (its odds, for the plan and the ledger):
     /// computed for accepted stops only, on the state before them.
-    pub(super) fn improving(&self, source: usize, task: usize, ties: &[usize]) -> Vec<usize> {
+    pub(super) fn improving(&self, source: InstanceIdx, task: TaskIdx, ties: &[InstanceIdx]) -> Vec<InstanceIdx> {
         let state = &self.state;
         let cluster = self.cluster();
         let (Some(c), Some(src_load)) = (
-            state.model.contribution(cluster, source, &cluster.tasks()[task]),
-            state.loads[source],
+            state.model.contribution(cluster, source, cluster.task_at(task)),
+            state.load(source),
         ) else {
             return Vec::new();
         };
@@ -237,7 +233,7 @@ impl Search<'_> {
         ties.iter()
             .copied()
             .filter(|&t| {
-                let base = if t == source { Some(src_new) } else { state.loads[t] };
+                let base = if t == source { Some(src_new) } else { state.load(t) };
                 base.is_some_and(|l| without.replace(l, l + state.model.delta(t, c, 1.0)).score() < before - EPSILON)
             })
             .collect()

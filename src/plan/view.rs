@@ -105,26 +105,37 @@ impl LedgerView {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// `Err` when a stop of the task is in flight or an unreadable ledger item names it.
+    /// Whether the task may be stopped: `Err` when a stop of it is in flight or an unreadable ledger item names it.
     pub fn task_free(&self, task_arn: &str) -> Result<(), SkipReason> {
         if self.task_in_flight(task_arn) {
-            return Err(SkipReason::InFlight);
+            return Err(SkipReason::StopInFlight);
         }
         self.not_named(task_arn)
     }
 
-    /// `Err` when a redeploy of the service is in flight or an unreadable ledger item names it.
+    /// Whether the service's tasks may be moved at all: `Err` when a redeploy of it is in flight (the rollout
+    /// replaces them) or an unreadable ledger item names it.
     pub fn service_free(&self, service: &str) -> Result<(), SkipReason> {
         if self.redeploy_in_flight(service) {
-            return Err(SkipReason::InFlight);
+            return Err(SkipReason::ServiceRedeploying);
         }
         self.not_named(service)
     }
 
-    /// `Err` when a drain of the instance is in flight or an unreadable ledger item names it.
+    /// Whether the service may be redeployed: `Err` when a redeploy of it is already in flight or an unreadable
+    /// ledger item names it.
+    pub fn redeploy_free(&self, service: &str) -> Result<(), SkipReason> {
+        if self.redeploy_in_flight(service) {
+            return Err(SkipReason::RedeployInFlight);
+        }
+        self.not_named(service)
+    }
+
+    /// Whether the instance may be drained: `Err` when a drain of it is already in flight or an unreadable ledger
+    /// item names it.
     pub fn instance_free(&self, arn: &str) -> Result<(), SkipReason> {
         if self.drain_in_flight(arn) {
-            return Err(SkipReason::InFlight);
+            return Err(SkipReason::DrainInFlight);
         }
         self.not_named(arn)
     }
@@ -157,5 +168,42 @@ impl LedgerView {
         self.in_flight
             .iter()
             .any(|f| matches!(f, InFlight::Drain { container_instance_arn: a } if a == arn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_move_in_flight_refuses_with_its_own_reason() {
+        let view = LedgerView {
+            in_flight: vec![
+                InFlight::StopTask {
+                    task_arn: "task/t".into(),
+                    service: "web".into(),
+                },
+                InFlight::Redeploy { service: "api".into() },
+                InFlight::Drain {
+                    container_instance_arn: "container-instance/i".into(),
+                },
+            ],
+            ..LedgerView::default()
+        };
+        assert_eq!(view.task_free("task/t"), Err(SkipReason::StopInFlight));
+        assert_eq!(view.service_free("api"), Err(SkipReason::ServiceRedeploying));
+        assert_eq!(view.redeploy_free("api"), Err(SkipReason::RedeployInFlight));
+        assert_eq!(
+            view.instance_free("container-instance/i"),
+            Err(SkipReason::DrainInFlight)
+        );
+        assert_eq!(view.task_free("task/other"), Ok(()));
+        assert_eq!(
+            view.service_free("web"),
+            Ok(()),
+            "a stop in flight does not hold up the whole service"
+        );
+        assert_eq!(view.redeploy_free("web"), Ok(()));
+        assert_eq!(view.instance_free("container-instance/j"), Ok(()));
     }
 }

@@ -29,8 +29,8 @@ use chrono::Duration;
 
 use crate::model::ecs::resource;
 use crate::model::{
-    Cluster, Container, DeploymentStatus, InstanceStatus, NetworkBinding, Protocol, RolloutState, SchedulingStrategy,
-    Service, Task, TaskStatus,
+    Cluster, Container, DeploymentStatus, InstanceIdx, InstanceStatus, NetworkBinding, Protocol, RolloutState,
+    SchedulingStrategy, Service, Task, TaskStatus,
 };
 use crate::placement::{Footprint, Overlay, PlacementIndex};
 
@@ -211,7 +211,7 @@ fn stop_daemons_on_draining(state: &mut State) {
 
 /// Places one new task of service `s` (for deployment `deployment`), optionally only on instance `only`.
 /// Returns whether it was placed.
-fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>, pass: &mut Pass<'_, '_>) -> bool {
+fn place(state: &mut State, s: usize, deployment: &str, only: Option<InstanceIdx>, pass: &mut Pass<'_, '_>) -> bool {
     let index = pass.index;
     let request = pass
         .requests
@@ -222,7 +222,7 @@ fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>, pas
         return false;
     };
     let p = index.candidates(request, &pass.overlay);
-    let choices: Vec<usize> = match only {
+    let choices: Vec<InstanceIdx> = match only {
         Some(i) => p.feasible.iter().copied().filter(|&f| f == i).collect(),
         None => p.candidates,
     };
@@ -243,7 +243,7 @@ fn place(state: &mut State, s: usize, deployment: &str, only: Option<usize>, pas
     };
     pass.overlay.start(at, &request.group, request.footprint.clone());
     let fp = request.footprint.clone();
-    let instance = &mut state.snap.container_instances[at];
+    let instance = &mut state.snap.container_instances[at.get()];
     let gpus: Vec<String> = instance
         .remaining(resource::GPU)
         .and_then(|r| r.string_set_value.clone())
@@ -453,7 +453,7 @@ fn schedule_daemon(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
             t.stopped_reason = Some("Task stopped by a new deployment".into());
         }
     }
-    let missing: Vec<usize> = state
+    let missing: Vec<InstanceIdx> = state
         .snap
         .container_instances
         .iter()
@@ -466,7 +466,7 @@ fn schedule_daemon(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
                     && t.container_instance_arn.as_deref() == Some(i.container_instance_arn.as_str())
             })
         })
-        .map(|(k, _)| k)
+        .map(|(k, _)| InstanceIdx(k))
         .collect();
     for i in missing {
         place(state, s, &deployment, Some(i), pass);
