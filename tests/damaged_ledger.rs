@@ -16,7 +16,7 @@ use ecs_rebalancer::ledger::{ActionState, Ledger};
 use ecs_rebalancer::model::{Cluster, TaskStatus};
 use ecs_rebalancer::plan::{self, Episode, LedgerView, Status};
 use ecs_rebalancer::reconcile::{Controller, CycleReport};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  \

@@ -17,7 +17,7 @@ use serde_json::Value;
 use common::{get_json, moto, StderrLines, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 /// Nothing listens on port 9 of the loopback.
 const CLOSED: &str = "http://127.0.0.1:9";

@@ -18,7 +18,7 @@ use common::{get_json, moto, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger as _};
 use ecs_rebalancer::moves::MoveKind;
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1
 kind: BalancePolicy

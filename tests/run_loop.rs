@@ -19,7 +19,7 @@ use ecs_rebalancer::metrics::Metrics;
 use ecs_rebalancer::model::Snapshot;
 use ecs_rebalancer::reconcile::CycleError;
 use ecs_rebalancer::run::{run, PolicySource, Settings};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const LEASE: Duration = Duration::from_secs(30);

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use ecs_rebalancer::ecs::sdk::SdkEcs;
 use ecs_rebalancer::ecs::{EcsApi, EcsError, InstanceState};
 use ecs_rebalancer::model::TaskStatus;
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::server::{serve, Faults, ServeConfig};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
