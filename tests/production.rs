@@ -361,6 +361,7 @@ async fn two_run_replicas_on_one_cluster_exactly_one_acts() {
     );
 }
 
+#[cfg(feature = "crash-points")]
 /// Kills the leader at `point` of its first action; a follower started afterwards takes over after one lease of
 /// silence and settles that action; no task is stopped twice.
 async fn leader_killed(point: &str, expected: ActionState) {
@@ -414,11 +415,13 @@ async fn leader_killed(point: &str, expected: ActionState) {
     );
 }
 
+#[cfg(feature = "crash-points")]
 #[tokio::test]
 async fn a_leader_killed_after_its_claim_leaves_the_follower_to_abandon_it() {
     leader_killed("after-claim", ActionState::Abandoned).await;
 }
 
+#[cfg(feature = "crash-points")]
 #[tokio::test]
 async fn a_leader_killed_after_the_ecs_call_leaves_the_follower_to_complete_it() {
     leader_killed("after-act", ActionState::Done).await;

@@ -217,6 +217,7 @@ async fn run_for<L: Ledger + Sync>(ecs: &Ecs, ledger: &L, how_long: Duration) ->
         cluster: "c".into(),
         holder: "me".into(),
         lease: LeaseConfig::new(LEASE),
+        #[cfg(feature = "crash-points")]
         crash_at: None,
     };
     let logs = Logs::default();

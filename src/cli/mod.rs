@@ -271,7 +271,9 @@ pub struct ControllerArgs {
     /// How long a lease renewal lets this replica act, and how long a follower waits for a silent leader.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
-    /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act).
+    /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act). Only in builds
+    /// with the `crash-points` feature.
+    #[cfg(feature = "crash-points")]
     #[arg(long, hide = true)]
     pub crash_at: Option<ecs_rebalancer::reconcile::CrashPoint>,
 }
