@@ -3,7 +3,7 @@
 //! names nothing, and `status` lists it. On the memory ledger (an item put raw, read through the DynamoDB mapping)
 //! and on DynamoDB itself (`moto_server`, an item written with the plain SDK).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -6,7 +6,7 @@
 //! metric of actual use reads CloudWatch (served by the twin) without a restart; the metrics server's failures are
 //! told: a port already taken stops `run` at once, a failed accept later is logged with the address.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! The placement engine, one ECS rule per test (ECS-SEMANTICS §1–2). Each cluster is built with the test builders,
 //! which keep ECS's bookkeeping: a placed task reserves CPU, memory and host ports in `remainingResources`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@
 //! deterministic.
 //!
 //! Two bugs these properties found are pinned by minimal regression tests at the end of the file. Run longer with
-//! `PROPTEST_CASES=5000 cargo test --release --test plan_properties`.
+//! `PROPTEST_CASES=5000 cargo test --release --test integration plan_properties::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

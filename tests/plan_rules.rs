@@ -1,7 +1,7 @@
 //! The planner, one rule per test: every move kind and every safety rule (`docs/ecs.md`, `docs/plan.md`), on
 //! clusters built with the test builders.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! completion, leaves its follower to settle the action without a duplicate; no DynamoDB means no ECS mutation;
 //! overlapping `once` runs act once; cooldowns stop a second `once` from touching the same targets.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! The `aws-sdk-ecs` adapter end to end against `twin serve` on 127.0.0.1: a whole cluster read across pages and
 //! batches comes back exactly as the twin holds it, and mutations reach the twin.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

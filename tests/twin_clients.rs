@@ -4,7 +4,7 @@
 //! stopped task replaced by the service's strategy, a forced deployment that replaces every task, the query
 //! language filter, attributes and tags. `scripts/test.sh` installs the AWS CLI and boto3 through pip when missing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,4 +1,5 @@
-//! Shared by the integration tests: running the built binary.
+//! Shared by the integration tests: running the built binary, `twin serve` and `moto_server`, and reading their
+//! answers.
 
 #[allow(dead_code)]
 pub mod http;
