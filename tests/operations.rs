@@ -671,3 +671,36 @@ async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_th
         .unwrap();
     assert_eq!(finish(child).status.code(), Some(0));
 }
+
+/// A SIGTERM while the first cycle is still running (ECS answering slowly) finishes that cycle and releases the
+/// lease: the handler is installed at start-up, not only once `run` first waits between steps.
+#[tokio::test]
+async fn a_sigterm_during_the_first_cycle_finishes_it_and_releases_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "dry-run");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0", "--latency", "500ms"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .spawn()
+    .unwrap();
+    let lines = StderrLines::follow(&mut child);
+    let (leading, _) = lines.wait_for(0, "leading", Duration::from_secs(20)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        finish(child).status.code(),
+        Some(0),
+        "killed by the signal, not shut down"
+    );
+    let (cycle, _) = lines.wait_for(leading, "cycle", Duration::from_secs(5)).await;
+    lines
+        .wait_for(cycle, "shutting down: releasing the lease", Duration::from_secs(5))
+        .await;
+}

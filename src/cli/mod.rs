@@ -375,19 +375,26 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not when the future is
+/// first polled: `run` polls it only between steps, and a SIGTERM during its first lease round and cycle must still
+/// finish the step and release the lease rather than kill the process. Must be called inside the runtime.
+pub fn shutdown() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (term, interrupt) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        // A handler that could not be installed (no file descriptor left) leaves that signal's default action.
+        let recv = |handler: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match handler {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = recv(term) => {}
+            () = recv(interrupt) => {}
         }
-    };
-    tokio::select! {
-        () = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+        tracing::info!("shutdown requested: finishing the step in progress");
     }
-    tracing::info!("shutdown requested: finishing the step in progress");
 }
