@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use ecs_rebalancer::model::{Cluster, TaskIdx};
 use ecs_rebalancer::placement::{Overlay, PlacementIndex, TaskRequest};
-use ecs_rebalancer::testing::generated;
+use ecs_rebalancer::scenarios::generated;
 
 const INSTANCES: usize = 5_000;
 const SERVICES: usize = 1_000;

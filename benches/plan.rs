@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ecs_rebalancer::model::{Cluster, Snapshot};
 use ecs_rebalancer::plan::{self, Episode, LedgerView};
 use ecs_rebalancer::policy;
-use ecs_rebalancer::testing::generated;
+use ecs_rebalancer::scenarios::generated;
 
 fn bench(c: &mut Criterion) {
     let cluster = generated(5_000, 2_000, 100_000);

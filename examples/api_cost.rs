@@ -10,9 +10,12 @@ use std::time::Instant;
 
 use ecs_rebalancer::ecs::sdk::SdkEcs;
 use ecs_rebalancer::ecs::EcsApi;
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::server::{serve, ServeConfig};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
+
+#[path = "../tests/common/http.rs"]
+mod http;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -47,9 +50,7 @@ async fn main() {
     let t = Instant::now();
     let snap = ecs.observe().await.expect("observe");
     let took = t.elapsed();
-    let calls = ecs_rebalancer::testing::http_get(&addr.to_string(), "/__twin/calls")
-        .await
-        .1;
+    let calls = http::get(&addr.to_string(), "/__twin/calls").await.1;
     let tasks = snap.tasks.len();
     println!(
         "observed {} instances, {tasks} tasks, {} services, {} task definitions in {:.2} s",

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ecs_rebalancer::model::{Cluster, Snapshot};
 use ecs_rebalancer::plan::{self, Episode, LedgerView};
 use ecs_rebalancer::policy;
-use ecs_rebalancer::testing::generated;
+use ecs_rebalancer::scenarios::generated;
 
 fn main() {
     let dir = std::env::temp_dir().join("ecs-rebalancer-plan-large");

@@ -24,6 +24,9 @@ use ecs_rebalancer::reconcile::Controller;
 use ecs_rebalancer::twin::server::{serve, Faults, Rates, ServeConfig};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
+#[path = "../tests/common/http.rs"]
+mod http;
+
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1
 kind: BalancePolicy
 metadata: {name: soak}
@@ -212,5 +215,5 @@ async fn soak<L: Ledger + Sync>(cycles: u32, ledger: &L) {
 }
 
 async fn fetch(addr: &str, path: &str) -> String {
-    ecs_rebalancer::testing::http_get(addr, path).await.1
+    http::get(addr, path).await.1
 }

@@ -19,8 +19,12 @@ if ! command -v aws >/dev/null 2>&1 || ! python3 -c 'import boto3' 2>/dev/null; 
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
+# `crash-points` builds the hidden `--crash-at` flag the crash-recovery tests need (tests/production.rs); without
+# it those tests are left out, so CI always turns it on.
+features=(--features crash-points)
 status=0
-{ cargo test --locked --lib --bins --tests && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
+{ cargo test --locked "${features[@]}" --lib --bins --tests && cargo test --locked "${features[@]}" --doc; } 2>&1 |
+  tee "$log" || status=$?
 
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

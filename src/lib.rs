@@ -20,9 +20,10 @@
 //! - [`twin`]: a deterministic simulation of an ECS cluster behind `EcsApi`.
 //! - [`ledger`]: the durable record of moves and cooldowns (`Ledger` trait; in-memory and DynamoDB implementations).
 //! - [`reconcile`]: one controller cycle: observe → settle → plan → re-check → claim → act.
-//! - [`simulate`], [`scenarios`]: the controller against the twin (`simulate`, `demo`), with an end-state audit.
+//! - [`simulate`]: the controller against the twin (`simulate`, `demo`), with an end-state audit.
+//! - [`scenarios`]: the built-in clusters (the demo, the baselines' scenarios, generated clusters for benchmarks) and
+//!   [`scenarios::builder`], the cluster builder they, the tests and the benchmarks are written with.
 //! - [`report`]: the `inspect` view of a cluster (per-instance load as a person reads it).
-//! - `testing`: cluster builders shared by tests, benchmarks and the demo scenario.
 //!
 //! Errors: each module fails with its own type (`model::SnapshotError`, `policy::Diagnostics`, `ecs::EcsError`,
 //! `ledger::LedgerError`, `reconcile::CycleError`); those a running controller meets carry a stable `label()` for
@@ -43,7 +44,5 @@ pub mod run;
 pub mod scenarios;
 pub mod simulate;
 pub mod status;
-#[doc(hidden)]
-pub mod testing;
 pub mod twin;
 pub mod utilization;

@@ -19,7 +19,9 @@ use crate::ledger::lease::{Elector, LeaseConfig, Role};
 use crate::ledger::{Fence, Ledger, LedgerError};
 use crate::metrics::Metrics;
 use crate::policy::{self, Policy};
-use crate::reconcile::{error_policy, Controller, CrashPoint, CycleError, CycleReport};
+#[cfg(feature = "crash-points")]
+use crate::reconcile::CrashPoint;
+use crate::reconcile::{error_policy, Controller, CycleError, CycleReport};
 
 pub mod repeats;
 
@@ -31,6 +33,8 @@ pub struct Settings {
     pub cluster: String,
     pub holder: String,
     pub lease: LeaseConfig,
+    /// Where to stop dead, for the crash-recovery tests (`--crash-at`; only in builds with the `crash-points` feature).
+    #[cfg(feature = "crash-points")]
     pub crash_at: Option<CrashPoint>,
 }
 
@@ -159,6 +163,21 @@ fn log_cycle(result: &Result<CycleReport, CycleError>, repeats: Option<&mut Repe
     }
 }
 
+/// The controller a leader runs: acting only while `elector`'s lease is provably fresh (and, built with the
+/// `crash-points` feature, stopping dead where `settings.crash_at` says).
+fn leading_controller<'a, E: EcsApi + Sync, L: Ledger + Sync>(
+    ecs: &'a E,
+    ledger: &'a L,
+    policy: Policy,
+    settings: &Settings,
+    elector: &Elector,
+) -> Controller<'a, E, L> {
+    let controller = Controller::new(ecs, ledger, policy, &settings.cluster).under_lease(elector.view());
+    #[cfg(feature = "crash-points")]
+    let controller = controller.crash_at(settings.crash_at);
+    controller
+}
+
 /// One cycle under the lease, then the lease is released.
 pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
     ecs: &E,
@@ -175,9 +194,7 @@ pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
         }
         Role::Leader(fence) => tracing::info!(epoch = fence.epoch, holder = %fence.holder, "lease acquired"),
     }
-    let mut controller = Controller::new(ecs, ledger, policy, &settings.cluster)
-        .under_lease(elector.view())
-        .crash_at(settings.crash_at);
+    let mut controller = leading_controller(ecs, ledger, policy, settings, &elector);
     let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
     observe_cycle(metrics, &settings.cluster, &result);
     log_cycle(&result, None);
@@ -330,9 +347,7 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CycleError> {
     let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
-    let mut controller = Controller::new(ecs, ledger, source.current().clone(), &settings.cluster)
-        .under_lease(elector.view())
-        .crash_at(settings.crash_at);
+    let mut controller = leading_controller(ecs, ledger, source.current().clone(), settings, &elector);
     let mut repeats = Repeats::new(repeats::REPEAT_EVERY);
     let mut next_cycle = Instant::now();
     let mut leading = false;

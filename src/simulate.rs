@@ -596,7 +596,7 @@ pub const BASELINE_DURATION: std::time::Duration = std::time::Duration::from_sec
 mod tests {
     use super::*;
     use crate::model::{InstanceStatus, Protocol};
-    use crate::testing::{instance, service, ClusterBuilder};
+    use crate::scenarios::builder::{instance, service, ClusterBuilder};
 
     fn policy() -> Policy {
         let text =

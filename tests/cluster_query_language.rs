@@ -14,7 +14,7 @@ use std::fmt;
 use ecs_rebalancer::model::ContainerInstance;
 use ecs_rebalancer::placement::cql::{self, Arg, Expr, Op, ParseError, Subject};
 use ecs_rebalancer::placement::Facts;
-use ecs_rebalancer::testing::{instance, ClusterBuilder, InstanceBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, ClusterBuilder, InstanceBuilder};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers

@@ -3,7 +3,7 @@
 //! names nothing, and `status` lists it. On the memory ledger (an item put raw, read through the DynamoDB mapping)
 //! and on DynamoDB itself (`moto_server`, an item written with the plain SDK).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ use ecs_rebalancer::ledger::{ActionState, Ledger};
 use ecs_rebalancer::model::{Cluster, TaskStatus};
 use ecs_rebalancer::plan::{self, Episode, LedgerView, Status};
 use ecs_rebalancer::reconcile::{Controller, CycleReport};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  \

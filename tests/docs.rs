@@ -1,7 +1,7 @@
 //! The documentation against the program: no page calls a finished part unfinished, and the README's command table
 //! names every flag each command takes (as its `--help` lists them).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

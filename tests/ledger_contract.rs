@@ -2,7 +2,7 @@
 //! against the DynamoDB ledger on `moto_server` (real conditional writes, transactions and
 //! `ReturnValuesOnConditionCheckFailure`). A behaviour that holds for one and not the other fails here.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! metric of actual use reads CloudWatch (served by the twin) without a restart; the metrics server's failures are
 //! told: a port already taken stops `run` at once, a failed accept later is logged with the address.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -17,7 +17,7 @@ use serde_json::Value;
 use common::{get_json, moto, StderrLines, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
 use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 /// Nothing listens on port 9 of the loopback.
 const CLOSED: &str = "http://127.0.0.1:9";
@@ -670,4 +670,37 @@ async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_th
         .status()
         .unwrap();
     assert_eq!(finish(child).status.code(), Some(0));
+}
+
+/// A SIGTERM while the first cycle is still running (ECS answering slowly) finishes that cycle and releases the
+/// lease: the handler is installed at start-up, not only once `run` first waits between steps.
+#[tokio::test]
+async fn a_sigterm_during_the_first_cycle_finishes_it_and_releases_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(dir.path(), "dry-run");
+    let twin = TwinServer::start(&dir.path().join("start.json"), &["--tick", "0", "--latency", "500ms"]);
+    let (table, _) = table().await;
+    let mut child = command(
+        dir.path(),
+        &twin.url(),
+        &moto::endpoint(),
+        &controller_args("run", "prod", &table),
+    )
+    .spawn()
+    .unwrap();
+    let lines = StderrLines::follow(&mut child);
+    let (leading, _) = lines.wait_for(0, "leading", Duration::from_secs(20)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        finish(child).status.code(),
+        Some(0),
+        "killed by the signal, not shut down"
+    );
+    let (cycle, _) = lines.wait_for(leading, "cycle", Duration::from_secs(5)).await;
+    lines
+        .wait_for(cycle, "shutting down: releasing the lease", Duration::from_secs(5))
+        .await;
 }

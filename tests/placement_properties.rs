@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use ecs_rebalancer::model::ecs::resource;
 use ecs_rebalancer::model::{Cluster, InstanceIdx, InstanceStatus, Protocol, TaskIdx, TaskStatus};
 use ecs_rebalancer::placement::{Constraint, Facts, Overlay, PlacementIndex};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder, ServiceBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder, ServiceBuilder};
 
 #[derive(Debug, Clone)]
 struct InstanceSpec {

@@ -1,13 +1,13 @@
 //! The placement engine, one ECS rule per test (docs/ecs.md: Container instances, Placement). Each cluster is built with the test builders,
 //! which keep ECS's bookkeeping: a placed task reserves CPU, memory and host ports in `remainingResources`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use ecs_rebalancer::model::{Cluster, InstanceIdx, InstanceStatus, NetworkMode, Protocol, TaskIdx};
 use ecs_rebalancer::placement::{Misfit, Overlay, Placement, PlacementIndex, Rejection, ServicePlacement};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder, ServiceBuilder};
 
 /// Where one new task of `service` goes, as instance ids (`i-<id>` without the prefix), with the overlay.
 fn place_with(cluster: &Cluster, name: &str, overlay: &Overlay) -> (Placement, Vec<String>, Vec<String>) {
@@ -479,7 +479,7 @@ fn strategies_apply_in_list_order() {
     // AZ a: a0 with two web tasks and a filler (512 units left); AZ b: b0 empty, b1 with a filler (1024 left).
     // Spread first picks AZ b (no web tasks), then binpack the fuller of b0/b1; binpack first picks the fullest
     // instance overall.
-    let build = |chain: fn(ecs_rebalancer::testing::ServiceBuilder) -> ecs_rebalancer::testing::ServiceBuilder| {
+    let build = |chain: fn(ServiceBuilder) -> ServiceBuilder| {
         ClusterBuilder::new("t")
             .instance(instance("a0").az("a"))
             .instance(instance("b0").az("b"))

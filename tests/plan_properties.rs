@@ -8,7 +8,7 @@
 //! deterministic.
 //!
 //! Two bugs these properties found are pinned by minimal regression tests at the end of the file. Run longer with
-//! `PROPTEST_CASES=5000 cargo test --release --test plan_properties`.
+//! `PROPTEST_CASES=5000 cargo test --release --test integration plan_properties::`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -26,7 +26,7 @@ use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::placement::{Overlay, PlacementIndex};
 use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, LoadView, Plan, PlannedAction, Status};
 use ecs_rebalancer::policy::{self, CountOrPercent, Policy};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder, ServiceBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder, ServiceBuilder};
 
 const CLUSTER: &str = "props";
 const AZS: [&str; 3] = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];

@@ -1,7 +1,7 @@
 //! The planner, one rule per test: every move kind and every safety rule (`docs/ecs.md`, `docs/plan.md`), on
 //! clusters built with the test builders.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use ecs_rebalancer::model::{Cluster, DeploymentStatus, InstanceStatus, Protected
 use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, Plan, Status};
 use ecs_rebalancer::policy::{self, Policy};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z")

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
+use crate::common;
 
 use ecs_rebalancer::policy::{self, convert, raw, ActionKind, CountOrPercent, Metric, Mode};
 

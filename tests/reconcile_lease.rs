@@ -13,7 +13,7 @@ use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger};
 use ecs_rebalancer::model::InstanceStatus;
 use ecs_rebalancer::moves::{Move, MoveKind};
 use ecs_rebalancer::reconcile::Controller;
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  \

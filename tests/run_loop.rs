@@ -19,7 +19,7 @@ use ecs_rebalancer::metrics::Metrics;
 use ecs_rebalancer::model::Snapshot;
 use ecs_rebalancer::reconcile::CycleError;
 use ecs_rebalancer::run::{run, PolicySource, Settings};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -217,6 +217,7 @@ async fn run_for<L: Ledger + Sync>(ecs: &Ecs, ledger: &L, how_long: Duration) ->
         cluster: "c".into(),
         holder: "me".into(),
         lease: LeaseConfig::new(LEASE),
+        #[cfg(feature = "crash-points")]
         crash_at: None,
     };
     let logs = Logs::default();

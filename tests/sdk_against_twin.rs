@@ -1,7 +1,7 @@
 //! The `aws-sdk-ecs` adapter end to end against `twin serve` on 127.0.0.1: a whole cluster read across pages and
 //! batches comes back exactly as the twin holds it, and mutations reach the twin.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use ecs_rebalancer::ecs::sdk::SdkEcs;
 use ecs_rebalancer::ecs::{EcsApi, EcsError, InstanceState};
 use ecs_rebalancer::model::TaskStatus;
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::server::{serve, Faults, ServeConfig};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 

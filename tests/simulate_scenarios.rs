@@ -6,8 +6,8 @@ use std::path::Path;
 use ecs_rebalancer::model::{InstanceStatus, Snapshot};
 use ecs_rebalancer::policy::{self, Policy};
 use ecs_rebalancer::scenarios;
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::simulate::{self, Options, Report};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
 
 fn policy(extra: &str) -> Policy {
     let text = format!(

@@ -4,7 +4,7 @@
 //! stopped task replaced by the service's strategy, a forced deployment that replaces every task, the query
 //! language filter, attributes and tags. `scripts/test.sh` installs the AWS CLI and boto3 through pip when missing.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::{get_json, TwinServer};
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 /// Four instances; `web` (8 tasks, instance spread, 50/200) and `api` (instance spread: 3 on b, 1 on c and d, none
 /// on a); a standalone `batch` task on a; 120 small `bulk` tasks, so ListTasks has more than one page; tags on

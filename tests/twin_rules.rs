@@ -10,7 +10,7 @@ use ecs_rebalancer::model::ecs::resource;
 use ecs_rebalancer::model::{
     ContainerInstance, DeploymentStatus, InstanceStatus, Protocol, RolloutState, Service, Snapshot, Task, TaskStatus,
 };
-use ecs_rebalancer::testing::{instance, service, ClusterBuilder, AGENT_PORTS};
+use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder, AGENT_PORTS};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const TICK: Duration = Duration::from_secs(10);

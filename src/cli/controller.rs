@@ -107,6 +107,7 @@ pub async fn connect(args: &ControllerArgs) -> anyhow::Result<(aws_config::SdkCo
         cluster: args.cluster.clone(),
         holder: holder_id(),
         lease: LeaseConfig::new(args.lease_duration),
+        #[cfg(feature = "crash-points")]
         crash_at: args.crash_at,
     };
     Ok((conf, settings))

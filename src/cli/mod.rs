@@ -271,7 +271,9 @@ pub struct ControllerArgs {
     /// How long a lease renewal lets this replica act, and how long a follower waits for a silent leader.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
-    /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act).
+    /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act). Only in builds
+    /// with the `crash-points` feature.
+    #[cfg(feature = "crash-points")]
     #[arg(long, hide = true)]
     pub crash_at: Option<ecs_rebalancer::reconcile::CrashPoint>,
 }
@@ -373,13 +375,13 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is called, not when the future is
+/// first polled: `run` polls it only between steps, and a SIGTERM during its first lease round and cycle must still
+/// finish the step and release the lease rather than kill the process. A handler that cannot be installed (no file
+/// descriptor left) fails start-up rather than leave the signal's default action. Must be called inside the runtime.
 pub fn shutdown() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use anyhow::Context as _;
     use tokio::signal::unix::{signal, SignalKind};
-    // Registered now, not on the future's first poll: a signal that came before the registration (or a
-    // registration that failed later, when file descriptors ran out) would take the default action and kill the
-    // process mid-step.
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     Ok(async move {

@@ -180,7 +180,7 @@ fn in_flight_unavailable(cluster: &Cluster, f: &InFlight) -> u32 {
 mod tests {
     use super::*;
     use crate::policy::CountOrPercent;
-    use crate::testing::{instance, service, ClusterBuilder};
+    use crate::scenarios::builder::{instance, service, ClusterBuilder};
 
     fn limits(max_unavailable: u32, per_hour: u32) -> Budgets {
         Budgets {

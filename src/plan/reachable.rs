@@ -388,7 +388,7 @@ struct SizeClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{instance, service, ClusterBuilder};
+    use crate::scenarios::builder::{instance, service, ClusterBuilder};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-28T12:00:00Z").unwrap().to_utc()

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{action_id, crash, target_of, Controller, CrashPoint, CycleError, LOG};
+#[cfg(feature = "crash-points")]
+use super::CrashPoint;
+use super::{action_id, target_of, Controller, CycleError, LOG};
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::{ActionRecord, ActionState, Claim, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
@@ -59,18 +61,16 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             landing = ?action.predicted_landing,
             "claimed"
         );
-        if self.crash_at == Some(CrashPoint::AfterClaim) {
-            crash("after-claim");
-        }
+        #[cfg(feature = "crash-points")]
+        self.crash_if_at(CrashPoint::AfterClaim);
         // The claim is recorded; if the lease went stale meanwhile, leave it claimed for whoever leads to settle.
         if let Err(why) = self.fence() {
             tracing::warn!(target: LOG, action = %id, "{why}; left claimed for the leader to settle");
             return Ok(Err(format!("claimed, then {why}")));
         }
         let result = self.send(&action.mv, &id).await;
-        if self.crash_at == Some(CrashPoint::AfterAct) {
-            crash("after-act");
-        }
+        #[cfg(feature = "crash-points")]
+        self.crash_if_at(CrashPoint::AfterAct);
         match &result {
             Ok(()) => tracing::info!(target: LOG, action = %id, "sent to ECS"),
             Err(e) => tracing::warn!(target: LOG, action = %id, error = %e, "ECS call failed"),

@@ -9,7 +9,8 @@
 //!
 //! This file holds the cycle, its errors and its report, and action ids; `act.rs` re-checks, claims and sends one
 //! move, `settle.rs` finishes what is in flight, and `verify.rs` checks where settled moves landed against their
-//! odds. An action item the ledger cannot read holds back what it names, and the plan says so
+//! odds; `crash.rs`, built only with the `crash-points` feature, stops the process dead for the crash-recovery
+//! tests. An action item the ledger cannot read holds back what it names, and the plan says so
 //! (`ledger::Unreadable`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,9 +28,13 @@ use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
 mod act;
+#[cfg(feature = "crash-points")]
+mod crash;
 mod settle;
 mod verify;
 
+#[cfg(feature = "crash-points")]
+pub use crash::CrashPoint;
 pub use verify::{Odds, BACKOFF, MIN_DRAWS, MISPREDICTIONS_BEFORE_BACKOFF};
 
 /// The target of every line this module logs, whichever of its files logs it (docs/operations.md shows it).
@@ -150,34 +155,10 @@ pub struct Controller<'a, E, L> {
     odds: HashMap<String, Odds>,
     /// Under a lease, every claim and ECS mutation first proves the lease fresh (`None`: no lease, as in `simulate`).
     lease: Option<LeaseView>,
-    /// For the crash tests: abort the process at this point of the first action.
+    /// For the crash tests: abort the process at this point of the first action (`crash.rs`).
+    #[cfg(feature = "crash-points")]
     crash_at: Option<CrashPoint>,
     pub stats: ControllerStats,
-}
-
-/// Where the crash tests stop a controller dead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// The action is claimed in the ledger, nothing sent to ECS.
-    AfterClaim,
-    /// ECS has the action, the ledger still says claimed.
-    AfterAct,
-}
-
-impl std::str::FromStr for CrashPoint {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "after-claim" => Ok(CrashPoint::AfterClaim),
-            "after-act" => Ok(CrashPoint::AfterAct),
-            _ => Err(format!("{s:?}: expected after-claim or after-act")),
-        }
-    }
-}
-
-fn crash(point: &str) -> ! {
-    tracing::error!("crash-at {point}: aborting as asked");
-    std::process::abort()
 }
 
 /// The deterministic id of a planned action: the same move observed twice claims the same record. It starts with
@@ -220,6 +201,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             mispredicted: HashMap::new(),
             odds: HashMap::new(),
             lease: None,
+            #[cfg(feature = "crash-points")]
             crash_at: None,
             stats: ControllerStats::default(),
         }
@@ -228,12 +210,6 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     /// Acts only while `lease` is provably fresh, and claims under its fence.
     pub fn under_lease(mut self, lease: LeaseView) -> Self {
         self.lease = Some(lease);
-        self
-    }
-
-    /// Aborts the process at `point` (hidden `--crash-at`, for the crash-recovery tests).
-    pub fn crash_at(mut self, point: Option<CrashPoint>) -> Self {
-        self.crash_at = point;
         self
     }
 

@@ -1,5 +1,8 @@
-//! Shared by the integration tests: running the built binary.
+//! Shared by the integration tests: running the built binary, `twin serve` and `moto_server`, and reading their
+//! answers.
 
+#[allow(dead_code)]
+pub mod http;
 #[allow(dead_code)]
 pub mod moto;
 
@@ -21,11 +24,8 @@ pub fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `GET path` on a local server: the status code and the body.
-#[allow(dead_code)]
-pub async fn get(addr: &str, path: &str) -> (u16, String) {
-    ecs_rebalancer::testing::http_get(addr, path).await
-}
+#[allow(unused_imports)]
+pub use http::get;
 
 /// `GET path` on a local server, as JSON (the twin's own endpoints).
 #[allow(dead_code)]

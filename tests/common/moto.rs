@@ -1,7 +1,7 @@
-//! `moto_server` for the tests that need real DynamoDB or STS semantics: one server per test binary
-//! (`tests/moto/ecs_server.py`, moto's whole server), started on first use on 127.0.0.1 and gone when the binary
-//! exits (it serves until its stdin closes). `scripts/test.sh`
-//! installs moto through pip when it is missing.
+//! `moto_server` for the tests that need real DynamoDB or STS semantics: one server per test binary, shared by every
+//! module of `tests/tests.rs` (`tests/moto/ecs_server.py`, moto's whole server), started on first use on 127.0.0.1
+//! and gone when the binary exits (it serves until its stdin closes). `scripts/test.sh` installs moto through pip
+//! when it is missing.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,10 +1,13 @@
-//! Built-in scenarios: the `demo` cluster and policy.
+//! Built-in scenarios: the `demo` cluster and policy, the clusters of the `simulate --compare-baselines` figures and
+//! the generated clusters of the benchmarks, all written with [`builder`].
+
+pub mod builder;
 
 use std::path::Path;
 
-use crate::model::Snapshot;
+use crate::model::{Cluster, Snapshot};
 use crate::policy::{self, Policy};
-use crate::testing::{instance, service, ClusterBuilder};
+use builder::{instance, service, ClusterBuilder};
 
 /// A cluster the morning after an instance replacement and a scale-out. `old-c` failed overnight: ECS restarted its
 /// tasks on `old-a` and `old-b`, the two `m5.2xlarge` left, and its replacement `new-c` joined empty. The scale-out
@@ -287,6 +290,53 @@ pub fn sparse(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
         }
     }
     stamp(b.snapshot())
+}
+
+/// A deterministic cluster of `instances` instances across three AZs in three sizes, with `services` services and
+/// about `tasks` tasks spread over them, for benchmarks and size tests.
+pub fn generated(instances: usize, services: usize, tasks: usize) -> Cluster {
+    let sizes = [
+        (2048, 7680, "m5.large"),
+        (4096, 15576, "m5.xlarge"),
+        (8192, 31552, "m5.2xlarge"),
+    ];
+    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+    let mut b = ClusterBuilder::new("generated");
+    for i in 0..instances {
+        let (cpu, mem, kind) = sizes[i % sizes.len()];
+        b = b.instance(
+            instance(&format!("{i:05}"))
+                .cpu(cpu * 4)
+                .memory(mem * 4)
+                .az(azs[(i / 3) % azs.len()])
+                .instance_type(kind),
+        );
+    }
+    for s in 0..services {
+        let svc = service(&format!("svc-{s:04}"))
+            .cpu(32 + (s as u32 % 4) * 16)
+            .memory(64 + (s as u32 % 8) * 32)
+            .deployment(if s % 10 == 0 { 100 } else { 50 }, 200);
+        let svc = match s % 5 {
+            0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
+            1 => svc.binpack("memory"),
+            2 => svc
+                .member_of("attribute:ecs.instance-type =~ m5.*")
+                .spread("instanceId"),
+            3 => svc.distinct_instance(),
+            _ => svc,
+        };
+        b = b.service(svc);
+    }
+    let per_service = tasks / services.max(1);
+    for s in 0..services {
+        for k in 0..per_service {
+            // Deterministic scatter: consecutive tasks of a service on instances far apart.
+            let i = (s * 7919 + k * 104_729) % instances;
+            b = b.tasks(&format!("svc-{s:04}"), &format!("{i:05}"), 1);
+        }
+    }
+    b.build()
 }
 
 fn stamp(mut snap: Snapshot) -> Snapshot {

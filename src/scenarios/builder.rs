@@ -1,8 +1,9 @@
-//! Builders for clusters in tests and benchmarks: `ClusterBuilder::new("prod").instance(instance("a").cpu(2048))
+//! Clusters written in code: `ClusterBuilder::new("prod").instance(instance("a").cpu(2048))
 //! .service(service("web").cpu(256))...`, with ECS's bookkeeping kept (a placed task reserves CPU, memory and host
 //! ports in the instance's `remainingResources` and counts in `runningTasksCount`).
 //!
-//! Not part of the product's interface; public so integration tests and benchmarks can share it.
+//! The `demo` cluster and the other built-in scenarios are written with it; tests and benchmarks build their clusters
+//! with it too.
 
 use std::collections::HashMap;
 
@@ -425,7 +426,7 @@ impl ClusterBuilder {
     /// Places `n` RUNNING tasks of `service` on the instance named `instance`, keeping ECS's bookkeeping.
     ///
     /// # Panics
-    /// When the service or the instance was not added first (a mistake in the test itself).
+    /// When the service or the instance was not added first (a mistake in the code building the cluster).
     pub fn tasks(mut self, service: &str, instance: &str, n: usize) -> Self {
         for _ in 0..n {
             self = self.task_with(service, instance, TaskStatus::Running);
@@ -475,14 +476,14 @@ impl ClusterBuilder {
         *self
             .instance_at
             .get(id)
-            .unwrap_or_else(|| panic!("test cluster has no instance {id:?}"))
+            .unwrap_or_else(|| panic!("the cluster being built has no instance {id:?}"))
     }
 
     fn task_with(mut self, service: &str, instance: &str, desired: TaskStatus) -> Self {
         let si = *self
             .service_at
             .get(service)
-            .unwrap_or_else(|| panic!("test cluster has no service {service:?}"));
+            .unwrap_or_else(|| panic!("the cluster being built has no service {service:?}"));
         let s = self.services[si].clone();
         let at = self.instance_position(instance);
         let instance_arn = self.snapshot.container_instances[at].container_instance_arn.clone();
@@ -582,82 +583,13 @@ impl ClusterBuilder {
     /// The indexed cluster.
     ///
     /// # Panics
-    /// On duplicate names, a mistake in the test itself.
+    /// On duplicate names, a mistake in the code building the cluster.
     pub fn build(self) -> Cluster {
-        Cluster::new(self.snapshot).expect("test cluster has unique names")
+        Cluster::new(self.snapshot).expect("a built cluster has unique names")
     }
 }
 
 fn extend_ports(r: &mut Resource, ports: &[u16]) {
     let set = r.string_set_value.get_or_insert_with(Vec::new);
     set.extend(ports.iter().map(u16::to_string));
-}
-
-/// A deterministic cluster of `instances` instances across three AZs in three sizes, with `services` services and
-/// about `tasks` tasks spread over them, for benchmarks and size tests.
-pub fn generated(instances: usize, services: usize, tasks: usize) -> Cluster {
-    let sizes = [
-        (2048, 7680, "m5.large"),
-        (4096, 15576, "m5.xlarge"),
-        (8192, 31552, "m5.2xlarge"),
-    ];
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-    let mut b = ClusterBuilder::new("generated");
-    for i in 0..instances {
-        let (cpu, mem, kind) = sizes[i % sizes.len()];
-        b = b.instance(
-            instance(&format!("{i:05}"))
-                .cpu(cpu * 4)
-                .memory(mem * 4)
-                .az(azs[(i / 3) % azs.len()])
-                .instance_type(kind),
-        );
-    }
-    for s in 0..services {
-        let svc = service(&format!("svc-{s:04}"))
-            .cpu(32 + (s as u32 % 4) * 16)
-            .memory(64 + (s as u32 % 8) * 32)
-            .deployment(if s % 10 == 0 { 100 } else { 50 }, 200);
-        let svc = match s % 5 {
-            0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
-            1 => svc.binpack("memory"),
-            2 => svc
-                .member_of("attribute:ecs.instance-type =~ m5.*")
-                .spread("instanceId"),
-            3 => svc.distinct_instance(),
-            _ => svc,
-        };
-        b = b.service(svc);
-    }
-    let per_service = tasks / services.max(1);
-    for s in 0..services {
-        for k in 0..per_service {
-            // Deterministic scatter: consecutive tasks of a service on instances far apart.
-            let i = (s * 7919 + k * 104_729) % instances;
-            b = b.tasks(&format!("svc-{s:04}"), &format!("{i:05}"), 1);
-        }
-    }
-    b.build()
-}
-
-/// `GET path` on a local HTTP/1.1 server (the twin's own endpoints, `/metrics`): the status code and the body. For
-/// tests, examples and benchmarks, without an HTTP client crate.
-///
-/// # Panics
-/// When the server cannot be reached or does not answer HTTP (a failure of the test itself).
-pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write the request");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.expect("read the answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status code");
-    (status, body.to_owned())
 }
