@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::model::{Cluster, Snapshot};
 use crate::policy::{self, Policy};
-use builder::{instance, service, ClusterBuilder};
+use builder::{instance, service, ClusterBuilder, InstanceBuilder};
 
 /// A cluster the morning after an instance replacement and a scale-out. `old-c` failed overnight: ECS restarted its
 /// tasks on `old-a` and `old-b`, the two `m5.2xlarge` left, and its replacement `new-c` joined empty. The scale-out
@@ -110,24 +110,24 @@ pub fn demo_policy() -> Policy {
     }
 }
 
+/// Instance `i` of a scale-out: the first `old` registered on the 1st of the month, the rest on the 28th; three
+/// Availability Zones in turn.
+fn scale_out_instance(i: usize, old: usize) -> InstanceBuilder {
+    const AZS: [&str; 3] = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+    let registered = if i < old {
+        "2026-11-01T08:00:00Z"
+    } else {
+        "2026-11-28T09:00:00Z"
+    };
+    instance(&format!("{i:04}")).az(AZS[i % 3]).registered_at(registered)
+}
+
 /// `old` full instances and `new` empty ones across three AZs, and `services` services (a third each: AZ-then-
 /// instance spread, instance spread, the ECS default) with `per_old` tasks on every `every`-th old instance.
 pub fn scale_out(name: &str, old: usize, new: usize, services: usize, per_old: usize, every: usize) -> Snapshot {
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
     let mut b = ClusterBuilder::new(name);
     for i in 0..old + new {
-        let registered = if i < old {
-            "2026-11-01T08:00:00Z"
-        } else {
-            "2026-11-28T09:00:00Z"
-        };
-        b = b.instance(
-            instance(&format!("{i:04}"))
-                .cpu(8192)
-                .memory(32768)
-                .az(azs[i % 3])
-                .registered_at(registered),
-        );
+        b = b.instance(scale_out_instance(i, old).cpu(8192).memory(32768));
     }
     for s in 0..services {
         let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
@@ -155,22 +155,14 @@ pub fn scale_out(name: &str, old: usize, new: usize, services: usize, per_old: u
 /// 8 vCPU / 32 GiB, empty, across three AZs. `services` services spread by instance (a third also by AZ first),
 /// one task on every old instance each. ECS's spread fills instances equally by task count, whatever their size.
 pub fn mixed_sizes(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
     let mut b = ClusterBuilder::new(name);
     for i in 0..old + new {
-        let (cpu, memory, kind, registered) = if i < old {
-            (2048, 8192, "m5.large", "2026-11-01T08:00:00Z")
+        let (cpu, memory, kind) = if i < old {
+            (2048, 8192, "m5.large")
         } else {
-            (8192, 32768, "m5.2xlarge", "2026-11-28T09:00:00Z")
+            (8192, 32768, "m5.2xlarge")
         };
-        b = b.instance(
-            instance(&format!("{i:04}"))
-                .cpu(cpu)
-                .memory(memory)
-                .az(azs[i % 3])
-                .instance_type(kind)
-                .registered_at(registered),
-        );
+        b = b.instance(scale_out_instance(i, old).cpu(cpu).memory(memory).instance_type(kind));
     }
     for s in 0..services {
         let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
@@ -203,23 +195,10 @@ pub fn strict_floors(name: &str, old: usize, new: usize, services: usize, per_ol
 /// half `r5` for memory, three AZs) with services pinned to one family by `memberOf`, services with
 /// `distinctInstance` that bind static host port 8080 + k in host mode, and unconstrained spread services.
 pub fn constrained(name: &str, old: usize, new: usize) -> Snapshot {
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
     let mut b = ClusterBuilder::new(name);
     for i in 0..old + new {
         let family = if i % 2 == 0 { "c5.2xlarge" } else { "r5.2xlarge" };
-        let registered = if i < old {
-            "2026-11-01T08:00:00Z"
-        } else {
-            "2026-11-28T09:00:00Z"
-        };
-        b = b.instance(
-            instance(&format!("{i:04}"))
-                .cpu(8192)
-                .memory(65536)
-                .az(azs[i % 3])
-                .instance_type(family)
-                .registered_at(registered),
-        );
+        b = b.instance(scale_out_instance(i, old).cpu(8192).memory(65536).instance_type(family));
     }
     for k in 0..4u16 {
         let pinned = service(&format!("compute-{k}"))
@@ -262,21 +241,9 @@ pub fn constrained(name: &str, old: usize, new: usize) -> Snapshot {
 /// services each with tasks on one in twenty old instances (5 %), two tasks each, spread by instance or by the
 /// ECS default.
 pub fn sparse(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
     let mut b = ClusterBuilder::new(name);
     for i in 0..old + new {
-        let registered = if i < old {
-            "2026-11-01T08:00:00Z"
-        } else {
-            "2026-11-28T09:00:00Z"
-        };
-        b = b.instance(
-            instance(&format!("{i:04}"))
-                .cpu(8192)
-                .memory(32768)
-                .az(azs[i % 3])
-                .registered_at(registered),
-        );
+        b = b.instance(scale_out_instance(i, old).cpu(8192).memory(32768));
     }
     for s in 0..services {
         let svc = service(&format!("svc-{s:03}")).cpu(128).memory(256).deployment(50, 200);
