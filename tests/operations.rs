@@ -508,10 +508,7 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
     let before = dynamodb.requests();
     tokio::time::sleep(Duration::from_secs(9)).await;
     let during = dynamodb.requests() - before;
-    Command::new("kill")
-        .args(["-TERM", &follower.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&follower);
     let status = follower.wait().unwrap();
     let log = lines.join().unwrap().join("\n");
     assert_eq!(status.code(), Some(0), "{log}");
@@ -588,10 +585,7 @@ async fn a_reload_that_switches_to_a_metric_of_actual_use_reads_cloudwatch_from_
     );
     assert!(metric_reads().await >= Some(1), "CloudWatch read");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     assert_eq!(finish(child).status.code(), Some(0));
 }
 
@@ -665,10 +659,7 @@ async fn a_metrics_server_error_after_start_up_is_logged_with_the_address_and_th
     assert_eq!(common::get(&addr, "/healthz").await, (200, "ok\n".into()));
     drop(waiting);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     assert_eq!(finish(child).status.code(), Some(0));
 }
 
@@ -690,10 +681,7 @@ async fn a_sigterm_during_the_first_cycle_finishes_it_and_releases_the_lease() {
     .unwrap();
     let lines = StderrLines::follow(&mut child);
     let (leading, _) = lines.wait_for(0, "leading", Duration::from_secs(20)).await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     assert_eq!(
         finish(child).status.code(),
         Some(0),

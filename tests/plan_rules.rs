@@ -464,24 +464,29 @@ fn work_in_flight_counts_against_max_unavailable() {
     assert_eq!(p.actions.len(), 1, "one below desired already, one more allowed");
 }
 
-/// Budgets bound the pace and never make a move impossible: with nothing in flight and nothing restarted in the
-/// last hour, a move bigger than every budget still goes, alone.
-#[test]
-fn a_budget_never_refuses_the_only_move_with_nothing_in_flight() {
+/// A 50-task service spread by instance, every task on the first of five large instances, at this minimum
+/// healthy percent and a 200 % maximum.
+fn fifty_tasks_on_one_of_five(min_healthy: u32) -> Cluster {
     let mut b = ClusterBuilder::new("c");
     for id in ["a", "b", "c", "d", "e"] {
         b = b.instance(instance(id).cpu(16384).memory(65536));
     }
-    let c = b
-        .service(
-            service("api")
-                .cpu(64)
-                .memory(64)
-                .spread("instanceId")
-                .deployment(50, 200),
-        )
-        .tasks("api", "a", 50)
-        .build();
+    b.service(
+        service("api")
+            .cpu(64)
+            .memory(64)
+            .spread("instanceId")
+            .deployment(min_healthy, 200),
+    )
+    .tasks("api", "a", 50)
+    .build()
+}
+
+/// Budgets bound the pace and never make a move impossible: with nothing in flight and nothing restarted in the
+/// last hour, a move bigger than every budget still goes, alone.
+#[test]
+fn a_budget_never_refuses_the_only_move_with_nothing_in_flight() {
+    let c = fifty_tasks_on_one_of_five(50);
     let tight = "  actions: [redeploy-services]\n  budgets: {maxUnavailable: 1, perHour: 1, perService: 1}\n";
     let p = run(&c, &policy("count", tight));
     assert_eq!(kinds(&p), ["redeploy-service"], "{:#?}", p.skipped);
@@ -491,20 +496,7 @@ fn a_budget_never_refuses_the_only_move_with_nothing_in_flight() {
 
 #[test]
 fn the_default_budgets_let_a_50_task_service_be_redeployed() {
-    let mut b = ClusterBuilder::new("c");
-    for id in ["a", "b", "c", "d", "e"] {
-        b = b.instance(instance(id).cpu(16384).memory(65536));
-    }
-    let c = b
-        .service(
-            service("api")
-                .cpu(64)
-                .memory(64)
-                .spread("instanceId")
-                .deployment(100, 200),
-        )
-        .tasks("api", "a", 50)
-        .build();
+    let c = fifty_tasks_on_one_of_five(100);
     let p = run(&c, &policy("count", "  actions: [stop-tasks, redeploy-services]\n"));
     assert_eq!(kinds(&p), ["redeploy-service"], "{:#?}", p.skipped);
     assert_eq!(

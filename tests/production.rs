@@ -116,8 +116,7 @@ fn spawn_run(dir: &Path, twin: &TwinServer, table: &str, extra: &[&str]) -> Chil
 
 /// SIGTERM, then the exit status and stderr.
 fn terminate(child: Child) -> (Option<i32>, String) {
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    common::sigterm(&child);
     let out = child.wait_with_output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -566,10 +565,7 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
         "{metrics}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     lines
         .wait_for("shutting down: releasing the lease", Duration::from_secs(5))

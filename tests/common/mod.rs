@@ -134,3 +134,12 @@ impl StderrLines {
         }
     }
 }
+
+/// Sends SIGTERM to a child process (what a service manager does to stop the controller).
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
