@@ -90,9 +90,7 @@ impl Search<'_> {
         }
         landing.sort_unstable();
         landing.dedup();
-        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
-            via: state.instance_name(i),
-        })?;
+        state.no_hotter_landing(&delta)?;
         let score = delta.expected();
         #[allow(clippy::cast_precision_loss)] // task counts
         let each = Contribution {

@@ -144,9 +144,7 @@ impl Search<'_> {
         }
         landing.sort_unstable();
         landing.dedup();
-        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
-            via: state.instance_name(i),
-        })?;
+        state.no_hotter_landing(&delta)?;
         let score = delta.expected();
         let (loads, stats) = delta.into_outcome();
         let n = u32::try_from(old.len()).unwrap_or(u32::MAX);

@@ -259,6 +259,13 @@ impl<'c> State<'c> {
             .unwrap_or_else(|| inst.container_instance_arn.clone())
     }
 
+    /// [`Delta::worst_ok`] as a refusal naming the busiest landing (`hotter-landing`).
+    pub fn no_hotter_landing(&self, delta: &Delta<'_>) -> Result<(), SkipReason> {
+        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
+            via: self.instance_name(i),
+        })
+    }
+
     pub fn arn(&self, i: InstanceIdx) -> &'c str {
         &self.cluster.instance_at(i).container_instance_arn
     }

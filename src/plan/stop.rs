@@ -129,9 +129,7 @@ impl Search<'_> {
         if landed.ties == [source] {
             return Err(SkipReason::LandsOnSource);
         }
-        delta.worst_ok().map_err(|i| SkipReason::HotterLanding {
-            via: state.instance_name(i),
-        })?;
+        state.no_hotter_landing(&delta)?;
         if az_rebalancing {
             let az = |i: InstanceIdx| cluster.instance_at(i).availability_zone().unwrap_or("?").to_owned();
             let changes = match state.luck {
