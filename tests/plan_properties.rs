@@ -298,9 +298,17 @@ impl Scenario {
                 Steadiness::RolloutFailed => svc.deployments[0].rollout_state = Some(RolloutState::Failed),
             }
         }
-        if !snapshot.tasks.is_empty() {
+        // ECS protects only service tasks (UpdateTaskProtection answers TASK_NOT_VALID for a standalone task), so
+        // only service tasks are drawn.
+        let service_tasks: Vec<String> = snapshot
+            .tasks
+            .iter()
+            .filter(|t| t.service_name().is_some())
+            .map(|t| t.task_arn.clone())
+            .collect();
+        if !service_tasks.is_empty() {
             for p in &self.protected {
-                let arn = snapshot.tasks[p.index(snapshot.tasks.len())].task_arn.clone();
+                let arn = service_tasks[p.index(service_tasks.len())].clone();
                 snapshot.protected_tasks.push(ProtectedTask {
                     task_arn: arn,
                     protection_enabled: true,
