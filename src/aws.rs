@@ -23,12 +23,13 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 /// The SDK's endpoint variables for the services this program calls
 /// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
-pub const ENDPOINT_VARIABLES: [&str; 5] = [
+pub const ENDPOINT_VARIABLES: [&str; 6] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_ECS",
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_CLOUDWATCH",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 ];
 
 /// A configuration the SDK cannot work with; each message names what to set, on one short line.

@@ -43,6 +43,7 @@ pub mod report;
 pub mod run;
 pub mod scenarios;
 pub mod simulate;
+pub mod source;
 pub mod status;
 pub mod twin;
 pub mod utilization;

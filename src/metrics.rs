@@ -36,8 +36,13 @@ pub struct Metrics {
     pub api_throttles: Family<Labels, Counter>,
     /// 1 while this replica holds a fresh lease.
     pub lease_held: Family<Labels, Gauge>,
-    /// Policy reloads by result (`ok`, `invalid`).
+    /// Policy reloads by result: `ok` (a new revision in force), `invalid` (a revision that did not validate; the
+    /// last good one stays), `fetch-failed` (a git source could not be fetched; the last good one stays).
     pub policy_reloads: Family<Labels, Counter>,
+    /// 1 for the revision and name of the policy in force; nothing while none has ever been good.
+    policy_info: Family<Labels, Gauge>,
+    /// The labels of the one `policy_info` series.
+    policy_in_force: std::sync::Mutex<Option<Labels>>,
     ready: AtomicBool,
 }
 
@@ -53,6 +58,7 @@ impl Default for Metrics {
         let api_throttles = Family::default();
         let lease_held = Family::default();
         let policy_reloads = Family::default();
+        let policy_info = Family::default();
         registry.register("cycles", "Controller cycles by result", cycles.clone());
         registry.register("actions", "Actions by kind and outcome", actions.clone());
         registry.register(
@@ -82,6 +88,11 @@ impl Default for Metrics {
             api_throttles.clone(),
         );
         registry.register("policy_reloads", "Policy reloads by result", policy_reloads.clone());
+        registry.register(
+            "policy_info",
+            "The revision and name of the policy in force",
+            policy_info.clone(),
+        );
         Metrics {
             registry,
             cycles,
@@ -93,6 +104,8 @@ impl Default for Metrics {
             api_throttles,
             lease_held,
             policy_reloads,
+            policy_info,
+            policy_in_force: std::sync::Mutex::new(None),
             ready: AtomicBool::new(false),
         }
     }
@@ -106,6 +119,27 @@ impl Metrics {
         if throttled {
             self.api_throttles.get_or_create(&labels).inc();
         }
+    }
+
+    /// Counts one policy reload by its result (`ok`, `invalid`, `fetch-failed`).
+    pub fn count_reload(&self, result: &str) {
+        self.policy_reloads
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    /// Makes `ecs_rebalancer_policy_info{revision,name}` name the policy in force (one series: the previous one is
+    /// removed).
+    pub fn set_policy(&self, revision: &str, name: &str) {
+        let labels = vec![("revision", revision.to_owned()), ("name", name.to_owned())];
+        let mut in_force = self
+            .policy_in_force
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = in_force.replace(labels.clone()) {
+            self.policy_info.remove(&old);
+        }
+        self.policy_info.get_or_create(&labels).set(1);
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -3,13 +3,13 @@
 //!
 //! A cycle runs only while this replica holds the lease; the lease is renewed while the cycle runs, and the
 //! controller proves it fresh before every claim and every ECS mutation (`reconcile::Controller::under_lease`).
-//! `run` re-reads the policy path when it changes (an invalid edit keeps the last good policy and is reported),
-//! spaces cycles by the policy's interval with ±10 % jitter (sooner while actions are in flight), and on shutdown
+//! `run` follows the policy source (`source::PolicySource`: a path re-read when it changes, a git ref fetched every
+//! poll; an invalid revision keeps the last good policy and is reported), acts only under the revision the lease
+//! records, spaces cycles by the policy's interval with ±10 % jitter (sooner while actions are in flight), and on shutdown
 //! finishes the step it is in and releases the lease so a follower takes over at once.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
@@ -18,10 +18,11 @@ use crate::ecs::{EcsApi, EcsError};
 use crate::ledger::lease::{Elector, LeaseConfig, Role};
 use crate::ledger::{Fence, Ledger, LedgerError};
 use crate::metrics::Metrics;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 #[cfg(feature = "crash-points")]
 use crate::reconcile::CrashPoint;
 use crate::reconcile::{error_policy, Controller, CycleError, CycleReport};
+use crate::source::{PolicySource, Update};
 
 pub mod repeats;
 
@@ -178,15 +179,20 @@ fn leading_controller<'a, E: EcsApi + Sync, L: Ledger + Sync>(
     controller
 }
 
-/// One cycle under the lease, then the lease is released.
+/// One cycle under the lease, with the policy in force at `source` (fetched by the caller), then the lease is
+/// released. The lease records the policy's revision before the cycle acts.
 pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
     ecs: &E,
     ledger: &L,
-    policy: Policy,
+    source: &PolicySource,
     settings: &Settings,
     metrics: &Metrics,
 ) -> Result<OnceOutcome, CycleError> {
+    let Some(policy) = source.current().cloned() else {
+        return Ok(OnceOutcome::Refused(NO_GOOD_REVISION.into()));
+    };
     let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
+    elector.set_policy(source.record());
     match acquire_or_wait(&mut elector, ledger).await? {
         Role::Follower(holder) => {
             tracing::info!(leader = ?holder, "another replica holds the lease and renews it; nothing to do");
@@ -235,93 +241,6 @@ async fn acquire_or_wait<L: Ledger>(elector: &mut Elector, ledger: &L) -> Result
     Ok(first)
 }
 
-/// The policy from a file or folder, re-read when its files change.
-pub struct PolicySource {
-    path: PathBuf,
-    cluster: String,
-    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
-    current: Policy,
-    /// The policy in force, for what must follow it outside the controller (which CloudWatch metrics to read).
-    in_force: tokio::sync::watch::Sender<Policy>,
-}
-
-/// What is there to load at `path`: every file's name, modification time and size.
-fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    let stat = |p: &Path| {
-        let m = std::fs::metadata(p).ok();
-        (
-            p.to_owned(),
-            m.as_ref().and_then(|m| m.modified().ok()),
-            m.map_or(0, |m| m.len()),
-        )
-    };
-    match std::fs::read_dir(path) {
-        Ok(entries) => {
-            let mut all: Vec<_> = entries.filter_map(Result::ok).map(|e| stat(&e.path())).collect();
-            all.sort();
-            all
-        }
-        Err(_) => vec![stat(path)],
-    }
-}
-
-/// Why a policy path gives no policy for the cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("no policy in {path} governs cluster {cluster:?}")]
-    NoneForCluster { path: String, cluster: String },
-}
-
-fn load_for(path: &Path, cluster: &str) -> Result<Policy, PolicyError> {
-    let policies = policy::load_paths(&[path]).map_err(|d| PolicyError::Invalid(d.to_string()))?;
-    let chosen = policy::policy_for_cluster(&policies, cluster).map_err(|e| PolicyError::Invalid(e.to_string()))?;
-    chosen.cloned().ok_or_else(|| PolicyError::NoneForCluster {
-        path: path.display().to_string(),
-        cluster: cluster.to_owned(),
-    })
-}
-
-impl PolicySource {
-    /// Loads the policy governing `cluster` now; any problem is the caller's bad input.
-    pub fn open(path: &Path, cluster: &str) -> Result<PolicySource, PolicyError> {
-        let fingerprint = fingerprint(path);
-        let current = load_for(path, cluster)?;
-        Ok(PolicySource {
-            path: path.to_owned(),
-            cluster: cluster.to_owned(),
-            fingerprint,
-            in_force: tokio::sync::watch::Sender::new(current.clone()),
-            current,
-        })
-    }
-
-    pub fn current(&self) -> &Policy {
-        &self.current
-    }
-
-    /// The policy in force from now on: the current one, then each good reload as it is picked up.
-    pub fn watch(&self) -> tokio::sync::watch::Receiver<Policy> {
-        self.in_force.subscribe()
-    }
-
-    /// Re-reads the path if anything in it changed. `Some(Ok)`: a new policy; `Some(Err)`: an invalid edit, the
-    /// last good policy stays; `None`: unchanged.
-    pub fn reload(&mut self) -> Option<Result<&Policy, PolicyError>> {
-        let now = fingerprint(&self.path);
-        if now == self.fingerprint {
-            return None;
-        }
-        self.fingerprint = now;
-        Some(load_for(&self.path, &self.cluster).map(|p| {
-            self.in_force.send_replace(p.clone());
-            self.current = p;
-            &self.current
-        }))
-    }
-}
-
 /// `interval` ± 10 %.
 fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * fastrand::f64())
@@ -330,6 +249,13 @@ fn jittered(interval: Duration) -> Duration {
 /// Runs until `shutdown` resolves: a lease round every `renew_every` (a follower reads the lease once per round), a
 /// cycle whenever one is due and this replica leads. On shutdown the step in progress finishes and the lease is
 /// released.
+///
+/// The policy source is looked at every round (a git source fetches in the background every `--policy-poll`).
+/// The lease records the policy in force, and a cycle runs only under the revision the lease names: a new revision
+/// is written to the lease first. A new leader that finds the lease naming another revision than its own looks at
+/// the source again and acts only once that look confirmed its policy as current, so a replica that has not yet
+/// fetched cannot act on an older policy. While no revision has ever been good, nothing acts and `/readyz` says
+/// not ready.
 ///
 /// Errors back off as `error_policy` says (60 s, 120 s after throttling or a ledger outage, ±10 %): a failed cycle
 /// delays the next cycle, and a failed lease round delays the next round unless this replica still holds a fresh
@@ -347,22 +273,55 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CycleError> {
     let mut elector = Elector::new(&settings.cluster, &settings.holder, settings.lease);
-    let mut controller = leading_controller(ecs, ledger, source.current().clone(), settings, &elector);
+    let mut controller = None;
     let mut repeats = Repeats::new(repeats::REPEAT_EVERY);
     let mut next_cycle = Instant::now();
     let mut leading = false;
+    // Since when this replica, newly leading, must see its policy confirmed by the source before it acts.
+    let mut confirm_since: Option<Instant> = None;
     let mut fatal = None;
+    if let Some(p) = source.current() {
+        metrics.set_policy(&p.revision, &p.name);
+    }
     tokio::pin!(shutdown);
     loop {
+        if let Some(update) = source.poll().await {
+            report_update(&update, &source, metrics, Some(&mut repeats));
+        }
+        if let Some(policy) = source.current() {
+            match &mut controller {
+                None => controller = Some(leading_controller(ecs, ledger, policy.clone(), settings, &elector)),
+                Some(c) if c.policy().revision != policy.revision => c.set_policy(policy.clone()),
+                Some(_) => {}
+            }
+        }
+        elector.set_policy(source.record());
         let mut next_round = settings.lease.renew_every;
-        match lease_round(&mut elector, ledger, metrics).await {
+        // A replica with no good policy does not compete for the lease: holding it, it would only keep a replica
+        // that has one from acting.
+        let round = match source.current() {
+            Some(_) => lease_round(&mut elector, ledger, metrics).await,
+            None => Ok(Role::Follower(None)),
+        };
+        match round {
             Ok(role) => {
                 repeats.clear("lease: ");
-                metrics.set_ready(true);
+                metrics.set_ready(source.current().is_some());
                 match role {
                     Role::Leader(fence) if !leading => {
                         leading = true;
                         tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
+                        let ours = source.current().map(|p| p.revision.as_str());
+                        if let Some(previous) = elector.previous_policy().filter(|p| Some(p.revision.as_str()) != ours)
+                        {
+                            tracing::info!(
+                                previous = %previous.revision,
+                                ours = ours.unwrap_or("none"),
+                                "the lease names another policy revision than ours; looking at the source before acting"
+                            );
+                            confirm_since = Some(Instant::now());
+                            source.refresh();
+                        }
                     }
                     Role::Leader(_) => {}
                     Role::Follower(holder) => {
@@ -387,26 +346,19 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
                 }
             }
         }
-        match source.reload() {
-            Some(Ok(p)) => {
-                tracing::info!(policy = %p.name, "policy reloaded");
-                metrics
-                    .policy_reloads
-                    .get_or_create(&vec![("result", "ok".into())])
-                    .inc();
-                controller.set_policy(p.clone());
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "policy edit is invalid; keeping the last good policy");
-                metrics
-                    .policy_reloads
-                    .get_or_create(&vec![("result", "invalid".into())])
-                    .inc();
-            }
-            None => {}
+        if confirm_since.is_some_and(|t| source.confirmed_since(t)) {
+            confirm_since = None;
         }
-        if elector.view().fence().is_some() && Instant::now() >= next_cycle {
-            let result = with_renewal(&mut elector, ledger, metrics, controller.cycle(Utc::now())).await;
+        // IMPORTANT: act only under the revision the lease names, and never on a revision not yet confirmed after
+        // a takeover from a leader that acted under another.
+        let recorded = elector.recorded_policy().map(|p| p.revision.as_str());
+        let under_lease = controller
+            .as_ref()
+            .is_some_and(|c| Some(c.policy().revision.as_str()) == recorded);
+        if let Some(c) = controller.as_mut().filter(|_| {
+            elector.view().fence().is_some() && Instant::now() >= next_cycle && under_lease && confirm_since.is_none()
+        }) {
+            let result = with_renewal(&mut elector, ledger, metrics, c.cycle(Utc::now())).await;
             observe_cycle(metrics, &settings.cluster, &result);
             if result.as_ref().is_err_and(CycleError::is_configuration) {
                 fatal = result.err();
@@ -425,8 +377,10 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
         // IMPORTANT: only a replica that may act waits for its next cycle; for a follower `next_cycle` is in the
         // past, and waking for it would poll the ledger as fast as the floor below allows.
         let wake = match elector.view().fence() {
-            Some(_) => next_round.min(next_cycle.saturating_duration_since(Instant::now())),
-            None => next_round,
+            Some(_) if under_lease && confirm_since.is_none() => {
+                next_round.min(next_cycle.saturating_duration_since(Instant::now()))
+            }
+            _ => next_round,
         };
         tokio::select! {
             () = &mut shutdown => break,
@@ -443,3 +397,49 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     }
     fatal.map_or(Ok(()), Err)
 }
+
+/// Logs and counts what a look at the policy source found (`repeats`: a failed fetch that repeats is logged once per
+/// [`repeats::REPEAT_EVERY`]; `None`: every time, as `once` does).
+pub fn report_update(update: &Update, source: &PolicySource, metrics: &Metrics, repeats: Option<&mut Repeats>) {
+    match update {
+        Update::Applied => {
+            let Some(p) = source.current() else { return };
+            tracing::info!(policy = %p.name, revision = %p.revision, source = %source.location(), "policy reloaded");
+            metrics.count_reload("ok");
+            metrics.set_policy(&p.revision, &p.name);
+        }
+        Update::Invalid { revision, errors } => {
+            let error = errors.join("\n");
+            match source.current() {
+                Some(p) => tracing::error!(
+                    revision = %revision,
+                    error = %error,
+                    in_force = %p.revision,
+                    "policy edit is invalid; keeping the last good policy"
+                ),
+                None => tracing::error!(revision = %revision, error = %error, "{NO_GOOD_REVISION}"),
+            }
+            metrics.count_reload("invalid");
+        }
+        Update::FetchFailed(why) => {
+            metrics.count_reload("fetch-failed");
+            let admitted = match repeats {
+                Some(r) => r.admit(&format!("policy: {why}"), Instant::now()),
+                None => Some(0),
+            };
+            if let Some(held_back) = admitted {
+                match source.current() {
+                    Some(p) => tracing::warn!(
+                        error = %why,
+                        in_force = %p.revision,
+                        repeated = held_back,
+                        "fetching the policy failed; keeping the last good policy"
+                    ),
+                    None => tracing::error!(error = %why, repeated = held_back, "{NO_GOOD_REVISION}"),
+                }
+            }
+        }
+    }
+}
+
+const NO_GOOD_REVISION: &str = "no revision of the policy source has been good yet; not acting";

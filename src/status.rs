@@ -1,11 +1,12 @@
-//! `status`: what the ledger says about a cluster, as a person reads it: the leader and its epoch, actions in
-//! flight and recent ones (reason, predicted landing, what really happened), action items that cannot be read, and
+//! `status`: what the ledger says about a cluster, as a person reads it: the leader and its epoch, the policy
+//! revision it acts under (and the last one refused as invalid), actions in flight and recent ones (each with the
+//! revision it was planned under) (reason, predicted landing, what really happened), action items that cannot be read, and
 //! cooldowns.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ledger::{ActionLog, ActionRecord, CooldownTarget, LeaseRecord, Unreadable};
+use crate::ledger::{ActionLog, ActionRecord, CooldownTarget, LeaseRecord, PolicyRecord, Unreadable};
 
 /// A cluster's status at `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -14,6 +15,8 @@ pub struct Status {
     pub cluster: String,
     pub now: DateTime<Utc>,
     pub leader: Option<Leader>,
+    /// The policy the leader acts under, as its lease records it (with the last revision refused as invalid).
+    pub policy: Option<PolicyRecord>,
     /// Claimed or acting.
     pub in_flight: Vec<ActionRecord>,
     /// Finished since the window's start, newest first.
@@ -54,6 +57,7 @@ impl Status {
         actions: ActionLog,
         cooldowns: Vec<(CooldownTarget, DateTime<Utc>)>,
     ) -> Status {
+        let policy = lease.as_ref().and_then(|l| l.policy.clone());
         let leader = lease.map(|l| {
             let age = now - l.renewed_at;
             let duration = chrono::Duration::milliseconds(i64::try_from(l.duration_ms).unwrap_or(i64::MAX));
@@ -81,6 +85,7 @@ impl Status {
             cluster: cluster.to_owned(),
             now,
             leader,
+            policy,
             in_flight,
             recent,
             unreadable,
@@ -120,6 +125,32 @@ impl Status {
                 );
             }
         }
+        match &self.policy {
+            None => {
+                let _ = writeln!(out, "policy: not recorded");
+            }
+            Some(p) => {
+                let applied = p
+                    .applied_at
+                    .map_or_else(String::new, |t| format!(", applied {}", ago(t)));
+                let _ = writeln!(
+                    out,
+                    "policy: {} at revision {} ({}{applied})",
+                    p.name, p.revision, p.source
+                );
+                if let Some(r) = &p.rejected {
+                    let at = r.at.map_or_else(String::new, |t| format!(" {}", ago(t)));
+                    let _ = writeln!(
+                        out,
+                        "  refused{at}: revision {} is invalid; the revision above stays in force",
+                        r.revision
+                    );
+                    for e in &r.errors {
+                        let _ = writeln!(out, "    {e}");
+                    }
+                }
+            }
+        }
         let action = |out: &mut String, a: &ActionRecord| {
             let _ = writeln!(
                 out,
@@ -139,6 +170,13 @@ impl Status {
             }
             if let Some(o) = &a.outcome {
                 let _ = writeln!(out, "            outcome: {o}");
+            }
+            if !a.policy_revision.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "            policy: {} at revision {}",
+                    a.policy_name, a.policy_revision
+                );
             }
         };
         let _ = writeln!(out, "in flight: {}", self.in_flight.len());

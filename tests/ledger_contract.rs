@@ -15,7 +15,8 @@ use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger, TableSetup};
 use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, Role};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{
-    ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, ItemError, LeaseRecord, Ledger, LedgerError,
+    ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, ItemError, LeaseRecord, Ledger,
+    LedgerError, PolicyRecord, RejectedRevision,
 };
 use ecs_rebalancer::moves::Move;
 
@@ -46,6 +47,8 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
         holder: String::new(),
         epoch: 0,
         token: token.into(),
+        policy_revision: format!("sha256:{minute}"),
+        policy_name: "prod".into(),
     }
 }
 
@@ -170,6 +173,17 @@ fn lease(holder: &str, epoch: u64, version: &str, released: bool) -> LeaseRecord
         duration_ms: 30_000,
         renewed_at: at(0),
         released,
+        policy: Some(PolicyRecord {
+            revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            name: "prod".into(),
+            source: "git+https://git.example.com/ops/policies.git?ref=main&path=policies".into(),
+            applied_at: Some(at(0)),
+            rejected: Some(RejectedRevision {
+                revision: "89abcdef0123456789abcdef0123456789abcdef".into(),
+                errors: vec!["policies/prod.yaml:4:3: spec: unknown field metrik".into()],
+                at: Some(at(1)),
+            }),
+        }),
     }
 }
 

@@ -484,6 +484,7 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
         duration_ms: 3_600_000,
         renewed_at: chrono::Utc::now(),
         released: false,
+        policy: None,
     };
     assert!(ledger.write_lease("prod", &lease, None).await.unwrap());
 

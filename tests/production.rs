@@ -20,7 +20,7 @@ use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger as _};
 use ecs_rebalancer::moves::MoveKind;
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
-const POLICY: &str = "apiVersion: ecs-rebalancer/v1
+pub(crate) const POLICY: &str = "apiVersion: ecs-rebalancer/v1
 kind: BalancePolicy
 metadata: {name: prod}
 spec:
@@ -33,7 +33,7 @@ spec:
 ";
 
 /// A hot instance with eight tasks of one service and three empty ones.
-fn write_fixture(dir: &Path) {
+pub(crate) fn write_fixture(dir: &Path) {
     ClusterBuilder::new("prod")
         .instance(instance("hot"))
         .instance(instance("cold1"))
@@ -48,7 +48,7 @@ fn write_fixture(dir: &Path) {
 }
 
 /// A fresh table on the test binary's moto server.
-async fn table() -> (String, DynamoLedger) {
+pub(crate) async fn table() -> (String, DynamoLedger) {
     let conf = ecs_rebalancer::aws::local(&moto::endpoint());
     let name = moto::unique("prod");
     create_table(&conf, &name).await.unwrap();
@@ -56,14 +56,14 @@ async fn table() -> (String, DynamoLedger) {
 }
 
 /// `ecs-rebalancer ARGS` with the AWS environment pointing ECS at the twin and DynamoDB at `dynamodb`.
-fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Command {
+pub(crate) fn command(dir: &Path, twin: &TwinServer, dynamodb: &str, args: &[&str]) -> Command {
     let mut c = ledger_command(dir, dynamodb, args);
     c.env("AWS_ENDPOINT_URL_ECS", twin.url());
     c
 }
 
 /// `ecs-rebalancer ARGS` with the AWS environment pointing DynamoDB at `dynamodb` (and ECS nowhere).
-fn ledger_command(dir: &Path, dynamodb: &str, args: &[&str]) -> Command {
+pub(crate) fn ledger_command(dir: &Path, dynamodb: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-rebalancer"));
     c.current_dir(dir)
         .args(args)
@@ -82,10 +82,20 @@ fn ledger_command(dir: &Path, dynamodb: &str, args: &[&str]) -> Command {
 }
 
 fn controller_args<'a>(kind: &'a str, table: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    controller_args_with(kind, "policy.yaml", table, extra)
+}
+
+/// The arguments of `once` or `run` with `--policy POLICY`.
+pub(crate) fn controller_args_with<'a>(
+    kind: &'a str,
+    policy: &'a str,
+    table: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         kind,
         "--policy",
-        "policy.yaml",
+        policy,
         "--cluster",
         "prod",
         "--table",
@@ -121,7 +131,7 @@ fn terminate(child: Child) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -150,12 +160,12 @@ fn mutations(calls: &Value) -> u64 {
         .sum()
 }
 
-async fn records(ledger: &DynamoLedger) -> Vec<ActionRecord> {
+pub(crate) async fn records(ledger: &DynamoLedger) -> Vec<ActionRecord> {
     ledger.actions("prod").await.unwrap()
 }
 
 /// Waits until `done` holds for the ledger's records, or panics after `limit`.
-async fn until(ledger: &DynamoLedger, limit: Duration, what: &str, done: impl Fn(&[ActionRecord]) -> bool) {
+pub(crate) async fn until(ledger: &DynamoLedger, limit: Duration, what: &str, done: impl Fn(&[ActionRecord]) -> bool) {
     let start = Instant::now();
     loop {
         let all = records(ledger).await;
@@ -468,10 +478,10 @@ async fn the_account_guard_stops_everything_before_the_first_ecs_call() {
 }
 
 /// Lines a child writes to stderr, collected as they come.
-struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub(crate) struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Lines {
-    fn follow(child: &mut Child) -> Lines {
+    pub(crate) fn follow(child: &mut Child) -> Lines {
         use std::io::BufRead;
         let stderr = child.stderr.take().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -485,7 +495,17 @@ impl Lines {
     }
 
     /// The first JSON log line whose message is `message`, waiting up to `limit`.
-    async fn wait_for(&self, message: &str, limit: Duration) -> Value {
+    pub(crate) async fn wait_for(&self, message: &str, limit: Duration) -> Value {
+        self.wait_for_where(message, limit, |_| true).await
+    }
+
+    /// Every line so far.
+    pub(crate) fn all(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// The first JSON log line whose message is `message` and of which `holds` holds, waiting up to `limit`.
+    pub(crate) async fn wait_for_where(&self, message: &str, limit: Duration, holds: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
             let found = self
@@ -494,7 +514,7 @@ impl Lines {
                 .unwrap()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|l| l["message"] == message);
+                .find(|l| l["message"] == message && holds(l));
             if let Some(line) = found {
                 return line;
             }

@@ -55,6 +55,8 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
         holder: String::new(),
         epoch: 0,
         token: "t".into(),
+        policy_revision: String::new(),
+        policy_name: String::new(),
     };
     ledger.claim(record, None).await.unwrap();
     assert!(ledger

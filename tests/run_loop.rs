@@ -18,8 +18,9 @@ use ecs_rebalancer::ledger::{
 use ecs_rebalancer::metrics::Metrics;
 use ecs_rebalancer::model::Snapshot;
 use ecs_rebalancer::reconcile::CycleError;
-use ecs_rebalancer::run::{run, PolicySource, Settings};
+use ecs_rebalancer::run::{run, Settings};
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
+use ecs_rebalancer::source::PolicySource;
 use ecs_rebalancer::twin::{Twin, TwinConfig};
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -212,7 +213,7 @@ impl Logs {
 async fn run_for<L: Ledger + Sync>(ecs: &Ecs, ledger: &L, how_long: Duration) -> (Result<(), CycleError>, Logs) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
-    let source = PolicySource::open(&dir.path().join("policy.yaml"), "c").unwrap();
+    let source = PolicySource::path(&dir.path().join("policy.yaml"), "c").unwrap();
     let settings = Settings {
         cluster: "c".into(),
         holder: "me".into(),
@@ -241,6 +242,7 @@ async fn held_by_another(ledger: &Counting) {
         duration_ms: 3_600_000,
         renewed_at: Utc::now(),
         released: false,
+        policy: None,
     };
     assert!(ledger.inner.write_lease("c", &lease, None).await.unwrap());
 }

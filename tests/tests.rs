@@ -16,6 +16,7 @@ mod placement_rules;
 mod plan_properties;
 mod plan_rules;
 mod policy_files;
+mod policy_from_git;
 mod production;
 mod reconcile_lease;
 mod sdk_against_moto;

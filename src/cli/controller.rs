@@ -18,7 +18,10 @@ use ecs_rebalancer::run::Settings;
 use ecs_rebalancer::utilization::cloudwatch::CloudWatch;
 use ecs_rebalancer::utilization::{SourceError, UtilizationSource, Window, WithUtilization};
 
-use super::ControllerArgs;
+use ecs_rebalancer::source::credential::Credential;
+use ecs_rebalancer::source::{GitLocation, Location, PolicySource};
+
+use super::{BadInput, ControllerArgs};
 
 /// The ECS side of `once` and `run`: ECS through the SDK, each observation with the utilisation the policy in force
 /// needs.
@@ -30,12 +33,12 @@ pub type Ecs = WithUtilization<SdkEcs, PolicyUtilization>;
 /// when first needed, and again when the window changes.
 pub struct PolicyUtilization {
     conf: aws_config::SdkConfig,
-    policy: watch::Receiver<Policy>,
+    policy: watch::Receiver<Option<Policy>>,
     client: Mutex<Option<(Window, Arc<CloudWatch>)>>,
 }
 
 impl PolicyUtilization {
-    pub fn new(conf: &aws_config::SdkConfig, policy: watch::Receiver<Policy>) -> PolicyUtilization {
+    pub fn new(conf: &aws_config::SdkConfig, policy: watch::Receiver<Option<Policy>>) -> PolicyUtilization {
         PolicyUtilization {
             conf: conf.clone(),
             policy,
@@ -43,11 +46,12 @@ impl PolicyUtilization {
         }
     }
 
-    /// CloudWatch for the policy in force, `None` when its metric needs no utilisation.
+    /// CloudWatch for the policy in force, `None` when its metric needs no utilisation (or there is none).
     fn cloudwatch(&self) -> Option<Arc<CloudWatch>> {
         let (metric, window) = {
             let policy = self.policy.borrow();
-            (policy.metric, Window::of(&policy))
+            let policy = policy.as_ref()?;
+            (policy.metric, Window::of(policy))
         };
         if !matches!(metric, Metric::CpuAvailable | Metric::MemAvailable) {
             return None;
@@ -83,7 +87,7 @@ impl UtilizationSource for PolicyUtilization {
 pub async fn ecs_client(
     conf: &aws_config::SdkConfig,
     args: &ControllerArgs,
-    policy: watch::Receiver<Policy>,
+    policy: watch::Receiver<Option<Policy>>,
     metrics: &Arc<Metrics>,
     ledger: &DynamoLedger,
 ) -> anyhow::Result<Ecs> {
@@ -94,6 +98,37 @@ pub async fn ecs_client(
     ledger.read_lease(&args.cluster).await?;
     ecs.check_cluster().await?;
     Ok(WithUtilization::new(ecs, PolicyUtilization::new(conf, policy)))
+}
+
+/// The policy source `--policy` names. A plain path is read at once, and any problem with it is bad input; a git
+/// source is only parsed here (its credential needs the AWS configuration, see [`open_git`]).
+pub enum Opened {
+    Ready(Box<PolicySource>),
+    Git(GitLocation),
+}
+
+pub fn open_source(args: &ControllerArgs) -> Result<Opened, BadInput> {
+    match args.policy.parse::<Location>().map_err(|e| BadInput(e.to_string()))? {
+        Location::Path(path) => PolicySource::path(&path, &args.cluster)
+            .map(|s| Opened::Ready(Box::new(s)))
+            .map_err(|e| BadInput(e.to_string())),
+        Location::Git(git) => Ok(Opened::Git(git)),
+    }
+}
+
+/// The source, its git part made with the credential `--policy-token-secret` or ECS_REBALANCER_POLICY_TOKEN gives.
+pub fn finish_source(
+    opened: Opened,
+    conf: &aws_config::SdkConfig,
+    args: &ControllerArgs,
+) -> anyhow::Result<PolicySource> {
+    match opened {
+        Opened::Ready(source) => Ok(*source),
+        Opened::Git(git) => {
+            let credential = Credential::from_settings(conf, args.policy_token_secret.as_deref());
+            Ok(PolicySource::git(git, &args.cluster, credential, args.policy_poll)?)
+        }
+    }
 }
 
 /// Loads and checks the AWS configuration, checks the account when one is expected, and names this replica.

@@ -255,9 +255,18 @@ pub struct ServeArgs {
 // The options of `once` and `run`.
 #[derive(clap::Args)]
 pub struct ControllerArgs {
-    /// A policy file, or a folder of them; the one whose `clusters` matches --cluster is used.
-    #[arg(long)]
-    pub policy: PathBuf,
+    /// A policy file or folder, or a git source `git+https://host/org/repo.git?ref=main&path=policies/` (also
+    /// `git+http://`, `git+file://`); the policy whose `clusters` matches --cluster is used. Parsed by the command,
+    /// not here, so that an error never repeats a password the value held.
+    #[arg(long, env = "ECS_REBALANCER_POLICY")]
+    pub policy: String,
+    /// How often a git source is fetched.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub policy_poll: Duration,
+    /// The AWS Secrets Manager secret (name or ARN) whose SecretString is the HTTPS token of a git source; without
+    /// it the token is read from ECS_REBALANCER_POLICY_TOKEN when that is set.
+    #[arg(long, env = "ECS_REBALANCER_POLICY_TOKEN_SECRET")]
+    pub policy_token_secret: Option<String>,
     #[arg(long, env = "ECS_CLUSTER")]
     pub cluster: String,
     /// The ledger table (see `init`).

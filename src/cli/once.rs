@@ -8,22 +8,38 @@ use ecs_rebalancer::ledger::dynamo::DynamoLedger;
 use ecs_rebalancer::metrics::Metrics;
 use ecs_rebalancer::policy::Mode;
 use ecs_rebalancer::reconcile::{target_of, CycleReport};
-use ecs_rebalancer::run::{OnceOutcome, PolicySource};
+use ecs_rebalancer::run::{report_update, OnceOutcome};
+use ecs_rebalancer::source::Update;
 
-use super::controller::{connect, ecs_client, started};
+use super::controller::{connect, ecs_client, finish_source, open_source, started};
 use super::{output, runtime, BadInput, ControllerArgs, Exit};
 
 pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    let source = PolicySource::open(&args.policy, &args.cluster).map_err(|e| BadInput(e.to_string()))?;
+    let opened = open_source(&args)?;
     runtime()?.block_on(async {
         let (conf, settings) = connect(&args).await?;
-        let ledger = DynamoLedger::from_conf(&conf, &args.table);
+        let mut source = finish_source(opened, &conf, &args)?;
         let metrics = Arc::new(Metrics::default());
+        // Cron semantics: fetch, validate, one cycle, exit. A source that gives no good revision is exit 2.
+        let update = source.fetch_now().await;
+        if let Some(update) = &update {
+            report_update(update, &source, &metrics, None);
+        }
+        let Some(policy) = source.current().cloned() else {
+            let why = match update {
+                Some(Update::Invalid { revision, errors }) => {
+                    format!("revision {revision} is invalid:\n{}", errors.join("\n"))
+                }
+                Some(Update::FetchFailed(why)) => why,
+                _ => "no policy".to_owned(),
+            };
+            return Err(BadInput(format!("--policy {}: {why}\nnothing done", source.location())).into());
+        };
+        let ledger = DynamoLedger::from_conf(&conf, &args.table);
         let ecs = ecs_client(&conf, &args, source.watch(), &metrics, &ledger).await?;
         started(&settings, &args);
-        let policy = source.current().clone();
         let dry_run = policy.mode == Mode::DryRun;
-        match ecs_rebalancer::run::once(&ecs, &ledger, policy, &settings, &metrics).await? {
+        match ecs_rebalancer::run::once(&ecs, &ledger, &source, &settings, &metrics).await? {
             OnceOutcome::Ran(report) => output::text(&ran(&report, dry_run)),
             OnceOutcome::NotLeader(holder) => Err(Exit(
                 3,

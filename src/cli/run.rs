@@ -8,17 +8,15 @@ use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use super::controller::{connect, ecs_client, finish_source, open_source, started};
+use super::{runtime, shutdown, RunArgs};
 use ecs_rebalancer::ledger::dynamo::DynamoLedger;
 use ecs_rebalancer::metrics::Metrics;
 use ecs_rebalancer::run::repeats::{Repeats, REPEAT_EVERY};
-use ecs_rebalancer::run::PolicySource;
-
-use super::controller::{connect, ecs_client, started};
-use super::{runtime, shutdown, BadInput, RunArgs};
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let controller = &args.controller;
-    let source = PolicySource::open(&controller.policy, &controller.cluster).map_err(|e| BadInput(e.to_string()))?;
+    let opened = open_source(controller)?;
     runtime()?.block_on(async {
         // First, before any AWS request: an address that cannot be served fails start-up at once.
         let listener = TcpListener::bind(args.listen)
@@ -26,6 +24,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--listen {}: cannot serve /metrics, /healthz and /readyz", args.listen))?;
         let stop = shutdown()?;
         let (conf, settings) = connect(controller).await?;
+        let source = finish_source(opened, &conf, controller)?;
         let ledger = DynamoLedger::from_conf(&conf, &controller.table);
         let metrics = Arc::new(Metrics::default());
         let ecs = ecs_client(&conf, controller, source.watch(), &metrics, &ledger).await?;

@@ -59,6 +59,10 @@ pub(crate) struct ActionItem {
     epoch: u64,
     #[serde(default)]
     token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    policy_revision: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    policy_name: String,
 }
 
 fn not_finite(x: &f64) -> bool {
@@ -101,6 +105,8 @@ impl ActionItem {
             holder: r.holder.clone(),
             epoch: r.epoch,
             token: r.token.clone(),
+            policy_revision: r.policy_revision.clone(),
+            policy_name: r.policy_name.clone(),
         }
     }
 
@@ -140,6 +146,8 @@ impl ActionItem {
             holder: self.holder,
             epoch: self.epoch,
             token: self.token,
+            policy_revision: self.policy_revision,
+            policy_name: self.policy_name,
         })
     }
 }
@@ -324,6 +332,8 @@ mod tests {
             holder: "me".into(),
             epoch: 3,
             token: "t".into(),
+            policy_revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            policy_name: "prod".into(),
         }
     }
 
@@ -353,6 +363,8 @@ mod tests {
                 "instance",
                 "kind",
                 "pk",
+                "policyName",
+                "policyRevision",
                 "predictedGain",
                 "predictedLanding",
                 "reason",

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use tokio::time::{Duration, Instant};
 
-use super::{Fence, LeaseRecord, Ledger, LedgerError};
+use super::{Fence, LeaseRecord, Ledger, LedgerError, PolicyRecord};
 
 /// Lease timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,13 @@ pub struct Elector {
     config: LeaseConfig,
     state: State,
     view: LeaseView,
+    /// The policy this replica acts under, written with every lease write.
+    policy: Option<PolicyRecord>,
+    /// The policy of the last lease write that succeeded: what this replica leads under.
+    recorded: Option<PolicyRecord>,
+    /// The policy on the lease as last read from another holder (or a released lease): what a new leader compares
+    /// its own with.
+    previous: Option<PolicyRecord>,
 }
 
 /// A cheap, shareable answer to "may I act now, and under which fence?", kept current by the [`Elector`] (the
@@ -118,7 +125,27 @@ impl Elector {
             config,
             state: State::Following { seen: None },
             view: LeaseView::default(),
+            policy: None,
+            recorded: None,
+            previous: None,
         }
+    }
+
+    /// The policy to record on the lease from the next write on.
+    pub fn set_policy(&mut self, policy: Option<PolicyRecord>) {
+        self.policy = policy;
+    }
+
+    /// The policy the lease names since this replica's last successful write (`None` before one, or when it wrote
+    /// none).
+    pub fn recorded_policy(&self) -> Option<&PolicyRecord> {
+        self.recorded.as_ref()
+    }
+
+    /// The policy of the lease this replica last read from another holder or found released: on a takeover, the
+    /// one the previous leader acted under.
+    pub fn previous_policy(&self) -> Option<&PolicyRecord> {
+        self.previous.as_ref()
     }
 
     /// The view the controller consults.
@@ -171,6 +198,9 @@ impl Elector {
         let Some(lease) = current else {
             return self.take(ledger, 1, None, now).await;
         };
+        if lease.holder != self.holder || lease.released {
+            self.previous.clone_from(&lease.policy);
+        }
         if lease.holder == self.holder && !lease.released {
             // Ours (a renewal whose answer was lost): carry on at the same epoch.
             return self.take(ledger, lease.epoch, Some(&lease.version), now).await;
@@ -240,11 +270,13 @@ impl Elector {
             duration_ms: u64::try_from(self.config.duration.as_millis()).unwrap_or(u64::MAX),
             renewed_at: now,
             released: false,
+            policy: self.policy.clone(),
         };
         let sent = Instant::now();
         if !ledger.write_lease(&self.cluster, &record, expected).await? {
             return Ok(false);
         }
+        self.recorded.clone_from(&self.policy);
         let fence = Fence {
             holder: self.holder.clone(),
             epoch,
@@ -271,6 +303,7 @@ impl Elector {
             duration_ms: u64::try_from(self.config.duration.as_millis()).unwrap_or(u64::MAX),
             renewed_at: now,
             released: true,
+            policy: self.policy.clone(),
         };
         let version = version.clone();
         self.follow(None);

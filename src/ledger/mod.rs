@@ -102,6 +102,38 @@ pub struct LeaseRecord {
     pub renewed_at: DateTime<Utc>,
     /// Given up on shutdown: a follower may take over at once.
     pub released: bool,
+    /// The policy the holder acts under (absent on leases written before it was kept).
+    pub policy: Option<PolicyRecord>,
+}
+
+/// The policy a leader acts under, as its lease records it: what `status` shows, and what a new leader compares
+/// with its own before it acts (`run`). Stored as a map of named attributes; a missing field takes its default and
+/// an unknown one is ignored, so replicas of different versions read each other's.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PolicyRecord {
+    /// The git commit id, or `sha256:` and the hash of the files for a plain path.
+    pub revision: String,
+    /// The policy's `metadata.name`.
+    pub name: String,
+    /// Where it came from (`git+https://…?ref=…&path=…`, or a path); never a credential.
+    pub source: String,
+    /// When this replica applied it (its clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<DateTime<Utc>>,
+    /// The last revision that was refused as invalid while this one stayed in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<RejectedRevision>,
+}
+
+/// A revision of the policy source that did not validate: the last good one stayed in force.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RejectedRevision {
+    pub revision: String,
+    /// Every error, `file:line:col: message`.
+    pub errors: Vec<String>,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// One move, as recorded.
@@ -135,6 +167,10 @@ pub struct ActionRecord {
     pub epoch: u64,
     /// A nonce of the claim attempt: a claim that finds its own token already written is its own retry.
     pub token: String,
+    /// The revision of the policy the move was planned under, and the policy's name (empty on records written
+    /// before they were kept).
+    pub policy_revision: String,
+    pub policy_name: String,
 }
 
 /// `status -o json`: the move's fields flat beside the rest, as the table stores them (`kind`, `target`,
@@ -165,6 +201,8 @@ impl Serialize for ActionRecord {
             holder: &'a str,
             epoch: u64,
             token: &'a str,
+            policy_revision: &'a str,
+            policy_name: &'a str,
         }
         Json {
             id: &self.id,
@@ -188,6 +226,8 @@ impl Serialize for ActionRecord {
             holder: &self.holder,
             epoch: self.epoch,
             token: &self.token,
+            policy_revision: &self.policy_revision,
+            policy_name: &self.policy_name,
         }
         .serialize(s)
     }

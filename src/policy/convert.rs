@@ -51,6 +51,7 @@ pub fn to_policy(raw: RawPolicy, source: &Path) -> Result<Policy, String> {
         name: raw.metadata.name,
         description: raw.metadata.description,
         source: source.to_owned(),
+        revision: String::new(),
         clusters: patterns(&spec.clusters)?,
         metric,
         threshold: Threshold {

@@ -85,18 +85,74 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Policy>, Diagnostic
     for path in paths {
         collect_files(path.as_ref(), true, &mut files, &mut diagnostics);
     }
-    let mut loaded = Vec::new();
+    let mut texts = Vec::new();
     for file in files {
-        match read_policy_file(&file) {
-            Ok(text) => loaded.extend(load_documents(&file, &text, &mut diagnostics)),
-            Err(message) => diagnostics.push(Diagnostic {
-                file,
-                pos: None,
-                message,
-            }),
+        match read_file(&file) {
+            Ok(f) => texts.push(f),
+            Err(d) => diagnostics.push(d),
         }
     }
+    load_texts(&texts, diagnostics)
+}
+
+/// One policy file's name and text, however it was read (from disk, or from a git tree).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PolicyFile {
+    /// What errors name: the path on disk, or the path inside the repository.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Loads the policies of files already read, with the same checks as [`load_paths`] (each file, then across files).
+pub fn load_files(files: &[PolicyFile]) -> Result<Vec<Policy>, Diagnostics> {
+    load_texts(files, Vec::new())
+}
+
+fn load_texts(files: &[PolicyFile], mut diagnostics: Vec<Diagnostic>) -> Result<Vec<Policy>, Diagnostics> {
+    let mut loaded = Vec::new();
+    for f in files {
+        loaded.extend(load_documents(&f.path, &f.text, &mut diagnostics));
+    }
     finish(loaded, diagnostics)
+}
+
+/// Reads a policy file as [`load_paths`] does: at most [`MAX_FILE_BYTES`], UTF-8.
+pub fn read_file(file: &Path) -> Result<PolicyFile, Diagnostic> {
+    read_policy_file(file)
+        .map(|text| PolicyFile {
+            path: file.to_owned(),
+            text,
+        })
+        .map_err(|message| Diagnostic {
+            file: file.to_owned(),
+            pos: None,
+            message,
+        })
+}
+
+/// The policy files under `path` as [`load_paths`] finds them (a file, or a folder's `*.yaml` / `*.yml` files,
+/// recursively, skipping hidden entries), read; or every error found.
+pub fn read_paths(path: &Path) -> Result<Vec<PolicyFile>, Diagnostics> {
+    let mut diagnostics = Vec::new();
+    let mut paths = Vec::new();
+    collect_files(path, true, &mut paths, &mut diagnostics);
+    let mut files = Vec::new();
+    for p in paths {
+        match read_file(&p) {
+            Ok(f) => files.push(f),
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(files)
+    } else {
+        Err(Diagnostics(diagnostics))
+    }
+}
+
+/// A file name [`load_paths`] reads in a folder: `*.yaml` or `*.yml`, not hidden.
+pub fn is_policy_file_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
 fn finish(loaded: Vec<Loaded>, mut diagnostics: Vec<Diagnostic>) -> Result<Vec<Policy>, Diagnostics> {
@@ -156,7 +212,7 @@ fn collect_files(path: &Path, named: bool, files: &mut Vec<PathBuf>, diagnostics
         }
         if entry.is_dir() {
             collect_files(&entry, false, files, diagnostics);
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+        } else if is_policy_file_name(name) {
             files.push(entry);
         }
     }

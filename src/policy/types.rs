@@ -253,6 +253,10 @@ pub struct Policy {
     pub description: Option<String>,
     /// The file the policy came from.
     pub source: PathBuf,
+    /// The revision of the policy source it was loaded from (`policy::source`): a git commit id, or `sha256:` and
+    /// the hash of the files' content for a plain path. Empty when it was loaded outside a source (`validate`,
+    /// `plan`, `simulate`).
+    pub revision: String,
     pub clusters: Vec<Pattern>,
     pub metric: Metric,
     pub threshold: Threshold,

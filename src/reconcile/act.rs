@@ -128,6 +128,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             holder: String::new(),
             epoch: 0,
             token: format!("{:016x}", fastrand::u64(..)),
+            policy_revision: self.policy.revision.clone(),
+            policy_name: self.policy.name.clone(),
         }
     }
 

@@ -2,6 +2,8 @@
 //! answers.
 
 #[allow(dead_code)]
+pub mod git;
+#[allow(dead_code)]
 pub mod http;
 #[allow(dead_code)]
 pub mod moto;

@@ -31,7 +31,8 @@ use crate::aws::call::Detail;
 
 use super::item::{self, action_sk, millis, pk, ActionItem, ItemError, Unreadable};
 use super::{
-    ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger, LedgerError,
+    ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger,
+    LedgerError, PolicyRecord,
 };
 
 mod table;
@@ -56,6 +57,8 @@ struct LeaseItem {
     renewed_at: DateTime<Utc>,
     #[serde(default)]
     released: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy: Option<PolicyRecord>,
 }
 
 /// A cooldown item (`sk` = `cooldown#<target>`); TTL collects it a day after `until`.
@@ -531,6 +534,7 @@ impl Ledger for DynamoLedger {
             duration_ms: l.duration_ms,
             renewed_at: l.renewed_at,
             released: l.released,
+            policy: l.policy,
         }))
     }
 
@@ -549,6 +553,7 @@ impl Ledger for DynamoLedger {
             duration_ms: lease.duration_ms,
             renewed_at: lease.renewed_at,
             released: lease.released,
+            policy: lease.policy.clone(),
         };
         let request = self
             .client
