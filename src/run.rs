@@ -276,9 +276,7 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
     let mut controller = None;
     let mut repeats = Repeats::new(repeats::REPEAT_EVERY);
     let mut next_cycle = Instant::now();
-    let mut leading = false;
-    // Since when this replica, newly leading, must see its policy confirmed by the source before it acts.
-    let mut confirm_since: Option<Instant> = None;
+    let mut standing = Standing::default();
     let mut fatal = None;
     if let Some(p) = source.current() {
         metrics.set_policy(&p.revision, &p.name);
@@ -307,30 +305,7 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
             Ok(role) => {
                 repeats.clear("lease: ");
                 metrics.set_ready(source.current().is_some());
-                match role {
-                    Role::Leader(fence) if !leading => {
-                        leading = true;
-                        tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
-                        let ours = source.current().map(|p| p.revision.as_str());
-                        if let Some(previous) = elector.previous_policy().filter(|p| Some(p.revision.as_str()) != ours)
-                        {
-                            tracing::info!(
-                                previous = %previous.revision,
-                                ours = ours.unwrap_or("none"),
-                                "the lease names another policy revision than ours; looking at the source before acting"
-                            );
-                            confirm_since = Some(Instant::now());
-                            source.refresh();
-                        }
-                    }
-                    Role::Leader(_) => {}
-                    Role::Follower(holder) => {
-                        if leading {
-                            tracing::warn!(leader = ?holder, "lost the lease; following");
-                        }
-                        leading = false;
-                    }
-                }
+                standing.after_round(role, &elector, &mut source);
             }
             Err(e) if e.is_configuration() => {
                 fatal = Some(CycleError::Ledger(e));
@@ -346,18 +321,11 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
                 }
             }
         }
-        if confirm_since.is_some_and(|t| source.confirmed_since(t)) {
-            confirm_since = None;
-        }
-        // IMPORTANT: act only under the revision the lease names, and never on a revision not yet confirmed after
-        // a takeover from a leader that acted under another.
-        let recorded = elector.recorded_policy().map(|p| p.revision.as_str());
-        let under_lease = controller
-            .as_ref()
-            .is_some_and(|c| Some(c.policy().revision.as_str()) == recorded);
-        if let Some(c) = controller.as_mut().filter(|_| {
-            elector.view().fence().is_some() && Instant::now() >= next_cycle && under_lease && confirm_since.is_none()
-        }) {
+        let may_act = standing.may_act(controller.as_ref().map(Controller::policy), &elector, &source);
+        if let Some(c) = controller
+            .as_mut()
+            .filter(|_| may_act && elector.view().fence().is_some() && Instant::now() >= next_cycle)
+        {
             let result = with_renewal(&mut elector, ledger, metrics, c.cycle(Utc::now())).await;
             observe_cycle(metrics, &settings.cluster, &result);
             if result.as_ref().is_err_and(CycleError::is_configuration) {
@@ -377,9 +345,7 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
         // IMPORTANT: only a replica that may act waits for its next cycle; for a follower `next_cycle` is in the
         // past, and waking for it would poll the ledger as fast as the floor below allows.
         let wake = match elector.view().fence() {
-            Some(_) if under_lease && confirm_since.is_none() => {
-                next_round.min(next_cycle.saturating_duration_since(Instant::now()))
-            }
+            Some(_) if may_act => next_round.min(next_cycle.saturating_duration_since(Instant::now())),
             _ => next_round,
         };
         tokio::select! {
@@ -396,6 +362,54 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
         tracing::warn!(error = %e, "releasing the lease failed; a follower takes over after one lease");
     }
     fatal.map_or(Ok(()), Err)
+}
+
+/// Where this replica stands: leading or not, and, newly leading, since when it must see its policy confirmed by
+/// the source before it acts.
+#[derive(Debug, Default)]
+struct Standing {
+    leading: bool,
+    confirm_since: Option<Instant>,
+}
+
+impl Standing {
+    /// After a lease round that answered `role`: a replica that takes over a lease naming another revision than its
+    /// own looks at the source again before it acts.
+    fn after_round(&mut self, role: Role, elector: &Elector, source: &mut PolicySource) {
+        match role {
+            Role::Leader(fence) if !self.leading => {
+                self.leading = true;
+                tracing::info!(epoch = fence.epoch, holder = %fence.holder, "leading");
+                let ours = source.current().map(|p| p.revision.as_str());
+                if let Some(previous) = elector.previous_policy().filter(|p| Some(p.revision.as_str()) != ours) {
+                    tracing::info!(
+                        previous = %previous.revision,
+                        ours = ours.unwrap_or("none"),
+                        "the lease names another policy revision than ours; looking at the source before acting"
+                    );
+                    self.confirm_since = Some(Instant::now());
+                    source.refresh();
+                }
+            }
+            Role::Leader(_) => {}
+            Role::Follower(holder) => {
+                if self.leading {
+                    tracing::warn!(leader = ?holder, "lost the lease; following");
+                }
+                self.leading = false;
+            }
+        }
+    }
+
+    /// IMPORTANT: a cycle runs only under the revision the lease records (`policy`: the controller's), and never on
+    /// a revision not yet confirmed after a takeover from a leader that acted under another.
+    fn may_act(&mut self, policy: Option<&Policy>, elector: &Elector, source: &PolicySource) -> bool {
+        if self.confirm_since.is_some_and(|t| source.confirmed_since(t)) {
+            self.confirm_since = None;
+        }
+        let recorded = elector.recorded_policy().map(|p| p.revision.as_str());
+        self.confirm_since.is_none() && policy.is_some_and(|p| Some(p.revision.as_str()) == recorded)
+    }
 }
 
 /// Logs and counts what a look at the policy source found (`repeats`: a failed fetch that repeats is logged once per
