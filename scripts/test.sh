@@ -21,6 +21,14 @@ fi
 
 # `crash-points` builds the hidden `--crash-at` flag the crash-recovery tests need (tests/production.rs); without
 # it those tests are left out, so CI always turns it on.
+# cfn-lint checks the CloudFormation stack (deploy/); tests/deploy.rs checks it against the program.
+if ! command -v cfn-lint >/dev/null 2>&1; then
+  python3 -m pip install --quiet 'cfn-lint>=1.51,<2'
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+echo "cfn-lint $(cfn-lint --version | awk '{print $2}'): deploy/cloudformation/ecs-rebalancer.yaml"
+cfn-lint deploy/cloudformation/ecs-rebalancer.yaml
+
 features=(--features crash-points)
 status=0
 { cargo test --locked "${features[@]}" --lib --bins --tests && cargo test --locked "${features[@]}" --doc; } 2>&1 |

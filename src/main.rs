@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Once(args) => cli::once::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Health(args) => cli::health::run(&args),
         Command::Twin { command } => cli::twin::run(command),
         Command::Placement(args) => cli::placement::run(args),
         Command::Inspect(args) => cli::inspect::run(args),

@@ -61,6 +61,7 @@ fn the_readme_command_table_names_every_flag_of_every_command() {
         &["run"],
         &["once"],
         &["status"],
+        &["health"],
     ];
     for command in commands {
         let name = command.join(" ");

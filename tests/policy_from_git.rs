@@ -1,6 +1,6 @@
 //! Policies from git (docs/operations.md, "Policies from git"): a git source followed through `git http-backend`
-//! on 127.0.0.1 (smart HTTP), and `file://` as an extra case. Library level here: what a look at the source finds;
-//! the controller processes (`run`, `once`, `status`) are in `production.rs`.
+//! on 127.0.0.1 (smart HTTP), and `file://` as an extra case. First at library level (what a look at the source
+//! finds), then through the controller's processes (`run`, `once`, `status`).
 
 use crate::common;
 
@@ -8,17 +8,45 @@ use common::git::{GitServer, Repo};
 use ecs_rebalancer::source::credential::{Credential, Token};
 use ecs_rebalancer::source::{Location, PolicySource, Update};
 
-pub const GOOD: &str = "apiVersion: ecs-rebalancer/v1
-kind: BalancePolicy
-metadata: {name: prod}
-spec:
-  clusters: [prod]
-  metric: count
-  threshold: {trigger: 0.2, target: 0.05}
-  mode: enforce
-  interval: 10s
-  budgets: {perCycle: 2, perHour: 100, perService: 100%}
-";
+use crate::production::POLICY;
+
+/// A repository whose `policies/prod.yaml` is [`POLICY`], served over smart HTTP (requiring `token`, if any).
+struct Served {
+    repo: Repo,
+    server: GitServer,
+    /// The first commit.
+    first: String,
+    /// Last, so that it is removed after the server stopped.
+    _dir: tempfile::TempDir,
+}
+
+fn served(token: Option<&str>) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path());
+    let first = repo.commit(&[("policies/prod.yaml", POLICY)], "first");
+    let server = GitServer::start(&repo.root, token);
+    Served {
+        repo,
+        server,
+        first,
+        _dir: dir,
+    }
+}
+
+impl Served {
+    /// Commits `policies/prod.yaml` as [`POLICY`] with `from` replaced by `to`; the commit id.
+    fn edit(&self, from: &str, to: &str) -> String {
+        self.repo.commit(
+            &[("policies/prod.yaml", &POLICY.replace(from, to))],
+            &format!("{from} -> {to}"),
+        )
+    }
+
+    /// The source `ref=main&path=policies`, fetched with `credential`.
+    fn source(&self, credential: Credential) -> PolicySource {
+        source(&self.server.source("ref=main&path=policies/"), credential)
+    }
+}
 
 /// A git source at `url`, fetched with `credential`.
 fn source(url: &str, credential: Credential) -> PolicySource {
@@ -32,51 +60,44 @@ fn revision(s: &PolicySource) -> &str {
     &s.current().expect("a policy in force").revision
 }
 
+fn trigger(s: &PolicySource) -> f64 {
+    s.current().expect("a policy in force").threshold.trigger
+}
+
 #[tokio::test]
 async fn a_commit_is_applied_and_one_that_changes_no_policy_file_reloads_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let first = repo.commit(&[("policies/prod.yaml", GOOD)], "first");
-    let server = GitServer::start(&repo.root, None);
-    let mut s = source(&server.source("ref=main&path=policies/"), Credential::None);
+    let g = served(None);
+    let mut s = g.source(Credential::None);
     assert!(s.current().is_none(), "nothing before the first fetch");
 
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
-    assert_eq!(revision(&s), first);
+    assert_eq!(revision(&s), g.first);
     assert_eq!(s.current().unwrap().name, "prod");
-    let record = s.record().unwrap();
-    assert_eq!(record.source, server.source("ref=main&path=policies"));
+    assert_eq!(s.record().unwrap().source, g.server.source("ref=main&path=policies"));
 
-    repo.commit(&[("README.md", "how we balance\n")], "docs only");
+    g.repo.commit(&[("README.md", "how we balance\n")], "docs only");
     assert_eq!(s.fetch_now().await, None, "the policy files did not change");
     assert_eq!(
         revision(&s),
-        first,
+        g.first,
         "the revision in force is the one that changed the policy"
     );
 
-    let third = repo.commit(
-        &[("policies/prod.yaml", &GOOD.replace("trigger: 0.2", "trigger: 0.3"))],
-        "raise",
-    );
+    let third = g.edit("trigger: 0.2", "trigger: 0.3");
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
-    assert_eq!(revision(&s), third);
-    assert!((s.current().unwrap().threshold.trigger - 0.3).abs() < 1e-9);
+    assert_eq!((revision(&s), trigger(&s)), (third.as_str(), 0.3));
 }
 
 #[tokio::test]
 async fn an_invalid_commit_is_refused_once_with_every_error_and_the_last_good_stays() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let good = repo.commit(&[("policies/prod.yaml", GOOD)], "good");
-    let server = GitServer::start(&repo.root, None);
-    let mut s = source(&server.source("ref=main&path=policies"), Credential::None);
+    let g = served(None);
+    let mut s = g.source(Credential::None);
     s.fetch_now().await;
 
-    let broken = GOOD
+    let broken = POLICY
         .replace("metric:", "metrik:")
         .replace("interval: 10s", "interval: soon");
-    let bad = repo.commit(&[("policies/prod.yaml", &broken)], "typo");
+    let bad = g.repo.commit(&[("policies/prod.yaml", &broken)], "typo");
     let Some(Update::Invalid {
         revision: refused,
         errors,
@@ -94,7 +115,7 @@ async fn an_invalid_commit_is_refused_once_with_every_error_and_the_last_good_st
         all.contains("policies/prod.yaml:9:"),
         "every error, not the first: {all}"
     );
-    assert_eq!(revision(&s), good, "the last good revision stays in force");
+    assert_eq!(revision(&s), g.first, "the last good revision stays in force");
     let rejected = s.record().unwrap().rejected.expect("recorded");
     assert_eq!(
         (rejected.revision.as_str(), rejected.errors.len()),
@@ -102,13 +123,7 @@ async fn an_invalid_commit_is_refused_once_with_every_error_and_the_last_good_st
     );
     assert_eq!(s.fetch_now().await, None, "refused once, not at every poll");
 
-    let fixed = repo.commit(
-        &[(
-            "policies/prod.yaml",
-            GOOD.replace("mode: enforce", "mode: dry-run").as_str(),
-        )],
-        "fix",
-    );
+    let fixed = g.edit("mode: enforce", "mode: dry-run");
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
     assert_eq!(revision(&s), fixed);
     assert!(
@@ -119,46 +134,33 @@ async fn an_invalid_commit_is_refused_once_with_every_error_and_the_last_good_st
 
 #[tokio::test]
 async fn a_force_push_that_rewrites_history_is_followed() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let base = repo.commit(&[("prod.yaml", GOOD)], "base");
-    let server = GitServer::start(&repo.root, None);
-    let mut s = source(&server.source("ref=main"), Credential::None);
-    repo.commit(&[("prod.yaml", &GOOD.replace("trigger: 0.2", "trigger: 0.4"))], "oops");
+    let g = served(None);
+    let mut s = g.source(Credential::None);
+    g.edit("trigger: 0.2", "trigger: 0.4");
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
 
-    repo.reset_to(&base);
-    let rewritten = repo.commit(
-        &[("prod.yaml", &GOOD.replace("trigger: 0.2", "trigger: 0.25"))],
-        "rewrite",
-    );
+    g.repo.reset_to(&g.first);
+    let rewritten = g.edit("trigger: 0.2", "trigger: 0.25");
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
-    assert_eq!(revision(&s), rewritten);
-    assert!((s.current().unwrap().threshold.trigger - 0.25).abs() < 1e-9);
+    assert_eq!((revision(&s), trigger(&s)), (rewritten.as_str(), 0.25));
 }
 
 #[tokio::test]
 async fn an_unreachable_server_or_a_missing_ref_keeps_the_last_good_revision() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let good = repo.commit(&[("policies/prod.yaml", GOOD)], "good");
-    let mut server = GitServer::start(&repo.root, None);
-    let url = server.source("ref=main&path=policies");
+    let mut g = served(None);
+    let url = g.server.source("ref=main&path=policies");
     let mut s = source(&url, Credential::None);
     s.fetch_now().await;
 
-    server.stop();
-    repo.commit(
-        &[("policies/prod.yaml", &GOOD.replace("trigger: 0.2", "trigger: 0.3"))],
-        "unseen",
-    );
+    g.server.stop();
+    g.edit("trigger: 0.2", "trigger: 0.3");
     let Some(Update::FetchFailed(why)) = s.fetch_now().await else {
         panic!("a stopped server is a failed fetch")
     };
     assert!(why.contains(&url), "names the source: {why}");
-    assert_eq!(revision(&s), good);
+    assert_eq!(revision(&s), g.first);
 
-    let server = GitServer::start(&repo.root, None);
+    let server = GitServer::start(&g.repo.root, None);
     let mut missing = source(&server.source("ref=no-such-branch"), Credential::None);
     let Some(Update::FetchFailed(why)) = missing.fetch_now().await else {
         panic!("a missing ref is a failed fetch")
@@ -169,33 +171,25 @@ async fn an_unreachable_server_or_a_missing_ref_keeps_the_last_good_revision() {
 
 #[tokio::test]
 async fn a_path_the_commit_does_not_hold_is_an_invalid_revision() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let commit = repo.commit(&[("policies/prod.yaml", GOOD)], "good");
-    let server = GitServer::start(&repo.root, None);
-    let mut s = source(&server.source("path=elsewhere"), Credential::None);
+    let g = served(None);
+    let mut s = source(&g.server.source("path=elsewhere"), Credential::None);
     let Some(Update::Invalid { revision, errors }) = s.fetch_now().await else {
         panic!("no policy folder")
     };
-    assert_eq!(revision, commit, "the remote's HEAD is followed when no ref is named");
+    assert_eq!(revision, g.first, "the remote's HEAD is followed when no ref is named");
     assert!(errors[0].starts_with("elsewhere: no such folder or file"), "{errors:?}");
 }
 
 #[tokio::test]
 async fn the_token_is_sent_as_basic_authentication_and_never_appears_in_an_error() {
     const TOKEN: &str = "glpat-s3cr3t-T0KEN";
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let commit = repo.commit(&[("policies/prod.yaml", GOOD)], "good");
-    let server = GitServer::start(&repo.root, Some(TOKEN));
-    let url = server.source("ref=main&path=policies");
-
-    let mut s = source(&url, Credential::Env(Token::new(TOKEN)));
+    let g = served(Some(TOKEN));
+    let mut s = g.source(Credential::Env(Token::new(TOKEN)));
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
-    assert_eq!(revision(&s), commit);
+    assert_eq!(revision(&s), g.first);
 
     for credential in [Credential::None, Credential::Env(Token::new("wrong-token"))] {
-        let mut s = source(&url, credential);
+        let mut s = g.source(credential);
         let Some(Update::FetchFailed(why)) = s.fetch_now().await else {
             panic!("refused without the token")
         };
@@ -203,20 +197,18 @@ async fn the_token_is_sent_as_basic_authentication_and_never_appears_in_an_error
         assert!(s.current().is_none());
     }
     assert!(
-        server.refused() >= 2,
+        g.server.refused() >= 2,
         "the server refused the requests without the token"
     );
 }
 
 #[tokio::test]
 async fn a_file_url_is_a_source_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path());
-    let commit = repo.commit(&[("policies/prod.yaml", GOOD)], "good");
-    let url = format!("git+file://{}?ref=main&path=policies", repo.bare().display());
+    let g = served(None);
+    let url = format!("git+file://{}?ref=main&path=policies", g.repo.bare().display());
     let mut s = source(&url, Credential::None);
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
-    assert_eq!(revision(&s), commit);
+    assert_eq!(revision(&s), g.first);
 }
 
 #[tokio::test]

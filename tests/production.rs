@@ -543,6 +543,9 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
         .await;
     let addr = serving["addr"].as_str().unwrap().to_owned();
     assert_eq!(common::get(&addr, "/healthz").await, (200, "ok\n".into()));
+    // The container health check: the binary itself asks /healthz (an image with no shell has no curl).
+    let health = || common::cli(dir.path(), &["health", "--listen", &addr]);
+    assert_eq!(health().0, 0, "{:?}", health());
     until(&ledger, Duration::from_secs(20), "two actions", |r| r.len() >= 2).await;
     lines.wait_for("cycle", Duration::from_secs(10)).await;
     assert_eq!(common::get(&addr, "/readyz").await.0, 200);
@@ -587,6 +590,9 @@ async fn run_serves_metrics_and_health_and_reloads_policy_edits() {
 
     common::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    let (code, _, stderr) = health();
+    assert_eq!(code, 1, "no controller, no health");
+    assert!(stderr.contains(&format!("GET http://{addr}/healthz")), "{stderr}");
     lines
         .wait_for("shutting down: releasing the lease", Duration::from_secs(5))
         .await;

@@ -7,6 +7,7 @@ mod common;
 
 mod cluster_query_language;
 mod damaged_ledger;
+mod deploy;
 mod docs;
 mod ledger_contract;
 mod loader_properties;

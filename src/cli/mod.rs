@@ -3,6 +3,7 @@
 
 pub mod controller;
 pub mod demo;
+pub mod health;
 pub mod init;
 pub mod inspect;
 pub mod once;
@@ -66,6 +67,9 @@ pub enum Command {
     Run(RunArgs),
     /// What the ledger says about a cluster: the leader, actions in flight and recent, cooldowns.
     Status(StatusArgs),
+    /// Exit 0 if `run`'s /healthz on --listen answers 200 within two seconds, else 1: a container health check for
+    /// an image without a shell.
+    Health(HealthArgs),
     /// The twin as a local ECS.
     Twin {
         #[command(subcommand)]
@@ -183,6 +187,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub controller: ControllerArgs,
     /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub struct HealthArgs {
+    /// Where `run` serves /healthz (its --listen; 0.0.0.0 is asked at 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1:9100")]
     pub listen: std::net::SocketAddr,
 }
@@ -400,4 +411,177 @@ pub fn shutdown() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
         tracing::info!("shutdown requested: finishing the step in progress");
     })
+}
+
+#[cfg(test)]
+mod deploy_tests {
+    //! The CloudFormation stack (`deploy/cloudformation/ecs-rebalancer.yaml`) runs the controller with command lines
+    //! written in the template: each is parsed here with this CLI's own definition, so the stack cannot drift from
+    //! the flags.
+
+    use clap::Parser as _;
+    use serde_json::Value;
+
+    use super::{Cli, Command};
+    use ecs_rebalancer::policy::spanned;
+
+    /// The template as JSON values (read with the policy loader's YAML reader; the template writes intrinsic
+    /// functions in their long form, `Ref:` and `Fn::…:`, so it is plain YAML).
+    fn template() -> Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cloudformation/ecs-rebalancer.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs = spanned::parse(&text).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        docs[0].to_json()
+    }
+
+    /// A value as the stack could make it, one per branch of each `Fn::If`; `None` for `AWS::NoValue`. Parameters
+    /// and `Fn::Sub` become a sample value of the right shape.
+    fn values(v: &Value) -> Vec<Option<String>> {
+        match v {
+            Value::String(s) => vec![Some(s.clone())],
+            Value::Object(o) => match o.iter().next() {
+                Some((k, r)) if k == "Ref" && r == "AWS::NoValue" => vec![None],
+                Some((k, r)) if k == "Ref" => vec![Some(sample(r.as_str().unwrap_or_default()))],
+                Some((k, Value::String(s))) if k == "Fn::Sub" => vec![Some(substitute(s))],
+                Some((k, Value::Array(a))) if k == "Fn::Sub" => vec![Some(substitute(a[0].as_str().unwrap()))],
+                Some((k, Value::Array(a))) if k == "Fn::If" => a[1..].iter().flat_map(values).collect(),
+                other => panic!("an intrinsic function this test does not know in a command line: {other:?}"),
+            },
+            other => panic!("a command line element {other}"),
+        }
+    }
+
+    fn substitute(s: &str) -> String {
+        let re = regex::Regex::new(r"\$\{([^}]+)\}").unwrap();
+        re.replace_all(s, |c: &regex::Captures| sample(&c[1])).into_owned()
+    }
+
+    /// A sample value for a parameter or pseudo-parameter, shaped as the flag it feeds expects.
+    fn sample(name: &str) -> String {
+        match name {
+            "PolicySource" => "git+https://github.com/acme/ecs-policies.git?ref=main&path=policies".into(),
+            "ExpectedAccount" | "AWS::AccountId" => "111122223333".into(),
+            "AWS::Region" => "eu-west-1".into(),
+            n if n.contains("Secret") => "arn:aws:secretsmanager:eu-west-1:111122223333:secret:token-AbCdEf".into(),
+            n => format!("sample-{n}"),
+        }
+    }
+
+    /// Every command line of a container (each branch of each `Fn::If`).
+    fn command_lines(v: &Value) -> Vec<Vec<String>> {
+        match v {
+            Value::Array(items) => {
+                let mut lines = vec![Vec::new()];
+                for item in items {
+                    let choices = values(item);
+                    lines = lines
+                        .iter()
+                        .flat_map(|line| {
+                            choices.iter().map(move |c| {
+                                let mut l: Vec<String> = line.clone();
+                                l.extend(c.clone());
+                                l
+                            })
+                        })
+                        .collect();
+                }
+                lines
+            }
+            Value::Object(o) if o.contains_key("Fn::If") => o["Fn::If"].as_array().unwrap()[1..]
+                .iter()
+                .flat_map(command_lines)
+                .collect(),
+            other => panic!("a Command that is not a list: {other}"),
+        }
+    }
+
+    /// Every container command line in the template's task definitions.
+    fn every_command_line() -> Vec<Vec<String>> {
+        let t = template();
+        let mut lines = Vec::new();
+        for resource in t["Resources"].as_object().unwrap().values() {
+            if resource["Type"] != "AWS::ECS::TaskDefinition" {
+                continue;
+            }
+            for container in resource["Properties"]["ContainerDefinitions"].as_array().unwrap() {
+                if let Some(command) = container.get("Command") {
+                    lines.extend(command_lines(command));
+                }
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn every_command_line_of_the_stack_parses_with_the_cli_in_both_modes() {
+        let lines = every_command_line();
+        let mut modes = std::collections::BTreeSet::new();
+        for line in &lines {
+            let argv = std::iter::once("ecs-rebalancer".to_owned()).chain(line.iter().cloned());
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{line:?}:\n{e}"));
+            match cli.command {
+                Command::Run(args) => {
+                    assert_eq!(args.listen.to_string(), "0.0.0.0:9100", "{line:?}");
+                    modes.insert("run");
+                }
+                Command::Once(_) => {
+                    modes.insert("once");
+                }
+                _ => panic!("the stack runs neither `run` nor `once`: {line:?}"),
+            }
+        }
+        assert_eq!(modes.into_iter().collect::<Vec<_>>(), ["once", "run"], "{lines:?}");
+    }
+
+    /// The container health check runs the image's own binary (no shell, no curl) against the port `run` serves.
+    #[test]
+    fn the_health_check_asks_run_on_the_port_it_listens_on() {
+        let t = template();
+        let run = &t["Resources"]["RunTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+        let check: Vec<&str> = run["HealthCheck"]["Command"]
+            .as_array()
+            .expect("a health check")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            check[..2],
+            ["CMD", "/usr/local/bin/ecs-rebalancer"],
+            "exec form, the image's binary"
+        );
+        let cli = Cli::try_parse_from(std::iter::once("ecs-rebalancer").chain(check[2..].iter().copied()))
+            .unwrap_or_else(|e| panic!("{check:?}:\n{e}"));
+        let Command::Health(health) = cli.command else {
+            panic!("{check:?} is not `health`")
+        };
+        for line in command_lines(&run["Command"]) {
+            let argv = std::iter::once("ecs-rebalancer".to_owned()).chain(line.iter().cloned());
+            let Ok(Cli {
+                command: Command::Run(args),
+                ..
+            }) = Cli::try_parse_from(argv)
+            else {
+                panic!("{line:?}")
+            };
+            assert_eq!(args.listen.port(), health.listen.port(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_command_line_with_a_flag_the_cli_does_not_have_is_refused() {
+        // What the test above relies on: a drifted flag is an error, not ignored.
+        let argv = [
+            "ecs-rebalancer",
+            "run",
+            "--policy",
+            "/p",
+            "--cluster",
+            "c",
+            "--table",
+            "t",
+            "--policy-pol",
+            "1m",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
 }

@@ -56,6 +56,29 @@ pub enum Scalar<'a> {
 }
 
 impl Node {
+    /// The node as JSON values, every scalar a string (its text): for reading plain YAML files that are not
+    /// policies, such as the CloudFormation template the tests check against the program. An alias is `null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.kind {
+            Kind::Scalar { text, .. } => Value::String(text.clone()),
+            Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            Kind::Map(pairs) => Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match &k.kind {
+                            Kind::Scalar { text, .. } => text.clone(),
+                            _ => String::new(),
+                        };
+                        (key, v.to_json())
+                    })
+                    .collect(),
+            ),
+            Kind::Alias => Value::Null,
+        }
+    }
+
     /// The scalar's typed reading; `None` for collections and aliases.
     pub fn scalar(&self) -> Option<Scalar<'_>> {
         let Kind::Scalar { text, plain } = &self.kind else {

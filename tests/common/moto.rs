@@ -49,9 +49,18 @@ pub struct Logged {
 
 impl Logged {
     pub fn start() -> Logged {
+        Self::start_with("--log-requests")
+    }
+
+    /// With `--log-operations`: a line `operation SERVICE:Action` per AWS call (see [`Logged::operations`]).
+    pub fn start_logging_operations() -> Logged {
+        Self::start_with("--log-operations")
+    }
+
+    fn start_with(log: &str) -> Logged {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto/ecs_server.py");
         let mut child = Command::new("python3")
-            .args([script, "--port", "0", "--until-stdin-closes", "--log-requests"])
+            .args([script, "--port", "0", "--until-stdin-closes", log])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -79,6 +88,17 @@ impl Logged {
             endpoint: format!("http://{addr}"),
             log,
         }
+    }
+
+    /// The operations logged so far (`dynamodb:GetItem`, `dynamodb:TransactWriteItems Put,ConditionCheck`, …).
+    pub fn operations(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix("operation "))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Requests logged so far (every AWS JSON-protocol call is a `POST /`).

@@ -1,16 +1,22 @@
 """moto's server on 127.0.0.1, its ECS wire format repaired where moto 5.2 departs from ECS (tests/sdk_against_moto.rs).
 
     python3 tests/moto/ecs_server.py --port 0 [--until-stdin-closes] [--no-patches] [--log-requests]
+        [--log-operations]
 
 Prints `listening on 127.0.0.1:PORT` once it accepts connections, then serves until SIGTERM or SIGINT, or with
 `--until-stdin-closes` until its stdin closes too (the test process holds the other end, so the server goes away with
 the tests even when they are killed). `--no-patches` serves moto as it is, for the test that shows why the patches
 exist. `--log-requests` keeps werkzeug's line per request on stderr (moto's request log), for the tests that count
-requests.
+requests. `--log-operations` writes `operation SERVICE:Action` on stderr for every AWS call, as IAM names it
+(`dynamodb:GetItem`, `sts:GetCallerIdentity`), and for `TransactWriteItems` also the item actions it holds
+(`dynamodb:TransactWriteItems Put,ConditionCheck`), which is what IAM authorises it as (tests/deploy.rs).
 """
 import argparse
+import io
 import json
 import logging
+import re
+import urllib.parse
 import signal
 import sys
 import threading
@@ -67,6 +73,31 @@ def ecs_json(app):
     return middleware
 
 
+def log_operations(app):
+    """WSGI middleware: a line `operation SERVICE:Action` on stderr per AWS call. The service is the signing name of
+    the request's SigV4 credential scope; the action comes from `X-Amz-Target` (JSON protocols) or the `Action`
+    form field (query protocols)."""
+
+    def middleware(environ, start_response):
+        scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request", environ.get("HTTP_AUTHORIZATION", ""))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        action = target.rsplit(".", 1)[-1] if target else None
+        if action is None and body:
+            action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", [None])[0]
+        if scope and action:
+            line = f"operation {scope.group(1)}:{action}"
+            if action == "TransactWriteItems":
+                items = json.loads(body).get("TransactItems", [])
+                line += " " + ",".join(sorted({k for item in items for k in item}))
+            print(line, file=sys.stderr, flush=True)
+        return app(environ, start_response)
+
+    return middleware
+
+
 def apply_total_resources() -> None:
     """moto's RegisterContainerInstance ignores `totalResources` (every instance gets 4096 CPU and 7482 MiB): apply
     the request's values to the instance before the response is written, to its registered and remaining
@@ -92,6 +123,7 @@ def main() -> None:
     parser.add_argument("--until-stdin-closes", action="store_true", help="also stop when stdin reaches EOF")
     parser.add_argument("--no-patches", action="store_true", help="serve moto's ECS as it is")
     parser.add_argument("--log-requests", action="store_true", help="a line per request on stderr")
+    parser.add_argument("--log-operations", action="store_true", help="a line per AWS operation on stderr")
     args = parser.parse_args()
 
     if args.log_requests:
@@ -106,6 +138,8 @@ def main() -> None:
     if not args.no_patches:
         apply_total_resources()
         app = ecs_json(app)
+    if args.log_operations:
+        app = log_operations(app)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
 
     def stop(*_):
