@@ -483,45 +483,28 @@ fn count_cv(snapshot: &Snapshot) -> f64 {
 }
 
 /// The two behaviours used in the field, played on the same scenario, from their published descriptions:
-/// (a) "partial drain" (maginetv/ecs-task-balancer): every 20 minutes, while the sample CV of per-instance task
-/// counts on ACTIVE instances is above 20 %, set the busiest instance DRAINING for 45 s, then ACTIVE again, at most
-/// two instances a run; (b) force-redeploy every service when an empty instance joins (aws-samples
-/// ecs-refarch-task-rebalancing). Each runs for `duration` of simulated time.
+/// (a) "partial drain" (maginetv/ecs-task-balancer), as [`partial_drain`] plays it; (b) force-redeploy every service
+/// when an empty instance joins (aws-samples ecs-refarch-task-rebalancing). Each runs for `duration` of simulated
+/// time.
 pub async fn baselines(
     snapshot: &Snapshot,
     policy: &Policy,
     options: Options,
     duration: std::time::Duration,
 ) -> Vec<BaselineResult> {
-    use crate::ecs::{EcsApi, InstanceState};
-    use std::time::Duration;
+    use crate::ecs::EcsApi;
     let mut out = Vec::new();
 
     let twin = Twin::new(snapshot.clone(), options.twin);
     let start = twin.now();
-    let mut elapsed = Duration::ZERO;
-    while elapsed < duration {
-        for _ in 0..2 {
-            let now = twin.snapshot();
-            if count_cv(&now) <= 0.20 {
-                break;
-            }
-            let Some(busiest) = now
-                .container_instances
-                .iter()
-                .filter(|i| i.status == InstanceStatus::Active)
-                .max_by_key(|i| i.running_tasks_count + i.pending_tasks_count)
-                .map(|i| i.container_instance_arn.clone())
-            else {
-                break;
-            };
-            if twin.set_instance_state(&busiest, InstanceState::Draining).await.is_ok() {
-                twin.advance(Duration::from_secs(45));
-                let _ = twin.set_instance_state(&busiest, InstanceState::Active).await;
-            }
+    let end = start + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+    while twin.now() < end {
+        let run_started = twin.now();
+        partial_drain(&twin).await;
+        let next = run_started + chrono::Duration::from_std(partial::EVERY).unwrap_or(chrono::Duration::MAX);
+        if let Ok(wait) = (next - twin.now()).to_std() {
+            twin.advance(wait);
         }
-        twin.advance(Duration::from_secs(20 * 60));
-        elapsed += Duration::from_secs(20 * 60);
     }
     out.push(BaselineResult {
         name: "partial drain (maginetv/ecs-task-balancer)".into(),
@@ -562,6 +545,87 @@ pub async fn baselines(
         simulated_seconds: (twin.now() - start).num_seconds(),
     });
     out
+}
+
+/// The parameters of maginetv/ecs-task-balancer, as its README and code state them (docs/simulate.md).
+pub mod partial {
+    use std::time::Duration;
+
+    /// It runs every 20 minutes.
+    pub const EVERY: Duration = Duration::from_secs(20 * 60);
+    /// It acts only while the sample coefficient of variation (n − 1) of the instances' task counts is above this.
+    pub const CV_ABOVE: f64 = 0.25;
+    /// It drains at most this many instances a run.
+    pub const DRAINS_PER_RUN: usize = 2;
+    /// The first drain lasts at most this long; each later one half as long as the one before.
+    pub const FIRST_TIMEOUT: Duration = Duration::from_secs(45);
+    /// While an instance drains, it looks every 30 s whether its count is down to the mean.
+    pub const CHECK_EVERY: Duration = Duration::from_secs(30);
+    /// It waits this long between two drains.
+    pub const BETWEEN_DRAINS: Duration = Duration::from_secs(60);
+}
+
+/// One run of maginetv/ecs-task-balancer on the twin:
+/// 1. every DRAINING instance of the cluster is set ACTIVE again, foreign drains included;
+/// 2. while the sample CV of the ACTIVE instances' task counts (`runningTasksCount + pendingTasksCount`) is above
+///    25 %, the fullest of them is set DRAINING, at most two a run;
+/// 3. a drain ends (ACTIVE again) at its timeout (45 s, halved after each drain) or, looking every 30 s, once the
+///    instance holds no more than the mean; 60 s pass between two drains.
+async fn partial_drain(twin: &Twin) {
+    use crate::ecs::{EcsApi, InstanceState};
+    let draining: Vec<String> = twin.read(|s| {
+        s.container_instances
+            .iter()
+            .filter(|i| i.status == InstanceStatus::Draining)
+            .map(|i| i.container_instance_arn.clone())
+            .collect()
+    });
+    for arn in draining {
+        let _ = twin.set_instance_state(&arn, InstanceState::Active).await;
+    }
+    let count = |i: &crate::model::ContainerInstance| f64::from(i.running_tasks_count + i.pending_tasks_count);
+    let mut timeout = partial::FIRST_TIMEOUT;
+    for drain in 0..partial::DRAINS_PER_RUN {
+        let now = twin.snapshot();
+        if count_cv(&now) <= partial::CV_ABOVE {
+            return;
+        }
+        let Some(fullest) = now
+            .container_instances
+            .iter()
+            .filter(|i| i.status == InstanceStatus::Active)
+            .rev() // ties: the first listed (`max_by` keeps the last of equals)
+            .max_by(|a, b| count(a).total_cmp(&count(b)))
+            .map(|i| i.container_instance_arn.clone())
+        else {
+            return;
+        };
+        if drain > 0 {
+            twin.advance(partial::BETWEEN_DRAINS);
+        }
+        if twin.set_instance_state(&fullest, InstanceState::Draining).await.is_err() {
+            continue;
+        }
+        let mut waited = std::time::Duration::ZERO;
+        while waited < timeout {
+            let step = partial::CHECK_EVERY.min(timeout - waited);
+            twin.advance(step);
+            waited += step;
+            let down_to_mean = twin.read(|s| {
+                let counts: Vec<f64> = s.container_instances.iter().map(count).collect();
+                let mean = counts.iter().sum::<f64>() / counts.len().max(1) as f64;
+                s.container_instances
+                    .iter()
+                    .find(|i| i.container_instance_arn == fullest)
+                    .is_some_and(|i| count(i) <= mean)
+            });
+            if down_to_mean {
+                break;
+            }
+        }
+        let _ = twin.set_instance_state(&fullest, InstanceState::Active).await;
+        timeout /= 2;
+    }
 }
 
 /// The comparison table: ecs-rebalancer's run and the baselines.
@@ -619,6 +683,46 @@ mod tests {
             .tasks("batch", "a", 1)
             .standalone_task("cron", "b", 128, 128)
             .snapshot()
+    }
+
+    /// One run of the partial-drain baseline: a foreign drain is set ACTIVE first; the fullest instance is drained and
+    /// set ACTIVE again; a cluster whose CV is at or below 25 % is left alone.
+    #[tokio::test]
+    async fn the_partial_drain_baseline_plays_the_tool_as_documented() {
+        let hot = ClusterBuilder::new("c")
+            .instance(instance("hot"))
+            .instance(instance("cold1"))
+            .instance(instance("cold2"))
+            .instance(instance("foreign").status(InstanceStatus::Draining))
+            .service(service("web").spread("instanceId").deployment(50, 200))
+            .tasks("web", "hot", 8)
+            .snapshot();
+        let twin = Twin::new(hot, TwinConfig::default());
+        let t0 = twin.now();
+        partial_drain(&twin).await;
+        let s = twin.snapshot();
+        assert!(s.container_instances.iter().all(|i| i.status == InstanceStatus::Active), "foreign drain reset too");
+        let hot_count = |s: &Snapshot| {
+            s.container_instances
+                .iter()
+                .find(|i| i.container_instance_arn.ends_with("/hot"))
+                .map(|i| i.running_tasks_count + i.pending_tasks_count)
+        };
+        assert!(hot_count(&s) < Some(8), "the fullest was drained: {:?}", hot_count(&s));
+        assert!(twin.stats().tasks_started > 0);
+        let took = (twin.now() - t0).num_seconds();
+        assert!(took <= 45 + 60 + 23, "two drains at most: 45 s, 60 s apart, then 22.5 s; took {took} s");
+
+        let even = ClusterBuilder::new("c")
+            .instance(instance("a"))
+            .instance(instance("b"))
+            .service(service("web").spread("instanceId"))
+            .tasks("web", "a", 4)
+            .tasks("web", "b", 3)
+            .snapshot();
+        let twin = Twin::new(even, TwinConfig::default());
+        partial_drain(&twin).await;
+        assert_eq!(twin.stats().tasks_started, 0, "CV {:.3} is not above 25 %", count_cv(&twin.snapshot()));
     }
 
     #[test]

@@ -385,7 +385,13 @@ async fn pending_when_nothing_fits_the_replacement_is_retried_every_tick_and_pla
         assert!(created_after(&s, t0).is_empty(), "nothing placed at tick {k}");
         assert_eq!(svc(&s, "web").running_count, 0);
     }
-    assert_eq!(task(&twin.snapshot(), &old).last_status, TaskStatus::Stopped);
+    // `a`'s agent is away, so the stopped task keeps running until it is back (docs/ecs.md: A disconnected agent).
+    let s = twin.snapshot();
+    let t = task(&s, &old);
+    assert_eq!(
+        (t.desired_status.clone(), t.last_status.clone()),
+        (TaskStatus::Stopped, TaskStatus::Running)
+    );
     assert_eq!(remaining(&twin.snapshot(), "b", resource::CPU), 0);
 
     // Room appears on b once the standalone task is STOPPED (30 s after the call).
@@ -414,6 +420,10 @@ async fn pending_when_nothing_fits_the_replacement_is_retried_every_tick_and_pla
     assert_eq!(task(&s, &new[0].task_arn).last_status, TaskStatus::Running);
     assert_eq!(svc(&s, "web").running_count, 1);
     assert_eq!(twin.stats().placement_failures, 5);
+    assert!(!twin.is_steady(), "the old task still waits for a's agent");
+    twin.set_agent_connected(&arn("a"), true).unwrap();
+    twin.advance(TICK);
+    assert_eq!(task(&twin.snapshot(), &old).last_status, TaskStatus::Stopped);
     assert!(twin.is_steady());
 }
 
@@ -683,23 +693,38 @@ async fn draining_only_active_to_draining_and_draining_to_active_are_allowed() {
     let twin = Twin::new(snap, config(1));
     let invalid = |r: Result<(), EcsError>| matches!(r, Err(EcsError::Invalid(_)));
 
-    assert!(
-        invalid(twin.set_instance_state(&arn("a"), InstanceState::Active).await),
-        "ACTIVE → ACTIVE"
+    // The state it is already in: success, and nothing changes (not even the instance's version).
+    let version = inst(&twin.snapshot(), "a").version;
+    twin.set_instance_state(&arn("a"), InstanceState::Active).await.unwrap();
+    assert_eq!(
+        inst(&twin.snapshot(), "a").version,
+        version,
+        "ACTIVE → ACTIVE changes nothing"
     );
     twin.set_instance_state(&arn("a"), InstanceState::Draining)
         .await
         .unwrap();
-    assert!(
-        invalid(twin.set_instance_state(&arn("a"), InstanceState::Draining).await),
-        "DRAINING → DRAINING"
+    let version = inst(&twin.snapshot(), "a").version;
+    twin.set_instance_state(&arn("a"), InstanceState::Draining)
+        .await
+        .unwrap();
+    assert_eq!(
+        inst(&twin.snapshot(), "a").version,
+        version,
+        "DRAINING → DRAINING changes nothing"
     );
     assert_eq!(inst(&twin.snapshot(), "a").status, InstanceStatus::Draining);
     twin.set_instance_state(&arn("a"), InstanceState::Active).await.unwrap();
     assert_eq!(inst(&twin.snapshot(), "a").status, InstanceStatus::Active);
-    for id in ["gone", "new"] {
-        for to in [InstanceState::Active, InstanceState::Draining] {
-            assert!(invalid(twin.set_instance_state(&arn(id), to).await), "{id} → {to:?}");
+    for (id, status) in [("gone", "INACTIVE"), ("new", "REGISTERING")] {
+        for (to, named) in [(InstanceState::Active, "ACTIVE"), (InstanceState::Draining, "DRAINING")] {
+            let refused = twin.set_instance_state(&arn(id), to).await;
+            assert!(invalid(refused.clone()), "{id} → {to:?}");
+            let text = refused.unwrap_err().to_string();
+            assert!(
+                text.contains(&format!("is {status} and cannot be set to {named}")),
+                "{text}"
+            );
         }
     }
     let s = twin.snapshot();
@@ -709,6 +734,63 @@ async fn draining_only_active_to_draining_and_draining_to_active_are_allowed() {
         twin.set_instance_state(&arn("nope"), InstanceState::Draining).await,
         Err(EcsError::NotFound(_))
     ));
+}
+
+/// The agent starts and stops tasks, so a disconnect stops nothing: a task stopped meanwhile keeps running (its
+/// replacement starts elsewhere) and stops once the agent is back; nothing is placed on the instance meanwhile
+/// (docs/ecs.md: A disconnected agent).
+#[tokio::test]
+async fn a_disconnected_agent_stops_nothing_until_it_reconnects() {
+    let snap = ClusterBuilder::new("c")
+        .instance(instance("a"))
+        .instance(instance("b"))
+        .service(service("web").spread("instanceId").deployment(50, 200))
+        .tasks("web", "a", 4)
+        .snapshot();
+    let twin = Twin::new(snap, config(3));
+    twin.set_agent_connected(&arn("a"), false).unwrap();
+    let stopped = only_task_on_any(&twin.snapshot(), "web", "a");
+    twin.stop_task(&stopped, "move it").await.unwrap();
+    twin.advance(Duration::from_secs(300));
+    let s = twin.snapshot();
+    let t = task(&s, &stopped);
+    assert_eq!(
+        (t.desired_status.clone(), t.last_status.clone()),
+        (TaskStatus::Stopped, TaskStatus::Running)
+    );
+    assert_eq!(
+        s.tasks
+            .iter()
+            .filter(|t| on(t, "a") && t.last_status == TaskStatus::Running)
+            .count(),
+        4,
+        "every task on the disconnected instance still runs"
+    );
+    let replacement: Vec<&Task> = live_of(&s, "web").into_iter().filter(|t| !on(t, "a")).collect();
+    assert_eq!(
+        replacement.len(),
+        1,
+        "the replacement starts where an agent is connected"
+    );
+    assert!(on(replacement[0], "b"));
+
+    twin.set_agent_connected(&arn("a"), true).unwrap();
+    twin.advance(TICK);
+    assert_eq!(
+        task(&twin.snapshot(), &stopped).last_status,
+        TaskStatus::Stopped,
+        "stopped once the agent is back"
+    );
+}
+
+/// A task of `name` on instance `id`.
+fn only_task_on_any(snap: &Snapshot, name: &str, id: &str) -> String {
+    snap.tasks
+        .iter()
+        .find(|t| t.service_name() == Some(name) && on(t, id))
+        .unwrap_or_else(|| panic!("no {name} task on {id}"))
+        .task_arn
+        .clone()
 }
 
 #[tokio::test]

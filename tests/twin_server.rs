@@ -367,6 +367,33 @@ async fn mutations_change_the_twin_and_timestamps_are_epoch_seconds() {
     assert_eq!(status, 200);
     assert_eq!(body["containerInstances"][0]["status"], "DRAINING");
     assert_eq!(body["failures"][0]["reason"], "MISSING");
+    // The state it is already in: the instance comes back in containerInstances, as a client reading
+    // containerInstances[0] expects, and no failure (a boto3 client found this).
+    let (status, _, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateContainerInstancesState"),
+        &json!({"cluster": "wire", "containerInstances": [instances[1]], "status": "ACTIVE"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["containerInstances"][0]["status"], "ACTIVE", "{body}");
+    assert_eq!(body["failures"], json!([]));
+    // A status ECS does not take is refused in ECS's words, with no Rust formatting in them.
+    let (status, kind, body) = call(
+        &addr,
+        "POST",
+        "/",
+        Some("UpdateContainerInstancesState"),
+        &json!({"cluster": "wire", "containerInstances": [instances[1]], "status": "DEREGISTERING"}),
+    )
+    .await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    assert_eq!(
+        body["message"],
+        "Container instance status should be one of [ACTIVE, DRAINING]"
+    );
 
     let (status, _, snapshot) = call(&addr, "GET", "/__twin/snapshot", None, &json!({})).await;
     assert_eq!(status, 200);

@@ -262,6 +262,13 @@ impl Twin {
         Ok(())
     }
 
+    /// The instance's agent disconnects (`false`) or comes back (`true`): while it is away nothing is placed on the
+    /// instance and none of its tasks starts or stops (docs/ecs.md: A disconnected agent).
+    pub fn set_agent_connected(&self, container_instance_arn: &str, connected: bool) -> Result<(), EcsError> {
+        self.lock().instance_mut(container_instance_arn)?.agent_connected = connected;
+        Ok(())
+    }
+
     /// A new, empty container instance joins the cluster now (an Auto Scaling scale-out). Its remaining resources
     /// are its registered ones; an instance with the same ARN is refused.
     pub fn register_instance(&self, mut instance: crate::model::ContainerInstance) -> Result<(), EcsError> {
@@ -436,14 +443,22 @@ impl EcsApi for Twin {
     async fn set_instance_state(&self, arn: &str, to: InstanceState) -> Result<(), EcsError> {
         let mut state = self.lock();
         let instance = state.instance_mut(arn)?;
-        // Only ACTIVE → DRAINING and DRAINING → ACTIVE are allowed (docs/ecs.md: Draining).
+        // ACTIVE ⇄ DRAINING; asking for the state an instance is already in changes nothing and succeeds, as ECS
+        // answers it; an instance in any other state cannot be updated (docs/ecs.md: Draining).
         match (&instance.status, to) {
+            (InstanceStatus::Active, InstanceState::Active) | (InstanceStatus::Draining, InstanceState::Draining) => {
+                return Ok(())
+            }
             (InstanceStatus::Active, InstanceState::Draining) => instance.status = InstanceStatus::Draining,
             (InstanceStatus::Draining, InstanceState::Active) => instance.status = InstanceStatus::Active,
             (from, to) => {
+                let to = match to {
+                    InstanceState::Active => "ACTIVE",
+                    InstanceState::Draining => "DRAINING",
+                };
                 return Err(EcsError::Invalid(
-                    format!("container instance {arn} cannot go from {from} to {to:?}").into(),
-                ))
+                    format!("container instance {arn} is {from} and cannot be set to {to}").into(),
+                ));
             }
         }
         instance.version = instance.version.map(|v| v + 1);

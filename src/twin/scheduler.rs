@@ -2,7 +2,8 @@
 //!
 //! Order of a pass:
 //! 1. Task lifecycle: PENDING tasks start after `start_delay`; tasks whose desired status is STOPPED stop after
-//!    `stop_delay` and give back their resources (§3 StopTask: SIGTERM, then SIGKILL after the stop timeout).
+//!    `stop_delay` and give back their resources (§3 StopTask: SIGTERM, then SIGKILL after the stop timeout). On an
+//!    instance whose agent is disconnected neither happens until it reconnects (A disconnected agent).
 //! 2. Daemon tasks on DRAINING instances are stopped (§3 UpdateContainerInstancesState).
 //! 3. Each REPLICA service: **start** what is missing from the primary deployment (replacements after StopTask,
 //!    new tasks of a forced deployment, replacements for tasks on DRAINING instances) while the service stays within
@@ -104,8 +105,21 @@ fn lifecycle(state: &mut State) {
         std_to_chrono(state.config.stop_delay),
     );
     let mut released: Vec<(usize, Footprint, Vec<String>)> = Vec::new();
+    // The agent starts and stops tasks: on an instance whose agent is disconnected nothing changes until it is back
+    // (docs/ecs.md: A disconnected agent).
+    let disconnected: std::collections::HashSet<String> = state
+        .snap
+        .container_instances
+        .iter()
+        .filter(|i| !i.agent_connected)
+        .map(|i| i.container_instance_arn.clone())
+        .collect();
     for t in &mut state.snap.tasks {
-        if t.last_status == TaskStatus::Stopped {
+        if t.last_status == TaskStatus::Stopped
+            || t.container_instance_arn
+                .as_ref()
+                .is_some_and(|a| disconnected.contains(a))
+        {
             continue;
         }
         // A snapshot may show a task stopping or pending without saying since when: the clock starts now.

@@ -73,7 +73,12 @@ pub(super) async fn update_container_instances_state(
     let to = match req.status.as_deref() {
         Some("DRAINING") => InstanceState::Draining,
         Some("ACTIVE") => InstanceState::Active,
-        other => return Err(ApiError::invalid(format!("status {other:?} is not ACTIVE or DRAINING"))),
+        // ECS's own words (moto keeps them too); the value is not echoed, so no Rust formatting can leak into it.
+        _ => {
+            return Err(ApiError::invalid(
+                "Container instance status should be one of [ACTIVE, DRAINING]",
+            ))
+        }
     };
     let mut updated = Vec::new();
     let mut failures = Vec::new();
