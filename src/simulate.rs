@@ -603,7 +603,11 @@ async fn partial_drain(twin: &Twin) {
         if drain > 0 {
             twin.advance(partial::BETWEEN_DRAINS);
         }
-        if twin.set_instance_state(&fullest, InstanceState::Draining).await.is_err() {
+        if twin
+            .set_instance_state(&fullest, InstanceState::Draining)
+            .await
+            .is_err()
+        {
             continue;
         }
         let mut waited = std::time::Duration::ZERO;
@@ -701,7 +705,10 @@ mod tests {
         let t0 = twin.now();
         partial_drain(&twin).await;
         let s = twin.snapshot();
-        assert!(s.container_instances.iter().all(|i| i.status == InstanceStatus::Active), "foreign drain reset too");
+        assert!(
+            s.container_instances.iter().all(|i| i.status == InstanceStatus::Active),
+            "foreign drain reset too"
+        );
         let hot_count = |s: &Snapshot| {
             s.container_instances
                 .iter()
@@ -711,7 +718,10 @@ mod tests {
         assert!(hot_count(&s) < Some(8), "the fullest was drained: {:?}", hot_count(&s));
         assert!(twin.stats().tasks_started > 0);
         let took = (twin.now() - t0).num_seconds();
-        assert!(took <= 45 + 60 + 23, "two drains at most: 45 s, 60 s apart, then 22.5 s; took {took} s");
+        assert!(
+            took <= 45 + 60 + 23,
+            "two drains at most: 45 s, 60 s apart, then 22.5 s; took {took} s"
+        );
 
         let even = ClusterBuilder::new("c")
             .instance(instance("a"))
@@ -722,7 +732,12 @@ mod tests {
             .snapshot();
         let twin = Twin::new(even, TwinConfig::default());
         partial_drain(&twin).await;
-        assert_eq!(twin.stats().tasks_started, 0, "CV {:.3} is not above 25 %", count_cv(&twin.snapshot()));
+        assert_eq!(
+            twin.stats().tasks_started,
+            0,
+            "CV {:.3} is not above 25 %",
+            count_cv(&twin.snapshot())
+        );
     }
 
     #[test]

@@ -404,3 +404,49 @@ fn each_cycle_line_says_what_the_cycle_planned() {
         assert!(line.contains(expected), "{line:?} says {expected:?}");
     }
 }
+
+/// The twin skips scheduler passes that change nothing (issue 17): a run with the skip and one ticking through every
+/// pass are the same, event for event: every cycle's report (what was planned, sent and settled, and when), the
+/// summary, and the end state. On the demo (a scale-out with a replacement, protected and pinned tasks, a daemon,
+/// five-minute cycles) and on `strict-floors` (every service at 100 %, redeploys and drains).
+#[test]
+fn skipping_idle_passes_changes_nothing_event_for_event() {
+    let runs = |snapshot: Snapshot, policy: &Policy, skip_idle: bool| {
+        let mut events = Vec::new();
+        let (report, end) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(simulate::run(
+                snapshot,
+                policy,
+                Options {
+                    reachable: false,
+                    twin: ecs_rebalancer::twin::TwinConfig {
+                        skip_idle,
+                        ..Default::default()
+                    },
+                    ..Options::default()
+                },
+                |p| events.push(serde_json::to_string(&(p.cycle, p.elapsed_seconds, p.report)).unwrap()),
+            ));
+        (events, serde_json::to_value(&report).unwrap(), end)
+    };
+    let strict = scenarios::strict_floors("sim", 12, 4, 6, 2, 1);
+    let mut policy = scenarios::demo_policy();
+    policy.clusters = vec![ecs_rebalancer::policy::Pattern::new("*").unwrap()];
+    for (name, snapshot, policy) in [
+        ("demo", scenarios::demo_snapshot(), scenarios::demo_policy()),
+        ("strict-floors", strict, policy),
+    ] {
+        let (skipping, report, end) = runs(snapshot.clone(), &policy, true);
+        let (ticking, reference, reference_end) = runs(snapshot, &policy, false);
+        assert!(skipping.len() > 3, "{name}: a run worth comparing");
+        assert_eq!(skipping.len(), ticking.len(), "{name}: as many cycles");
+        for (k, (a, b)) in skipping.iter().zip(&ticking).enumerate() {
+            assert_eq!(a, b, "{name}: cycle {}", k + 1);
+        }
+        assert_eq!(report, reference, "{name}: the summary");
+        assert!(end == reference_end, "{name}: the end state");
+    }
+}

@@ -22,6 +22,7 @@ fn config(seed: u64) -> TwinConfig {
         start_delay: Duration::from_secs(30),
         stop_delay: Duration::from_secs(30),
         seed,
+        skip_idle: true,
     }
 }
 
@@ -781,6 +782,57 @@ async fn a_disconnected_agent_stops_nothing_until_it_reconnects() {
         TaskStatus::Stopped,
         "stopped once the agent is back"
     );
+}
+
+/// Idle time is skipped, and skipping changes nothing: a settled cluster with a STOPPED task still in the retention
+/// window and a task whose protection expires, advanced two hours with the skip and without, is the same at every
+/// checkpoint, the retention and the expiry included.
+#[tokio::test]
+async fn idle_passes_are_skipped_and_the_cluster_is_the_same_as_ticking_through_them() {
+    let build = |skip_idle: bool| {
+        let snap = ClusterBuilder::new("c")
+            .instance(instance("a"))
+            .instance(instance("b"))
+            .service(service("web").spread("instanceId"))
+            .tasks("web", "a", 2)
+            .tasks("web", "b", 2)
+            .snapshot();
+        Twin::new(snap, TwinConfig { skip_idle, ..config(9) })
+    };
+    let (skipping, ticking) = (build(true), build(false));
+    for twin in [&skipping, &ticking] {
+        let s = twin.snapshot();
+        let stopped = only_task_on_any(&s, "web", "a");
+        twin.stop_task(&stopped, "make one STOPPED").await.unwrap();
+        let kept = only_task_on_any(&s, "web", "b");
+        twin.set_task_protection(&kept, true, Duration::from_secs(1800))
+            .unwrap();
+    }
+    for _ in 0..8 {
+        skipping.advance(Duration::from_secs(900));
+        ticking.advance(Duration::from_secs(900));
+        assert!(
+            skipping.snapshot() == ticking.snapshot(),
+            "same cluster at {}",
+            skipping.now()
+        );
+        assert_eq!(skipping.stats(), ticking.stats());
+    }
+    assert!(skipping.snapshot().protected_tasks.is_empty(), "the protection lapsed");
+    assert!(
+        skipping
+            .snapshot()
+            .tasks
+            .iter()
+            .all(|t| t.last_status != TaskStatus::Stopped),
+        "the STOPPED task left the retention window"
+    );
+    assert!(
+        skipping.skipped_passes() > 500,
+        "{} passes skipped of 720",
+        skipping.skipped_passes()
+    );
+    assert_eq!(ticking.skipped_passes(), 0);
 }
 
 /// A task of `name` on instance `id`.

@@ -39,6 +39,10 @@ pub struct TwinConfig {
     pub stop_delay: Duration,
     /// Seeds the tie-breaks among equally good instances.
     pub seed: u64,
+    /// Skip scheduler passes that provably change nothing (idle time: nothing pending, nothing stopping, a pass that
+    /// changed nothing), up to the next timed event; the result is the same as ticking through them. `false`: run
+    /// every pass, the reference the skip is tested against.
+    pub skip_idle: bool,
 }
 
 impl Default for TwinConfig {
@@ -48,6 +52,7 @@ impl Default for TwinConfig {
             start_delay: Duration::from_secs(30),
             stop_delay: Duration::from_secs(30),
             seed: 1,
+            skip_idle: true,
         }
     }
 }
@@ -77,6 +82,9 @@ pub struct State {
     /// Services an API call disrupted and that are not steady again yet (for floor accounting).
     pub(crate) disrupted: HashSet<String>,
     pub(crate) stats: TwinStats,
+    /// Scheduler passes skipped as idle (`TwinConfig::skip_idle`): kept apart from `stats`, which must not depend on
+    /// the skip.
+    pub(crate) skipped_passes: u64,
 }
 
 impl State {
@@ -195,6 +203,7 @@ impl Twin {
                 next_id,
                 disrupted: HashSet::new(),
                 stats: TwinStats::default(),
+                skipped_passes: 0,
             }),
         })
     }
@@ -215,9 +224,29 @@ impl Twin {
         let mut left = by;
         while !left.is_zero() {
             let step = left.min(tick);
+            // Worth checking only when whole passes would follow this one.
+            let before =
+                (state.config.skip_idle && left >= tick * 3 && scheduler::nothing_timed_pending(&state)).then(|| {
+                    (
+                        state.snap.clone(),
+                        state.stats.clone(),
+                        state.disrupted.clone(),
+                        state.rng.clone(),
+                    )
+                });
             state.now += chrono::Duration::from_std(step).unwrap_or(chrono::Duration::zero());
             scheduler::tick(&mut state);
             left -= step;
+            if let Some((snap, stats, disrupted, rng)) = before {
+                let unchanged =
+                    snap == state.snap && stats == state.stats && disrupted == state.disrupted && rng == state.rng;
+                if unchanged {
+                    let skipped = scheduler::idle_passes(&state, tick, left);
+                    state.skipped_passes += u64::from(skipped);
+                    state.now += chrono::Duration::from_std(tick * skipped).unwrap_or(chrono::Duration::zero());
+                    left -= tick * skipped;
+                }
+            }
         }
     }
 
@@ -369,6 +398,11 @@ impl Twin {
         };
         state.snap.protected_tasks.push(protection.clone());
         Ok(protection)
+    }
+
+    /// Scheduler passes skipped as idle so far (see `TwinConfig::skip_idle`).
+    pub fn skipped_passes(&self) -> u64 {
+        self.lock().skipped_passes
     }
 
     pub fn stats(&self) -> TwinStats {

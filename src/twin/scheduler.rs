@@ -625,6 +625,46 @@ fn account_floors(state: &mut State) {
     }
 }
 
+/// Nothing waits on the clock but the timed events [`idle_passes`] knows: no PENDING task (start delay), no task
+/// stopping (stop delay). With this, a pass that changed nothing is followed by passes that change nothing, until
+/// the next timed event or an API call.
+pub(crate) fn nothing_timed_pending(state: &State) -> bool {
+    !state.snap.tasks.iter().any(|t| {
+        t.last_status == TaskStatus::Pending
+            || (t.desired_status == TaskStatus::Stopped && t.last_status != TaskStatus::Stopped)
+    })
+}
+
+/// How many whole passes after a pass that changed nothing (with [`nothing_timed_pending`]) change nothing either:
+/// those before the next timed event (a STOPPED task leaving the retention window, a task's protection expiring),
+/// and within `left`.
+pub(crate) fn idle_passes(state: &State, tick: std::time::Duration, left: std::time::Duration) -> u32 {
+    let retention = state
+        .snap
+        .tasks
+        .iter()
+        .filter(|t| t.last_status == TaskStatus::Stopped)
+        .filter_map(|t| t.stopped_at)
+        .map(|s| s + Duration::seconds(STOPPED_RETENTION));
+    let expiry = state
+        .snap
+        .protected_tasks
+        .iter()
+        .filter(|p| p.active_at(state.now))
+        .filter_map(|p| p.expiration_date);
+    let by_time = u32::try_from(left.as_nanos() / tick.as_nanos().max(1)).unwrap_or(u32::MAX);
+    match retention.chain(expiry).min() {
+        None => by_time,
+        Some(event) => {
+            // Passes strictly before the event's pass: at now + k·tick < event.
+            let until = (event - state.now).to_std().unwrap_or_default();
+            let before_event =
+                u32::try_from(until.as_nanos().saturating_sub(1) / tick.as_nanos().max(1)).unwrap_or(u32::MAX);
+            by_time.min(before_event)
+        }
+    }
+}
+
 pub(crate) fn all_steady(state: &State) -> bool {
     state.snap.services.iter().all(steady)
         && !state
