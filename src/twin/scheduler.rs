@@ -56,14 +56,31 @@ pub(crate) fn tick(state: &mut State) {
         overlay: Overlay::new(),
         requests: HashMap::new(),
     };
+    // Each service's tasks, by position, once per pass (tasks placed during the pass are appended, so positions
+    // stay valid; a service's own placements are PENDING, which no count below needs).
+    let by_service = tasks_by_service(&state.snap.tasks);
     for s in 0..state.snap.services.len() {
+        let mine = by_service
+            .get(state.snap.services[s].service_name.as_str())
+            .map_or(&[][..], Vec::as_slice);
         match state.snap.services[s].scheduling_strategy {
-            SchedulingStrategy::Daemon => schedule_daemon(state, s, &mut pass),
-            _ => schedule_replica(state, s, &mut pass),
+            SchedulingStrategy::Daemon => schedule_daemon(state, s, mine, &mut pass),
+            _ => schedule_replica(state, s, mine, &mut pass),
         }
     }
     update_counts(state);
     account_floors(state);
+}
+
+/// The positions of each service's tasks: one scan of the tasks instead of one per service.
+fn tasks_by_service(tasks: &[Task]) -> HashMap<String, Vec<usize>> {
+    let mut by: HashMap<String, Vec<usize>> = HashMap::new();
+    for (k, t) in tasks.iter().enumerate() {
+        if let Some(name) = t.service_name() {
+            by.entry(name.to_owned()).or_default().push(k);
+        }
+    }
+    by
 }
 
 /// What one scheduler pass shares between placements.
@@ -348,12 +365,11 @@ fn primary_id(svc: &Service) -> Option<String> {
 
 /// Step 3, the replica scheduler for one service: start within `maximumPercent`, then stop within
 /// `minimumHealthyPercent`.
-fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
+fn schedule_replica(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<'_, '_>) {
     let svc = &state.snap.services[s];
     if svc.status != "ACTIVE" {
         return;
     }
-    let name = svc.service_name.clone();
     let desired = svc.desired_count;
     let (floor, ceiling) = bounds(svc);
     let primary = primary_id(svc).unwrap_or_default();
@@ -375,13 +391,10 @@ fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
             .as_deref()
             .is_some_and(|a| draining.contains(&a))
     };
-    let live: Vec<usize> = state
-        .snap
-        .tasks
+    let live: Vec<usize> = mine
         .iter()
-        .enumerate()
-        .filter(|(_, t)| t.service_name() == Some(name.as_str()) && is_live(t))
-        .map(|(k, _)| k)
+        .copied()
+        .filter(|&k| is_live(&state.snap.tasks[k]))
         .collect();
     let settled = live
         .iter()
@@ -422,12 +435,8 @@ fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
     }
     // Then stop old and draining tasks while the healthy count stays at or above the floor.
     let now = state.now;
-    let mut healthy = state
-        .snap
-        .tasks
-        .iter()
-        .filter(|t| t.service_name() == Some(name.as_str()) && is_healthy(t))
-        .count() as u32;
+    // Tasks placed above are PENDING, not healthy: the service's tasks from before the pass are all there is to count.
+    let mut healthy = mine.iter().filter(|&&k| is_healthy(&state.snap.tasks[k])).count() as u32;
     for k in to_stop {
         let t = &mut state.snap.tasks[k];
         let counts = u32::from(t.last_status == TaskStatus::Running);
@@ -446,40 +455,39 @@ fn schedule_replica(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
 }
 
 /// Step 4: one daemon task on every ACTIVE, connected instance that lacks one (§2, ECS services: DAEMON).
-fn schedule_daemon(state: &mut State, s: usize, pass: &mut Pass<'_, '_>) {
+fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<'_, '_>) {
     let svc = &state.snap.services[s];
     if svc.status != "ACTIVE" {
         return;
     }
-    let name = svc.service_name.clone();
     let deployment = primary_id(svc).unwrap_or_default();
     let listed: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
     // A forced deployment replaces daemon tasks instance by instance: the old task stops, then the new one starts
     // where it was (daemons default to minimum 0 % / maximum 100 %).
     let now = state.now;
     let protected = protected(state);
-    for t in &mut state.snap.tasks {
+    for &k in mine {
+        let t = &mut state.snap.tasks[k];
         let by = t.started_by.as_deref().unwrap_or("");
         let old = by != deployment && listed.iter().any(|d| d == by);
-        if t.service_name() == Some(name.as_str()) && is_live(t) && old && !protected.contains(&t.task_arn) {
+        if is_live(t) && old && !protected.contains(&t.task_arn) {
             t.desired_status = TaskStatus::Stopped;
             t.stopping_at = Some(now);
             t.stopped_reason = Some("Task stopped by a new deployment".into());
         }
     }
+    let holding: std::collections::HashSet<&str> = mine
+        .iter()
+        .map(|&k| &state.snap.tasks[k])
+        .filter(|t| is_live(t))
+        .filter_map(|t| t.container_instance_arn.as_deref())
+        .collect();
     let missing: Vec<InstanceIdx> = state
         .snap
         .container_instances
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.can_take_tasks())
-        .filter(|(_, i)| {
-            !state.snap.tasks.iter().any(|t| {
-                t.service_name() == Some(name.as_str())
-                    && is_live(t)
-                    && t.container_instance_arn.as_deref() == Some(i.container_instance_arn.as_str())
-            })
-        })
+        .filter(|(_, i)| i.can_take_tasks() && !holding.contains(i.container_instance_arn.as_str()))
         .map(|(k, _)| InstanceIdx(k))
         .collect();
     for i in missing {
@@ -516,16 +524,14 @@ fn update_counts(state: &mut State) {
         i.running_tasks_count = running;
         i.pending_tasks_count = pending;
     }
+    let by_service = tasks_by_service(&state.snap.tasks);
     for s in 0..state.snap.services.len() {
-        let name = state.snap.services[s].service_name.clone();
+        let mine = by_service
+            .get(state.snap.services[s].service_name.as_str())
+            .map_or(&[][..], Vec::as_slice);
         let mut by_deployment: HashMap<String, (u32, u32)> = HashMap::new();
         let (mut running, mut pending) = (0, 0);
-        for t in state
-            .snap
-            .tasks
-            .iter()
-            .filter(|t| t.service_name() == Some(name.as_str()) && is_live(t))
-        {
+        for t in mine.iter().map(|&k| &state.snap.tasks[k]).filter(|t| is_live(t)) {
             let e = by_deployment
                 .entry(t.started_by.clone().unwrap_or_default())
                 .or_default();

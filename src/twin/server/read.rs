@@ -200,11 +200,12 @@ pub(super) fn list_attributes(snap: &Snapshot, req: &r::ListAttributes) -> Resul
     check_cluster(snap, req.cluster.as_deref())?;
     match req.target_type.as_deref() {
         Some("container-instance") => {}
-        other => {
+        Some(other) => {
             return Err(ApiError::invalid(format!(
-                "targetType {other:?} is not container-instance"
+                "targetType {other} is not container-instance"
             )))
         }
+        None => return Err(ApiError::invalid("targetType is required: container-instance")),
     }
     let name = req.attribute_name.as_deref();
     let value = req.attribute_value.as_deref();
