@@ -301,6 +301,17 @@ mod live {
         .unwrap()
     }
 
+    /// `run` on `source`, polling every `poll`, once it serves: the process, its log lines, and its `--listen` address.
+    async fn serving(dir: &Path, twin: &TwinServer, source: &str, table: &str, poll: &str) -> (Child, Lines, String) {
+        let mut child = spawn_run(dir, twin, source, table, &["--policy-poll", poll]);
+        let lines = Lines::follow(&mut child);
+        let serving = lines
+            .wait_for("serving /metrics, /healthz, /readyz", Duration::from_secs(10))
+            .await;
+        let addr = serving["addr"].as_str().unwrap().to_owned();
+        (child, lines, addr)
+    }
+
     /// Everything the table holds, as text.
     async fn table_dump(table: &str) -> String {
         let client = aws_sdk_dynamodb::Client::new(&ecs_rebalancer::aws::local(&moto::endpoint()));
@@ -322,12 +333,7 @@ mod live {
         let source = server.source("ref=main&path=policies/");
         let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
         let (table, ledger) = table().await;
-        let mut child = spawn_run(dir.path(), &twin, &source, &table, &["--policy-poll", "1s"]);
-        let lines = Lines::follow(&mut child);
-        let serving = lines
-            .wait_for("serving /metrics, /healthz, /readyz", Duration::from_secs(10))
-            .await;
-        let addr = serving["addr"].as_str().unwrap().to_owned();
+        let (mut child, lines, addr) = serving(dir.path(), &twin, &source, &table, "1s").await;
 
         let applied = lines.wait_for("policy reloaded", Duration::from_secs(10)).await;
         assert_eq!(applied["revision"], first.as_str());
@@ -603,12 +609,7 @@ mod live {
         let source = server.source("ref=main&path=policies");
         let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
         let (table, ledger) = table().await;
-        let mut child = spawn_run(dir.path(), &twin, &source, &table, &["--policy-poll", "1s"]);
-        let lines = Lines::follow(&mut child);
-        let serving = lines
-            .wait_for("serving /metrics, /healthz, /readyz", Duration::from_secs(10))
-            .await;
-        let addr = serving["addr"].as_str().unwrap().to_owned();
+        let (mut child, lines, addr) = serving(dir.path(), &twin, &source, &table, "1s").await;
         let refused = lines
             .wait_for(
                 "no revision of the policy source has been good yet; not acting",
