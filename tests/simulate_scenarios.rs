@@ -8,6 +8,7 @@ use ecs_rebalancer::policy::{self, Policy};
 use ecs_rebalancer::scenarios;
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::simulate::{self, Options, Report};
+use ecs_rebalancer::twin::TwinConfig;
 
 fn policy(extra: &str) -> Policy {
     let text = format!(
@@ -21,6 +22,16 @@ fn policy(extra: &str) -> Policy {
 }
 
 fn run(snapshot: Snapshot, policy: &Policy) -> (Report, Snapshot) {
+    run_with(snapshot, policy, TwinConfig::default(), |_| {})
+}
+
+/// [`run`] on a twin of `twin`'s configuration, calling `on_cycle` after each cycle.
+fn run_with(
+    snapshot: Snapshot,
+    policy: &Policy,
+    twin: TwinConfig,
+    on_cycle: impl FnMut(&simulate::Progress<'_>),
+) -> (Report, Snapshot) {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -30,9 +41,10 @@ fn run(snapshot: Snapshot, policy: &Policy) -> (Report, Snapshot) {
             policy,
             Options {
                 reachable: false,
+                twin,
                 ..Options::default()
             },
-            |_| {},
+            on_cycle,
         ))
 }
 
@@ -413,23 +425,13 @@ fn each_cycle_line_says_what_the_cycle_planned() {
 fn skipping_idle_passes_changes_nothing_event_for_event() {
     let runs = |snapshot: Snapshot, policy: &Policy, skip_idle: bool| {
         let mut events = Vec::new();
-        let (report, end) = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
-            .block_on(simulate::run(
-                snapshot,
-                policy,
-                Options {
-                    reachable: false,
-                    twin: ecs_rebalancer::twin::TwinConfig {
-                        skip_idle,
-                        ..Default::default()
-                    },
-                    ..Options::default()
-                },
-                |p| events.push(serde_json::to_string(&(p.cycle, p.elapsed_seconds, p.report)).unwrap()),
-            ));
+        let twin = TwinConfig {
+            skip_idle,
+            ..TwinConfig::default()
+        };
+        let (report, end) = run_with(snapshot, policy, twin, |p| {
+            events.push(serde_json::to_string(&(p.cycle, p.elapsed_seconds, p.report)).unwrap());
+        });
         (events, serde_json::to_value(&report).unwrap(), end)
     };
     let strict = scenarios::strict_floors("sim", 12, 4, 6, 2, 1);

@@ -80,19 +80,25 @@ pub fn load_str(file: &Path, text: &str) -> Result<Vec<Policy>, Diagnostics> {
 /// Loads policies from files and folders (folders are searched recursively for `*.yaml` / `*.yml`, skipping hidden
 /// entries), then checks that no two policies share a name or a cluster.
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Policy>, Diagnostics> {
+    let (files, diagnostics) = read_all(paths);
+    load_texts(&files, diagnostics)
+}
+
+/// Every policy file under `paths`, read, and every error met finding or reading them.
+fn read_all<P: AsRef<Path>>(paths: &[P]) -> (Vec<PolicyFile>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     for path in paths {
-        collect_files(path.as_ref(), true, &mut files, &mut diagnostics);
+        collect_files(path.as_ref(), true, &mut found, &mut diagnostics);
     }
-    let mut texts = Vec::new();
-    for file in files {
+    let mut files = Vec::new();
+    for file in found {
         match read_file(&file) {
-            Ok(f) => texts.push(f),
+            Ok(f) => files.push(f),
             Err(d) => diagnostics.push(d),
         }
     }
-    load_texts(&texts, diagnostics)
+    (files, diagnostics)
 }
 
 /// One policy file's name and text, however it was read (from disk, or from a git tree).
@@ -117,7 +123,7 @@ fn load_texts(files: &[PolicyFile], mut diagnostics: Vec<Diagnostic>) -> Result<
 }
 
 /// Reads a policy file as [`load_paths`] does: at most [`MAX_FILE_BYTES`], UTF-8.
-pub fn read_file(file: &Path) -> Result<PolicyFile, Diagnostic> {
+fn read_file(file: &Path) -> Result<PolicyFile, Diagnostic> {
     read_policy_file(file)
         .map(|text| PolicyFile {
             path: file.to_owned(),
@@ -133,16 +139,7 @@ pub fn read_file(file: &Path) -> Result<PolicyFile, Diagnostic> {
 /// The policy files under `path` as [`load_paths`] finds them (a file, or a folder's `*.yaml` / `*.yml` files,
 /// recursively, skipping hidden entries), read; or every error found.
 pub fn read_paths(path: &Path) -> Result<Vec<PolicyFile>, Diagnostics> {
-    let mut diagnostics = Vec::new();
-    let mut paths = Vec::new();
-    collect_files(path, true, &mut paths, &mut diagnostics);
-    let mut files = Vec::new();
-    for p in paths {
-        match read_file(&p) {
-            Ok(f) => files.push(f),
-            Err(d) => diagnostics.push(d),
-        }
-    }
+    let (files, diagnostics) = read_all(&[path]);
     if diagnostics.is_empty() {
         Ok(files)
     } else {

@@ -62,12 +62,11 @@ impl Fetcher {
             why: token.map_or_else(|| why.clone(), |t| t.scrub(&why)),
             auth,
         };
-        let commit = self.fetch_commit(token, stop).map_err(|e| {
+        let (repo, commit) = self.fetch_commit(token, stop).map_err(|e| {
             let text = format!("{e:#}");
             let auth = is_auth_failure(&text);
             fail(text, auth)
         })?;
-        let repo = self.open().map_err(|e| fail(format!("{e:#}"), false))?;
         let files = read_tree(&repo, commit, &self.location.path);
         Ok(Fetched {
             commit: commit.to_string(),
@@ -81,7 +80,12 @@ impl Fetcher {
         Ok(gix::open_opts(self.dir.path(), gix::open::Options::isolated())?)
     }
 
-    fn fetch_commit(&self, token: Option<&Token>, stop: &AtomicBool) -> anyhow::Result<gix::ObjectId> {
+    /// Fetches the followed ref: the repository, and the commit the ref points at.
+    fn fetch_commit(
+        &self,
+        token: Option<&Token>,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<(gix::Repository, gix::ObjectId)> {
         let repo = self.open()?;
         let spec = self.location.refspec(LOCAL_REF);
         let remote = repo
@@ -120,8 +124,8 @@ impl Fetcher {
         if tips.next().is_some() {
             anyhow::bail!("ref {wanted:?} matches more than one ref on the remote; name it in full (refs/heads/…)");
         }
-        let commit = repo.find_object(tip)?.peel_to_commit()?;
-        Ok(commit.id)
+        let commit = repo.find_object(tip)?.peel_to_commit()?.id;
+        Ok((repo, commit))
     }
 }
 

@@ -109,7 +109,8 @@ impl PolicySource {
             },
         );
         let files = policy::read_paths(path).map_err(|d| PolicyError::Invalid(d.to_string()))?;
-        let (policy, content) = choose(&files, cluster, &path.display().to_string())?;
+        let policy = choose(&files, cluster, &path.display().to_string())?;
+        let content = content_hash(&files);
         let revision = format!("sha256:{content}");
         source.apply(policy, revision, content, Instant::now());
         Ok(source)
@@ -272,8 +273,9 @@ impl PolicySource {
             choose(&files, &self.cluster, &self.location.to_string()).map_err(|e| lines(&e.to_string()))
         });
         match loaded {
-            Ok((policy, content)) => {
-                self.apply(policy, revision, content, started);
+            Ok(policy) => {
+                // `files` were read, so their hash is there.
+                self.apply(policy, revision, content.unwrap_or_default(), started);
                 Some(Update::Applied)
             }
             Err(errors) => {
@@ -330,15 +332,14 @@ fn fetch(poller: &Poller) -> impl std::future::Future<Output = Result<Fetched, S
     }
 }
 
-/// The policy among `files` that governs `cluster`, and the hash of the files.
-fn choose(files: &[PolicyFile], cluster: &str, source: &str) -> Result<(Policy, String), PolicyError> {
+/// The policy among `files` that governs `cluster`.
+fn choose(files: &[PolicyFile], cluster: &str, source: &str) -> Result<Policy, PolicyError> {
     let policies = policy::load_files(files).map_err(|d| PolicyError::Invalid(d.to_string()))?;
     let chosen = policy::policy_for_cluster(&policies, cluster).map_err(|e| PolicyError::Invalid(e.to_string()))?;
-    let policy = chosen.cloned().ok_or_else(|| PolicyError::NoneForCluster {
+    chosen.cloned().ok_or_else(|| PolicyError::NoneForCluster {
         path: source.to_owned(),
         cluster: cluster.to_owned(),
-    })?;
-    Ok((policy, content_hash(files)))
+    })
 }
 
 /// SHA-256 over each file's path and text, in path order, as hex.
