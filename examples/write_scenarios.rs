@@ -2,16 +2,41 @@
 //!
 //! `cargo run --release --example write_scenarios -- DIR` then, for each file,
 //! `ecs-rebalancer simulate --snapshot DIR/NAME.json --policy DIR/policy.yaml --any-cluster --compare-baselines`.
+//!
+//! `write_scenarios DIR --large N [--tasks T]` writes only `DIR/large-N.json`, [`Generated::scale_out`] at `N`
+//! instances (at 5,000: 100,000 tasks, 2,000 services, about 80 MB; `--tasks` for another count), and
+//! `DIR/rehearsal.yaml`, the policy of the rehearsal figures.
 
 use std::path::PathBuf;
 
 use ecs_rebalancer::scenarios::{
-    constrained, demo_snapshot, mixed_sizes, scale_out, sparse, strict_floors, DEMO_POLICY,
+    constrained, demo_snapshot, mixed_sizes, scale_out, sparse, strict_floors, Generated, DEMO_POLICY,
 };
 
+/// The rehearsal policy: a cycle every 5 minutes (100 cycles are 8 h 20 min simulated), all three actions.
+const REHEARSAL_POLICY: &str =
+    "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: rehearsal}\nspec:\n  \
+     clusters: [\"*\"]\n  metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n  \
+     actions: [stop-tasks, redeploy-services, drain-instances]\n  interval: 5m\n  \
+     budgets: {maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}\n  \
+     cooldown: {instance: 5m, service: 5m}\n";
+
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: write_scenarios DIR"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = PathBuf::from(args.first().expect("usage: write_scenarios DIR [--large N]"));
     std::fs::create_dir_all(&dir).expect("create DIR");
+    let value = |flag: &str| {
+        let v = args.iter().position(|a| a == flag).and_then(|k| args.get(k + 1))?;
+        Some(v.parse::<usize>().unwrap_or_else(|_| panic!("{flag}: a number")))
+    };
+    if let Some(n) = value("--large") {
+        let mut shape = Generated::scale_out(n);
+        shape.tasks = value("--tasks").unwrap_or(shape.tasks);
+        let snap = shape.build().into_snapshot();
+        snap.save(&dir.join(format!("large-{n}.json"))).expect("write snapshot");
+        std::fs::write(dir.join("rehearsal.yaml"), REHEARSAL_POLICY).expect("write the rehearsal policy");
+        return;
+    }
     let scenarios = [
         ("demo", demo_snapshot()),
         ("scale-out-12", scale_out("scale-out-12", 8, 4, 12, 2, 2)),

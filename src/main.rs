@@ -10,6 +10,11 @@ use clap::Parser as _;
 
 use cli::{BadInput, Cli, Command, Exit, EXIT_BAD_INPUT};
 
+/// mimalloc rather than the system's malloc: `simulate`, `twin serve` and every cycle copy and drop whole snapshots,
+/// millions of small strings at 5,000 instances (docs/benchmarks.md, Rehearsal at scale).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = logging(cli.command.is_controller());

@@ -35,6 +35,9 @@ pub struct Options {
     pub twin: TwinConfig,
     /// Compute the reachable-balance reference at the start (and again if the run gets stuck).
     pub reachable: bool,
+    /// Run all `max_cycles` cycles, also past convergence or a fixed point: a rehearsal of hours of the controller,
+    /// where what it does once the cluster is balanced matters as much as how it got there.
+    pub keep_running: bool,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             max_cycles: 200,
             twin: TwinConfig::default(),
             reachable: true,
+            keep_running: false,
         }
     }
 }
@@ -119,16 +123,29 @@ pub async fn run(
                 });
                 let quiet = report.in_flight == 0 && report.acted.is_empty() && twin.is_steady();
                 if quiet && report.plan.status == Status::Balanced && !report.plan.episode {
-                    converged = true;
-                    outcome = format!(
-                        "converged: score {:.3} at or below the target {} with nothing in flight",
-                        report.plan.before.score, policy.threshold.target
-                    );
-                    break;
+                    if !converged {
+                        converged = true;
+                        let at = if options.keep_running {
+                            format!(" (first at cycle {cycle})")
+                        } else {
+                            String::new()
+                        };
+                        outcome = format!(
+                            "converged: score {:.3} at or below the target {} with nothing in flight{at}",
+                            report.plan.before.score, policy.threshold.target
+                        );
+                    }
+                    if !options.keep_running {
+                        break;
+                    }
                 }
                 // A fixed point: nothing in flight, nothing sendable, and no refusal that time would lift.
                 let stuck = report.plan.skipped.iter().all(|s| !TEMPORARY.contains(&s.label));
-                if quiet && matches!(report.plan.status, Status::NothingSafe | Status::Halted) && stuck {
+                if quiet
+                    && matches!(report.plan.status, Status::NothingSafe | Status::Halted)
+                    && stuck
+                    && !options.keep_running
+                {
                     let here = options
                         .reachable
                         .then(|| reachable(&twin.snapshot(), policy, now))

@@ -17,6 +17,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             ..TwinConfig::default()
         },
         reachable: !args.no_reachable,
+        keep_running: args.keep_running,
     };
     let table = matches!(args.output, Output::Table);
     let start = cluster.into_snapshot();

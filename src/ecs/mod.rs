@@ -78,6 +78,14 @@ pub enum InstanceState {
 pub trait EcsApi {
     /// The whole cluster, task scale-in protection included, complete or not at all.
     fn observe(&self) -> impl Future<Output = Result<Snapshot, EcsError>> + Send;
+    /// [`EcsApi::observe`], for a reader that does not change what it gets: an implementation holding the cluster in
+    /// memory (the twin) hands out its current view without copying it.
+    fn observe_shared(&self) -> impl Future<Output = Result<std::sync::Arc<Snapshot>, EcsError>> + Send
+    where
+        Self: Sync,
+    {
+        async { self.observe().await.map(std::sync::Arc::new) }
+    }
     /// `StopTask`; `reason` becomes the task's `stoppedReason` (the controller puts its action id there).
     fn stop_task(&self, task_arn: &str, reason: &str) -> impl Future<Output = Result<(), EcsError>> + Send;
     /// `UpdateService` with `forceNewDeployment`.

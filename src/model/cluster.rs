@@ -7,7 +7,10 @@
 //! [`Cluster::is_service_consistent`] so the planner can refuse to move its tasks. Duplicate ARNs are fatal: an
 //! index over them would silently drop one item.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use super::ecs::{ContainerInstance, Service, Task, TaskDefinition};
@@ -101,9 +104,10 @@ pub struct DuplicateKey {
 }
 
 /// A snapshot with its indexes. Immutable: the twin and the planner build a new one (or an overlay) to change it.
+/// The snapshot may be shared (the twin hands its published view to every cycle that observes it unchanged).
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    snapshot: Snapshot,
+    snapshot: Arc<Snapshot>,
     instance_by_arn: HashMap<String, usize>,
     task_by_arn: HashMap<String, usize>,
     service_by_name: HashMap<String, usize>,
@@ -117,8 +121,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Indexes a snapshot. Fails only on duplicate keys; dangling references become [`Inconsistency`] values.
-    pub fn new(snapshot: Snapshot) -> Result<Cluster, DuplicateKey> {
+    /// Indexes a snapshot, owned or shared. Fails only on duplicate keys; dangling references become
+    /// [`Inconsistency`] values.
+    pub fn new(snapshot: impl Into<Arc<Snapshot>>) -> Result<Cluster, DuplicateKey> {
+        let snapshot: Arc<Snapshot> = snapshot.into();
         let instance_by_arn = index(
             &snapshot.container_instances,
             "containerInstances",
@@ -196,8 +202,9 @@ impl Cluster {
         &self.snapshot
     }
 
+    /// The snapshot, copied only if it is shared.
     pub fn into_snapshot(self) -> Snapshot {
-        self.snapshot
+        Arc::unwrap_or_clone(self.snapshot)
     }
 
     pub fn name(&self) -> &str {
@@ -308,7 +315,7 @@ fn index<T>(
     key: &'static str,
     key_of: impl Fn(&T) -> &String,
 ) -> Result<HashMap<String, usize>, DuplicateKey> {
-    let mut map = HashMap::with_capacity(items.len());
+    let mut map = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, item) in items.iter().enumerate() {
         if let Some(first) = map.insert(key_of(item).clone(), i) {
             return Err(DuplicateKey {

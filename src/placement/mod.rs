@@ -51,11 +51,18 @@ pub struct TaskRequest {
     /// DAEMON services run one task per instance: an instance already running one is ruled out, and every
     /// feasible instance is a candidate.
     pub daemon: bool,
-    /// Per instance, whether the constraints that depend only on the instance itself hold (computed once).
-    static_ok: Vec<bool>,
+    /// Per instance, whether the constraints that depend only on the instance itself hold (computed once per
+    /// index and set of constraints, shared by the services that have the same).
+    static_ok: Arc<[bool]>,
     /// The first static constraint that failed, per instance (index into `constraints`).
-    static_failed: Vec<Option<usize>>,
+    static_failed: Arc<[Option<usize>]>,
 }
+
+/// The static `memberOf` constraints of a request, by position: what its per-instance verdicts depend on.
+type StaticKey = Vec<(usize, Arc<str>)>;
+
+/// Per instance: whether the static constraints hold, and the first that failed.
+type StaticVerdicts = (Arc<[bool]>, Arc<[Option<usize>]>);
 
 /// Why an instance cannot take the task. The first reason found, in ECS's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +226,8 @@ pub struct PlacementIndex<'c> {
     groups: HashMap<&'c str, Vec<(InstanceIdx, u32)>>,
     /// Attribute values by instance position, for spread rules, precomputed for the attributes services use.
     columns: HashMap<String, strategy::Column>,
+    /// Static constraint verdicts already computed on this index: most services share a handful of expressions.
+    statics: std::sync::Mutex<HashMap<StaticKey, StaticVerdicts>>,
 }
 
 impl<'c> PlacementIndex<'c> {
@@ -257,6 +266,9 @@ impl<'c> PlacementIndex<'c> {
                     .filter_map(|p| p.field.as_deref()?.strip_prefix("attribute:")),
             );
         }
+        // Most services name the same few attributes: one column each.
+        names.sort_unstable();
+        names.dedup();
         let columns = names
             .into_iter()
             .map(|name| (name.to_owned(), strategy::Column::new(instances, name)))
@@ -271,6 +283,7 @@ impl<'c> PlacementIndex<'c> {
             gpus,
             groups,
             columns,
+            statics: std::sync::Mutex::default(),
         }
     }
 
@@ -329,29 +342,51 @@ impl<'c> PlacementIndex<'c> {
             constraints,
             rules,
             daemon,
-            static_ok: Vec::new(),
-            static_failed: Vec::new(),
+            static_ok: Arc::from([]),
+            static_failed: Arc::from([]),
         };
         self.precompute_static(&mut request);
         Ok(request)
     }
 
-    /// Evaluates once, per instance, the memberOf constraints that do not depend on which tasks run where.
+    /// Evaluates once, per instance, the memberOf constraints that do not depend on which tasks run where; a request
+    /// with the same static constraints as one before shares its verdicts.
     fn precompute_static(&self, request: &mut TaskRequest) {
-        let n = self.cluster.instances().len();
-        request.static_failed = vec![None; n];
-        for (i, instance) in self.cluster.instances().iter().enumerate() {
-            let facts = Facts {
-                instance,
-                running: instance.running_tasks_count,
-                groups: &[],
-            };
-            request.static_failed[i] = request.constraints.iter().position(|c| match c {
-                Constraint::MemberOf { expr, .. } if expr.is_static() => !expr.eval(&facts),
-                _ => false,
-            });
-        }
-        request.static_ok = request.static_failed.iter().map(Option::is_none).collect();
+        let key: StaticKey = request
+            .constraints
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| match c {
+                Constraint::MemberOf { text, expr } if expr.is_static() => Some((k, text.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut statics = self.statics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (ok, failed) = statics
+            .entry(key)
+            .or_insert_with(|| {
+                let failed: Vec<Option<usize>> = self
+                    .cluster
+                    .instances()
+                    .iter()
+                    .map(|instance| {
+                        let facts = Facts {
+                            instance,
+                            running: instance.running_tasks_count,
+                            groups: &[],
+                        };
+                        request.constraints.iter().position(|c| match c {
+                            Constraint::MemberOf { expr, .. } if expr.is_static() => !expr.eval(&facts),
+                            _ => false,
+                        })
+                    })
+                    .collect();
+                let ok: Vec<bool> = failed.iter().map(Option::is_none).collect();
+                (Arc::from(ok), Arc::from(failed))
+            })
+            .clone();
+        request.static_ok = ok;
+        request.static_failed = failed;
     }
 
     /// Where one new task of the request would go, with the overlay applied. Collects a reason for every instance

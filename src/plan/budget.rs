@@ -143,6 +143,13 @@ impl Ledger {
             || (hour_used >= self.limits.per_hour && hour_used > 0)
     }
 
+    /// The hourly limit, when the last hour's moves and those planned have used it up: every move that restarts a
+    /// task would be refused, and a move that restarts none changes nothing.
+    pub fn hour_spent(&self) -> Option<u32> {
+        let used = self.hour.saturating_add(self.restarted);
+        (used >= self.limits.per_hour && used > 0).then_some(self.limits.per_hour)
+    }
+
     /// Tasks restarted by the moves planned so far.
     pub fn restarted(&self) -> u32 {
         self.restarted

@@ -263,7 +263,7 @@ impl<'c> Search<'c> {
         safety::check_service(cluster, service, self.policy(), self.ledger, self.now)?;
         let request = self
             .state
-            .index
+            .index()
             .request_for_service(service)
             .map_err(|e| SkipReason::Unpredictable(e.0))?;
         let in_flight = self.ledger.stops_in_flight(name);
@@ -341,6 +341,12 @@ impl<'c> Search<'c> {
     /// Chooses moves greedily by value until the score is at or below `stop_at`, or after `max_moves`: stops,
     /// redeploys and drains compete on one measure, the expected score drop per restarted task.
     pub fn run(&mut self, stop_at: f64, max_moves: usize) {
+        // A spent hourly budget refuses every candidate: say so once rather than predict thousands to refuse each.
+        if let Some(limit) = self.budget.hour_spent() {
+            let cluster = self.cluster().name().to_owned();
+            self.skip(&cluster, &SkipReason::HourBudget { limit });
+            return;
+        }
         let mut heap = BinaryHeap::new();
         self.seed_stops(&mut heap);
         self.seed_redeploys(&mut heap);

@@ -37,7 +37,8 @@ pub struct State<'c> {
     pub cluster: &'c Cluster,
     pub policy: &'c Policy,
     pub model: LoadModel,
-    pub index: PlacementIndex<'c>,
+    /// Built on first use: a cycle that finds the cluster balanced predicts nothing and never needs it.
+    index: std::cell::OnceCell<PlacementIndex<'c>>,
     pub overlay: Overlay,
     /// Per instance position: the load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
     /// Read one with [`State::load`].
@@ -58,7 +59,6 @@ pub struct State<'c> {
 impl<'c> State<'c> {
     /// The state of `cluster` as it is. `model` says which instances are scored.
     pub fn new(cluster: &'c Cluster, policy: &'c Policy, model: LoadModel, luck: Luck) -> State<'c> {
-        let index = PlacementIndex::new(cluster);
         // Only scored instances with a known load may receive tasks: anything else is not ours to fill, or its
         // effect on the score is unknown.
         let mut overlay = Overlay::new();
@@ -80,7 +80,7 @@ impl<'c> State<'c> {
             cluster,
             policy,
             model,
-            index,
+            index: std::cell::OnceCell::new(),
             overlay,
             loads,
             stats,
@@ -94,6 +94,11 @@ impl<'c> State<'c> {
 
     pub fn score(&self) -> f64 {
         self.stats.score()
+    }
+
+    /// The placement index of the cluster as observed.
+    pub fn index(&self) -> &PlacementIndex<'c> {
+        self.index.get_or_init(|| PlacementIndex::new(self.cluster))
     }
 
     /// The instance's load (an expectation under [`Luck::Odds`]), `None` when unknown or not scored.
@@ -182,7 +187,7 @@ impl<'c> State<'c> {
         c: Contribution,
         source: Option<f64>,
     ) -> Result<Landed, SkipReason> {
-        let ties = self.index.candidates(request, overlay).candidates;
+        let ties = self.index().candidates(request, overlay).candidates;
         if ties.is_empty() {
             return Err(SkipReason::NoLanding);
         }

@@ -242,7 +242,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     /// One cycle at `now`.
     pub async fn cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, CycleError> {
         self.stats.cycles += 1;
-        let cluster = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
+        let cluster = Cluster::new(self.ecs.observe_shared().await.map_err(CycleError::Observe)?)?;
         let settled = self.settle(&cluster, now).await?;
         let view = ledger::view(self.ledger, &self.cluster, now).await?;
         // The episode lives in the ledger, so `once` runs and a new leader carry on the one a previous cycle started.
@@ -269,7 +269,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         }
         if enforce && !plan.actions.is_empty() {
             // Re-check every target against a fresh observation right before acting.
-            let fresh = Cluster::new(self.ecs.observe().await.map_err(CycleError::Observe)?)?;
+            let fresh = Cluster::new(self.ecs.observe_shared().await.map_err(CycleError::Observe)?)?;
             let mut score = plan.before.score;
             for action in &plan.actions {
                 let gain = score - action.score_after;

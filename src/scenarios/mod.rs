@@ -260,50 +260,104 @@ pub fn sparse(name: &str, old: usize, new: usize, services: usize) -> Snapshot {
 }
 
 /// A deterministic cluster of `instances` instances across three AZs in three sizes, with `services` services and
-/// about `tasks` tasks spread over them, for benchmarks and size tests.
+/// about `tasks` tasks spread over them, for benchmarks and size tests: [`Generated`] with every instance in use and
+/// no host ports (the cluster of the `plan`, `placement` and `twin` benches).
 pub fn generated(instances: usize, services: usize, tasks: usize) -> Cluster {
-    let sizes = [
-        (2048, 7680, "m5.large"),
-        (4096, 15576, "m5.xlarge"),
-        (8192, 31552, "m5.2xlarge"),
-    ];
-    let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-    let mut b = ClusterBuilder::new("generated");
-    for i in 0..instances {
-        let (cpu, mem, kind) = sizes[i % sizes.len()];
-        b = b.instance(
-            instance(&format!("{i:05}"))
-                .cpu(cpu * 4)
-                .memory(mem * 4)
-                .az(azs[(i / 3) % azs.len()])
-                .instance_type(kind),
-        );
-    }
-    for s in 0..services {
-        let svc = service(&format!("svc-{s:04}"))
-            .cpu(32 + (s as u32 % 4) * 16)
-            .memory(64 + (s as u32 % 8) * 32)
-            .deployment(if s % 10 == 0 { 100 } else { 50 }, 200);
-        let svc = match s % 5 {
-            0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
-            1 => svc.binpack("memory"),
-            2 => svc
-                .member_of("attribute:ecs.instance-type =~ m5.*")
-                .spread("instanceId"),
-            3 => svc.distinct_instance(),
-            _ => svc,
-        };
-        b = b.service(svc);
-    }
-    let per_service = tasks / services.max(1);
-    for s in 0..services {
-        for k in 0..per_service {
-            // Deterministic scatter: consecutive tasks of a service on instances far apart.
-            let i = (s * 7919 + k * 104_729) % instances;
-            b = b.tasks(&format!("svc-{s:04}"), &format!("{i:05}"), 1);
+    Generated::new(instances, services, tasks).build()
+}
+
+/// The one generator of large clusters (benches, `simulate` rehearsals at ECS's limit of 5,000 instances, the
+/// `twin serve` load figures): instances in three sizes across three AZs; services with a fifth each spread by AZ
+/// then instance, binpacked on memory, pinned by `memberOf` (and spread by instance), held to `distinctInstance`,
+/// and on ECS's default; a tenth at `minimumHealthyPercent` 100. Optionally the last `empty` instances carry no task
+/// (a scale-out the morning after), and half of the `distinctInstance` services bind a static host port in `host`
+/// network mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    pub instances: usize,
+    pub services: usize,
+    /// About this many tasks: `tasks / services` per service.
+    pub tasks: usize,
+    /// The last `empty` instances hold no task.
+    pub empty: usize,
+    /// Half of the `distinctInstance` services (every tenth service) bind host port `20000 + s` in `host` mode.
+    pub host_ports: bool,
+}
+
+impl Generated {
+    pub fn new(instances: usize, services: usize, tasks: usize) -> Generated {
+        Generated {
+            instances,
+            services,
+            tasks,
+            empty: 0,
+            host_ports: false,
         }
     }
-    b.build()
+
+    /// The rehearsal cluster of issue 17 and docs/benchmarks.md: `instances` instances, the last fifth of them new and
+    /// empty, 20 tasks per instance in use on average, 50 tasks per service, host ports on.
+    pub fn scale_out(instances: usize) -> Generated {
+        Generated {
+            instances,
+            services: (instances * 2 / 5).max(1),
+            tasks: instances * 20,
+            empty: instances / 5,
+            host_ports: true,
+        }
+    }
+
+    pub fn build(self) -> Cluster {
+        let sizes = [
+            (2048, 7680, "m5.large"),
+            (4096, 15576, "m5.xlarge"),
+            (8192, 31552, "m5.2xlarge"),
+        ];
+        let azs = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+        let mut b = ClusterBuilder::new("generated");
+        for i in 0..self.instances {
+            let (cpu, mem, kind) = sizes[i % sizes.len()];
+            b = b.instance(
+                instance(&format!("{i:05}"))
+                    .cpu(cpu * 4)
+                    .memory(mem * 4)
+                    .az(azs[(i / 3) % azs.len()])
+                    .instance_type(kind),
+            );
+        }
+        for s in 0..self.services {
+            let svc = service(&format!("svc-{s:04}"))
+                .cpu(32 + (s as u32 % 4) * 16)
+                .memory(64 + (s as u32 % 8) * 32)
+                .deployment(if s % 10 == 0 { 100 } else { 50 }, 200);
+            let svc = match s % 5 {
+                0 => svc.spread("attribute:ecs.availability-zone").spread("instanceId"),
+                1 => svc.binpack("memory"),
+                2 => svc
+                    .member_of("attribute:ecs.instance-type =~ m5.*")
+                    .spread("instanceId"),
+                3 if self.host_ports && s % 10 == 3 => {
+                    let port = 20_000 + (s % 40_000) as u16;
+                    svc.network_mode(crate::model::NetworkMode::Host)
+                        .port(Some(port), port, crate::model::Protocol::Tcp)
+                        .distinct_instance()
+                }
+                3 => svc.distinct_instance(),
+                _ => svc,
+            };
+            b = b.service(svc);
+        }
+        let used = self.instances.saturating_sub(self.empty).max(1);
+        let per_service = self.tasks / self.services.max(1);
+        for s in 0..self.services {
+            for k in 0..per_service {
+                // Deterministic scatter: consecutive tasks of a service on instances far apart.
+                let i = (s * 7919 + k * 104_729) % used;
+                b = b.tasks(&format!("svc-{s:04}"), &format!("{i:05}"), 1);
+            }
+        }
+        b.build()
+    }
 }
 
 fn stamp(mut snap: Snapshot) -> Snapshot {

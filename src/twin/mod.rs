@@ -17,7 +17,7 @@ pub mod scheduler;
 pub mod server;
 
 use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -85,6 +85,9 @@ pub struct State {
     /// Scheduler passes skipped as idle (`TwinConfig::skip_idle`): kept apart from `stats`, which must not depend on
     /// the skip.
     pub(crate) skipped_passes: u64,
+    /// Counts the changes made to `snap`, by the scheduler and by API calls: a pass that leaves it, `stats`,
+    /// `disrupted` and the RNG as they were changed nothing (see [`Twin::advance`]).
+    pub(crate) revision: u64,
 }
 
 impl State {
@@ -139,8 +142,20 @@ fn protectable<'s>(state: &'s State, task_arn: &str) -> Result<&'s crate::model:
 }
 
 /// A simulated ECS cluster. Interior mutability, so it can sit behind `&self` like an API client.
+///
+/// Reads are answered from a published view: an immutable copy of the cluster, replaced whenever a reader finds
+/// the state changed since (its [`State::revision`]), at the end of every [`Twin::advance`], and after every write
+/// the server answers ([`Twin::publish`]). A read that arrives while a scheduler pass holds the state gets the last
+/// view, whole and consistent, instead of waiting for the pass; an unchanged cluster is never copied twice.
 pub struct Twin {
     state: Mutex<State>,
+    view: RwLock<View>,
+}
+
+/// The cluster as of one revision, with `capturedAt` the twin's clock when it was published.
+struct View {
+    revision: u64,
+    snapshot: Arc<Snapshot>,
 }
 
 /// The default clock when a snapshot does not say when it was taken.
@@ -194,7 +209,13 @@ impl Twin {
             .map(|t| t + chrono::Duration::days(1));
         let now = snapshot.captured_at.or(latest).unwrap_or_else(default_start);
         let next_id = first_free_id(&snapshot);
+        let mut published = snapshot.clone();
+        published.captured_at = Some(now);
         Ok(Twin {
+            view: RwLock::new(View {
+                revision: 0,
+                snapshot: Arc::new(published),
+            }),
             state: Mutex::new(State {
                 snap: snapshot,
                 now,
@@ -204,6 +225,7 @@ impl Twin {
                 disrupted: HashSet::new(),
                 stats: TwinStats::default(),
                 skipped_passes: 0,
+                revision: 0,
             }),
         })
     }
@@ -217,6 +239,52 @@ impl Twin {
         self.lock().now
     }
 
+    /// Publishes the state as the view, unless the view already shows this revision.
+    fn publish_from(&self, state: &State) -> Arc<Snapshot> {
+        if let Ok(view) = self.view.read() {
+            if view.revision == state.revision {
+                return Arc::clone(&view.snapshot);
+            }
+        }
+        let mut snap = state.snap.clone();
+        snap.captured_at = Some(state.now);
+        let snapshot = Arc::new(snap);
+        let mut view = self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *view = View {
+            revision: state.revision,
+            snapshot: Arc::clone(&snapshot),
+        };
+        snapshot
+    }
+
+    /// The cluster now, shared: waits for a running scheduler pass, then publishes the state if it changed.
+    pub fn view(&self) -> Arc<Snapshot> {
+        let state = self.lock();
+        self.publish_from(&state)
+    }
+
+    /// Publishes the current state now (after a write, so that the next read sees it even if a scheduler pass has
+    /// begun meanwhile).
+    pub fn publish(&self) {
+        self.view();
+    }
+
+    /// The newest view without waiting: the current state if no scheduler pass holds it (published if it changed),
+    /// else the view the last pass or write published.
+    pub fn latest_view(&self) -> Arc<Snapshot> {
+        match self.state.try_lock() {
+            Ok(state) => self.publish_from(&state),
+            Err(TryLockError::Poisoned(state)) => self.publish_from(&state.into_inner()),
+            Err(TryLockError::WouldBlock) => Arc::clone(
+                &self
+                    .view
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .snapshot,
+            ),
+        }
+    }
+
     /// Runs the scheduler tick by tick until `by` of simulated time has passed.
     pub fn advance(&self, by: Duration) {
         let mut state = self.lock();
@@ -228,18 +296,28 @@ impl Twin {
             let before =
                 (state.config.skip_idle && left >= tick * 3 && scheduler::nothing_timed_pending(&state)).then(|| {
                     (
-                        state.snap.clone(),
+                        state.revision,
                         state.stats.clone(),
                         state.disrupted.clone(),
                         state.rng.clone(),
                     )
                 });
+            // The tests hold the change count to the truth: a pass that counts no change must leave the cluster equal.
+            #[cfg(debug_assertions)]
+            let reference = before.as_ref().map(|_| state.snap.clone());
             state.now += chrono::Duration::from_std(step).unwrap_or(chrono::Duration::zero());
             scheduler::tick(&mut state);
             left -= step;
-            if let Some((snap, stats, disrupted, rng)) = before {
-                let unchanged =
-                    snap == state.snap && stats == state.stats && disrupted == state.disrupted && rng == state.rng;
+            if let Some((revision, stats, disrupted, rng)) = before {
+                let unchanged = revision == state.revision
+                    && stats == state.stats
+                    && disrupted == state.disrupted
+                    && rng == state.rng;
+                #[cfg(debug_assertions)]
+                assert!(
+                    !unchanged || reference.as_ref() == Some(&state.snap),
+                    "a scheduler pass changed the cluster without counting the change"
+                );
                 if unchanged {
                     let skipped = scheduler::idle_passes(&state, tick, left);
                     state.skipped_passes += u64::from(skipped);
@@ -258,15 +336,17 @@ impl Twin {
         snap
     }
 
-    /// Reads the current state without copying it (the served twin answers every describe from here).
+    /// Reads the newest view without copying it and without waiting for a scheduler pass (the served twin answers
+    /// every describe from here; see [`Twin::latest_view`]).
     pub fn read<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
-        f(&self.lock().snap)
+        f(&self.latest_view())
     }
 
     /// `UpdateService` with `desiredCount`: the service scheduler starts or stops tasks on its next pass, within the
     /// deployment configuration.
     pub fn set_desired_count(&self, service: &str, desired: u32) -> Result<(), EcsError> {
         let mut state = self.lock();
+        state.revision += 1;
         let svc = state.service_mut(service)?;
         svc.desired_count = desired;
         for d in &mut svc.deployments {
@@ -280,6 +360,7 @@ impl Twin {
     /// `PutAttributes` on a container instance: adds the attribute, or replaces the value of one with that name.
     pub fn put_attribute(&self, container_instance_arn: &str, name: &str, value: Option<&str>) -> Result<(), EcsError> {
         let mut state = self.lock();
+        state.revision += 1;
         let instance = state.instance_mut(container_instance_arn)?;
         match instance.attributes.iter_mut().find(|a| a.name == name) {
             Some(a) => a.value = value.map(str::to_owned),
@@ -294,7 +375,9 @@ impl Twin {
     /// The instance's agent disconnects (`false`) or comes back (`true`): while it is away nothing is placed on the
     /// instance and none of its tasks starts or stops (docs/ecs.md: A disconnected agent).
     pub fn set_agent_connected(&self, container_instance_arn: &str, connected: bool) -> Result<(), EcsError> {
-        self.lock().instance_mut(container_instance_arn)?.agent_connected = connected;
+        let mut state = self.lock();
+        state.instance_mut(container_instance_arn)?.agent_connected = connected;
+        state.revision += 1;
         Ok(())
     }
 
@@ -318,6 +401,7 @@ impl Twin {
         instance.pending_tasks_count = 0;
         instance.status = InstanceStatus::Active;
         state.snap.container_instances.push(instance);
+        state.revision += 1;
         Ok(())
     }
 
@@ -359,6 +443,7 @@ impl Twin {
             task.task_arn.clone(),
             task.service_name().unwrap_or_default().to_owned(),
         );
+        state.revision += 1;
         if !enabled {
             state.snap.protected_tasks.retain(|p| p.task_arn != arn);
             return Ok(ProtectedTask {
@@ -421,6 +506,10 @@ impl EcsApi for Twin {
         Ok(self.snapshot())
     }
 
+    async fn observe_shared(&self) -> Result<Arc<Snapshot>, EcsError> {
+        Ok(self.view())
+    }
+
     async fn stop_task(&self, task_arn: &str, reason: &str) -> Result<(), EcsError> {
         let mut state = self.lock();
         let now = state.now;
@@ -442,6 +531,7 @@ impl EcsApi for Twin {
         if let Some(service) = task.service_name().map(str::to_owned) {
             state.disrupted.insert(service);
         }
+        state.revision += 1;
         Ok(())
     }
 
@@ -471,6 +561,7 @@ impl EcsApi for Twin {
         primary.updated_at = Some(now);
         svc.deployments.insert(0, primary);
         state.disrupted.insert(service.to_owned());
+        state.revision += 1;
         Ok(())
     }
 
@@ -496,6 +587,7 @@ impl EcsApi for Twin {
             }
         }
         instance.version = instance.version.map(|v| v + 1);
+        state.revision += 1;
         let services: Vec<String> = state
             .snap
             .tasks

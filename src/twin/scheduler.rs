@@ -24,7 +24,7 @@
 //! for protected tasks, so a DRAINING instance loses them like any other service task; StopTask does not look at
 //! protection either. Protection lapses at its `expirationDate` on the twin's clock.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::Duration;
 
@@ -44,52 +44,192 @@ pub(crate) fn tick(state: &mut State) {
     lifecycle(state);
     lapse_protection(state);
     stop_daemons_on_draining(state);
-    // One placement index per pass: tasks placed during the pass are added to an overlay, so every placement sees
-    // the ones before it without rebuilding the index (docs/ecs.md: Placement: placement sees current reservations).
-    // The twin refuses a snapshot with duplicate keys at load and makes up only fresh ARNs, so an index that fails
-    // here is a bug in the twin: stop loudly rather than skip scheduling on every pass from now on.
-    let cluster = Cluster::new(state.snap.clone())
-        .unwrap_or_else(|e| panic!("the twin's scheduler cannot index its own cluster: {e}"));
-    let index = PlacementIndex::new(&cluster);
-    let mut pass = Pass {
-        index: &index,
-        overlay: Overlay::new(),
-        requests: HashMap::new(),
-    };
     // Each service's tasks, by position, once per pass (tasks placed during the pass are appended, so positions
     // stay valid; a service's own placements are PENDING, which no count below needs).
-    let by_service = tasks_by_service(&state.snap.tasks);
-    for s in 0..state.snap.services.len() {
-        let mine = by_service
-            .get(state.snap.services[s].service_name.as_str())
-            .map_or(&[][..], Vec::as_slice);
+    let mut by_service = tasks_by_service(&state.snap);
+    let facts = PassFacts::of(state);
+    // One placement index per pass, and only for a pass that places something: tasks placed during the pass are
+    // added to an overlay, so every placement sees the ones before it without rebuilding the index (docs/ecs.md:
+    // Placement: placement sees current reservations). Whether a service places a task this pass depends on its
+    // own tasks and deployments and on which instances are DRAINING, none of which another service's scheduling
+    // changes, so asking every service first is exact.
+    // The twin refuses a snapshot with duplicate keys at load and makes up only fresh ARNs, so an index that fails
+    // here is a bug in the twin: stop loudly rather than skip scheduling on every pass from now on.
+    let places = (0..state.snap.services.len()).any(|s| needs_placement(state, s, &by_service[s], &facts));
+    let cluster = places.then(|| {
+        Cluster::new(state.snap.clone())
+            .unwrap_or_else(|e| panic!("the twin's scheduler cannot index its own cluster: {e}"))
+    });
+    let index = cluster.as_ref().map(PlacementIndex::new);
+    let mut pass = Pass {
+        index: index.as_ref(),
+        overlay: Overlay::new(),
+        requests: HashMap::default(),
+        facts,
+    };
+    for (s, mine) in by_service.iter_mut().enumerate() {
+        let placed_from = state.snap.tasks.len();
         match state.snap.services[s].scheduling_strategy {
             SchedulingStrategy::Daemon => schedule_daemon(state, s, mine, &mut pass),
             _ => schedule_replica(state, s, mine, &mut pass),
         }
+        // The service's new tasks, appended: the counts below include them.
+        mine.extend(placed_from..state.snap.tasks.len());
     }
-    update_counts(state);
+    update_counts(state, &by_service);
     account_floors(state);
 }
 
-/// The positions of each service's tasks: one scan of the tasks instead of one per service.
-fn tasks_by_service(tasks: &[Task]) -> HashMap<String, Vec<usize>> {
-    let mut by: HashMap<String, Vec<usize>> = HashMap::new();
-    for (k, t) in tasks.iter().enumerate() {
-        if let Some(name) = t.service_name() {
-            by.entry(name.to_owned()).or_default().push(k);
+/// The positions of each service's tasks, by service position: one scan of the tasks instead of one per service.
+fn tasks_by_service(snap: &crate::model::Snapshot) -> Vec<Vec<usize>> {
+    let at: HashMap<&str, usize> = snap
+        .services
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.service_name.as_str(), k))
+        .collect();
+    let mut by = vec![Vec::new(); snap.services.len()];
+    for (k, t) in snap.tasks.iter().enumerate() {
+        if let Some(&s) = t.service_name().and_then(|name| at.get(name)) {
+            by[s].push(k);
         }
     }
     by
 }
 
+/// What every service's scheduling reads and no scheduling in the pass changes: computed once per pass.
+struct PassFacts {
+    /// The ARNs of DRAINING instances.
+    draining: HashSet<String>,
+    /// Tasks whose scale-in protection holds now: deployments and scale-in leave them alone.
+    protected: HashSet<String>,
+}
+
+impl PassFacts {
+    fn of(state: &State) -> PassFacts {
+        PassFacts {
+            draining: state
+                .snap
+                .container_instances
+                .iter()
+                .filter(|i| i.status == InstanceStatus::Draining)
+                .map(|i| i.container_instance_arn.clone())
+                .collect(),
+            protected: state
+                .snap
+                .protected_tasks
+                .iter()
+                .filter(|p| p.active_at(state.now))
+                .map(|p| p.task_arn.clone())
+                .collect(),
+        }
+    }
+
+    fn on_draining(&self, t: &Task) -> bool {
+        !self.draining.is_empty()
+            && t.container_instance_arn
+                .as_deref()
+                .is_some_and(|a| self.draining.contains(a))
+    }
+}
+
+/// Whether service `s` places a task this pass: the entry condition of [`schedule_replica`]'s start loop, or a
+/// daemon missing from an instance once [`schedule_daemon`] has stopped its old tasks.
+fn needs_placement(state: &State, s: usize, mine: &[usize], facts: &PassFacts) -> bool {
+    let svc = &state.snap.services[s];
+    if svc.status != "ACTIVE" {
+        return false;
+    }
+    if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+        let holding = daemon_holding(state, s, mine, facts);
+        return state
+            .snap
+            .container_instances
+            .iter()
+            .any(|i| i.can_take_tasks() && !holding.contains(i.container_instance_arn.as_str()));
+    }
+    let replica = Replica::of(state, s, mine, facts);
+    replica.missing() > 0 && replica.total() < bounds(svc).1
+}
+
+/// A REPLICA service's live tasks and how many of them are settled (of the primary deployment, not on a DRAINING
+/// instance), as the start loop of [`schedule_replica`] counts them.
+struct Replica {
+    primary: String,
+    deployment_ids: Vec<String>,
+    desired: u32,
+    live: Vec<usize>,
+    settled: usize,
+}
+
+impl Replica {
+    fn of(state: &State, s: usize, mine: &[usize], facts: &PassFacts) -> Replica {
+        let svc = &state.snap.services[s];
+        let mut r = Replica {
+            primary: primary_id(svc).unwrap_or_default(),
+            deployment_ids: svc.deployments.iter().map(|d| d.id.clone()).collect(),
+            desired: svc.desired_count,
+            live: mine
+                .iter()
+                .copied()
+                .filter(|&k| is_live(&state.snap.tasks[k]))
+                .collect(),
+            settled: 0,
+        };
+        r.settled = r
+            .live
+            .iter()
+            .filter(|&&k| r.is_primary(&state.snap.tasks[k]) && !facts.on_draining(&state.snap.tasks[k]))
+            .count();
+        r
+    }
+
+    /// A task belongs to the primary deployment when started by it, or by nothing the service still lists.
+    fn is_primary(&self, t: &Task) -> bool {
+        let by = t.started_by.as_deref().unwrap_or("");
+        by == self.primary || !self.deployment_ids.iter().any(|d| d == by)
+    }
+
+    fn missing(&self) -> u32 {
+        self.desired
+            .saturating_sub(u32::try_from(self.settled).unwrap_or(u32::MAX))
+    }
+
+    fn total(&self) -> u32 {
+        u32::try_from(self.live.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The instances a daemon service holds once its tasks of older deployments (unprotected) are stopped.
+fn daemon_holding<'s>(state: &'s State, s: usize, mine: &[usize], facts: &PassFacts) -> HashSet<&'s str> {
+    let svc = &state.snap.services[s];
+    let deployment = primary_id(svc).unwrap_or_default();
+    mine.iter()
+        .map(|&k| &state.snap.tasks[k])
+        .filter(|t| {
+            // Live, and not about to be stopped as a task of an older deployment (protected ones stay).
+            let stays = !old_daemon_task(svc, &deployment, t) || facts.protected.contains(&t.task_arn);
+            is_live(t) && stays
+        })
+        .filter_map(|t| t.container_instance_arn.as_deref())
+        .collect()
+}
+
+/// A daemon task started by a deployment the service still lists, other than the primary.
+fn old_daemon_task(svc: &Service, primary: &str, t: &Task) -> bool {
+    let by = t.started_by.as_deref().unwrap_or("");
+    by != primary && svc.deployments.iter().any(|d| d.id == by)
+}
+
 /// What one scheduler pass shares between placements.
 struct Pass<'i, 'c> {
-    index: &'i PlacementIndex<'c>,
+    /// `None` when no service places a task this pass.
+    index: Option<&'i PlacementIndex<'c>>,
     /// Tasks placed so far in this pass.
     overlay: Overlay,
     /// Each service's placement request, built on first use (`None`: the service cannot be placed).
     requests: HashMap<usize, Option<crate::placement::TaskRequest>>,
+    facts: PassFacts,
 }
 
 fn std_to_chrono(d: std::time::Duration) -> Duration {
@@ -124,7 +264,7 @@ fn lifecycle(state: &mut State) {
     let mut released: Vec<(usize, Footprint, Vec<String>)> = Vec::new();
     // The agent starts and stops tasks: on an instance whose agent is disconnected nothing changes until it is back
     // (docs/ecs.md: A disconnected agent).
-    let disconnected: std::collections::HashSet<String> = state
+    let disconnected: HashSet<String> = state
         .snap
         .container_instances
         .iter()
@@ -142,13 +282,16 @@ fn lifecycle(state: &mut State) {
         // A snapshot may show a task stopping or pending without saying since when: the clock starts now.
         if t.desired_status == TaskStatus::Stopped && t.stopping_at.is_none() {
             t.stopping_at = Some(now);
+            state.revision += 1;
         }
         if t.last_status == TaskStatus::Pending && t.created_at.is_none() {
             t.created_at = Some(now);
+            state.revision += 1;
         }
         if t.desired_status == TaskStatus::Stopped {
             let since = t.stopping_at.unwrap_or(now);
             if now - since >= stop || t.last_status == TaskStatus::Pending {
+                state.revision += 1;
                 t.last_status = TaskStatus::Stopped;
                 t.stopped_at = Some(now);
                 t.stop_code.get_or_insert_with(|| "UserInitiated".into());
@@ -168,6 +311,7 @@ fn lifecycle(state: &mut State) {
                 state.stats.tasks_stopped += 1;
             }
         } else if t.last_status == TaskStatus::Pending && now - t.created_at.unwrap_or(now) >= start {
+            state.revision += 1;
             t.last_status = TaskStatus::Running;
             t.started_at = Some(now);
             for c in &mut t.containers {
@@ -179,33 +323,30 @@ fn lifecycle(state: &mut State) {
         fp.book(&mut state.snap.container_instances[i], &gpus, false);
     }
     let horizon = now - Duration::seconds(STOPPED_RETENTION);
+    let before = state.snap.tasks.len();
     state
         .snap
         .tasks
         .retain(|t| t.last_status != TaskStatus::Stopped || t.stopped_at.is_none_or(|s| s > horizon));
+    if state.snap.tasks.len() != before {
+        state.revision += 1;
+    }
 }
 
 /// Protection that has expired is off (ECS resets `protectionEnabled`), and a stopped task has none.
 fn lapse_protection(state: &mut State) {
     let now = state.now;
     let tasks = &state.snap.tasks;
+    let before = state.snap.protected_tasks.len();
     state.snap.protected_tasks.retain(|p| {
         p.active_at(now)
             && tasks
                 .iter()
                 .any(|t| t.task_arn == p.task_arn && t.last_status != TaskStatus::Stopped)
     });
-}
-
-/// Tasks whose scale-in protection holds now: deployments and scale-in leave them alone.
-fn protected(state: &State) -> std::collections::HashSet<String> {
-    state
-        .snap
-        .protected_tasks
-        .iter()
-        .filter(|p| p.active_at(state.now))
-        .map(|p| p.task_arn.clone())
-        .collect()
+    if state.snap.protected_tasks.len() != before {
+        state.revision += 1;
+    }
 }
 
 fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<usize> {
@@ -222,13 +363,16 @@ fn stop_daemons_on_draining(state: &mut State) {
         .filter(|s| s.scheduling_strategy == SchedulingStrategy::Daemon)
         .map(|s| s.service_name.clone())
         .collect();
-    let draining: Vec<String> = state
+    let draining: HashSet<String> = state
         .snap
         .container_instances
         .iter()
         .filter(|i| i.status == InstanceStatus::Draining)
         .map(|i| i.container_instance_arn.clone())
         .collect();
+    if daemons.is_empty() || draining.is_empty() {
+        return;
+    }
     for t in &mut state.snap.tasks {
         let on_draining = t.container_instance_arn.as_ref().is_some_and(|a| draining.contains(a));
         let daemon = t.service_name().is_some_and(|s| daemons.iter().any(|d| d == s));
@@ -236,6 +380,7 @@ fn stop_daemons_on_draining(state: &mut State) {
             t.desired_status = TaskStatus::Stopped;
             t.stopping_at = Some(now);
             t.stopped_reason = Some("Container instance is draining".into());
+            state.revision += 1;
         }
     }
 }
@@ -243,7 +388,9 @@ fn stop_daemons_on_draining(state: &mut State) {
 /// Places one new task of service `s` (for deployment `deployment`), optionally only on instance `only`.
 /// Returns whether it was placed.
 fn place(state: &mut State, s: usize, deployment: &str, only: Option<InstanceIdx>, pass: &mut Pass<'_, '_>) -> bool {
-    let index = pass.index;
+    let index = pass
+        .index
+        .expect("the twin's scheduler asks every service before a pass whether it places a task");
     let request = pass
         .requests
         .entry(s)
@@ -328,6 +475,7 @@ fn place(state: &mut State, s: usize, deployment: &str, only: Option<InstanceIdx
         })
         .collect();
     let now = state.now;
+    state.revision += 1;
     state.snap.tasks.push(Task {
         task_arn,
         cluster_arn: state.snap.cluster_arn.clone(),
@@ -370,64 +518,38 @@ fn schedule_replica(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass
     if svc.status != "ACTIVE" {
         return;
     }
-    let desired = svc.desired_count;
     let (floor, ceiling) = bounds(svc);
-    let primary = primary_id(svc).unwrap_or_default();
-    let deployment_ids: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
-    let draining: Vec<&str> = state
-        .snap
-        .container_instances
-        .iter()
-        .filter(|i| i.status == InstanceStatus::Draining)
-        .map(|i| i.container_instance_arn.as_str())
-        .collect();
-    // A task belongs to the primary deployment when started by it, or by nothing the service still lists.
-    let is_primary = |t: &Task| {
-        let by = t.started_by.as_deref().unwrap_or("");
-        by == primary || !deployment_ids.iter().any(|d| d == by)
-    };
-    let on_draining = |t: &Task| {
-        t.container_instance_arn
-            .as_deref()
-            .is_some_and(|a| draining.contains(&a))
-    };
-    let live: Vec<usize> = mine
-        .iter()
-        .copied()
-        .filter(|&k| is_live(&state.snap.tasks[k]))
-        .collect();
-    let settled = live
-        .iter()
-        .filter(|&&k| is_primary(&state.snap.tasks[k]) && !on_draining(&state.snap.tasks[k]))
-        .count();
-    let mut total = u32::try_from(live.len()).unwrap_or(u32::MAX);
-    let mut missing = desired.saturating_sub(u32::try_from(settled).unwrap_or(u32::MAX));
-    let protected = protected(state);
-    let is_protected = |t: &Task| protected.contains(&t.task_arn);
+    let replica = Replica::of(state, s, mine, &pass.facts);
+    let (mut missing, mut total) = (replica.missing(), replica.total());
+    let facts = &pass.facts;
+    let is_protected = |t: &Task| facts.protected.contains(&t.task_arn);
     // Draining stops every service task on the instance; a deployment stops only unprotected tasks of older ones.
-    let mut to_stop: Vec<usize> = live
+    let mut to_stop: Vec<usize> = replica
+        .live
         .iter()
         .copied()
         .filter(|&k| {
             let t = &state.snap.tasks[k];
-            on_draining(t) || (!is_primary(t) && !is_protected(t))
+            facts.on_draining(t) || (!replica.is_primary(t) && !is_protected(t))
         })
         .collect();
     // Scale-in of the primary beyond desired: extra settled tasks go too, never protected ones.
-    let extra = settled.saturating_sub(desired as usize);
+    let extra = replica.settled.saturating_sub(replica.desired as usize);
     to_stop.extend(
-        live.iter()
+        replica
+            .live
+            .iter()
             .copied()
             .filter(|&k| {
                 let t = &state.snap.tasks[k];
-                is_primary(t) && !on_draining(t) && !is_protected(t)
+                replica.is_primary(t) && !facts.on_draining(t) && !is_protected(t)
             })
             .take(extra),
     );
 
     // Start first: within maximumPercent, new tasks start before old ones stop.
     while missing > 0 && total < ceiling {
-        if !place(state, s, &primary, None, pass) {
+        if !place(state, s, &replica.primary, None, pass) {
             break;
         }
         missing -= 1;
@@ -450,6 +572,7 @@ fn schedule_replica(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass
         t.stopping_at = Some(now);
         t.stopped_reason
             .get_or_insert_with(|| "Task stopped by the service scheduler".into());
+        state.revision += 1;
         healthy -= counts;
     }
 }
@@ -461,27 +584,25 @@ fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<
         return;
     }
     let deployment = primary_id(svc).unwrap_or_default();
-    let listed: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
     // A forced deployment replaces daemon tasks instance by instance: the old task stops, then the new one starts
     // where it was (daemons default to minimum 0 % / maximum 100 %).
     let now = state.now;
-    let protected = protected(state);
-    for &k in mine {
-        let t = &mut state.snap.tasks[k];
-        let by = t.started_by.as_deref().unwrap_or("");
-        let old = by != deployment && listed.iter().any(|d| d == by);
-        if is_live(t) && old && !protected.contains(&t.task_arn) {
-            t.desired_status = TaskStatus::Stopped;
-            t.stopping_at = Some(now);
-            t.stopped_reason = Some("Task stopped by a new deployment".into());
-        }
-    }
-    let holding: std::collections::HashSet<&str> = mine
+    let old: Vec<usize> = mine
         .iter()
-        .map(|&k| &state.snap.tasks[k])
-        .filter(|t| is_live(t))
-        .filter_map(|t| t.container_instance_arn.as_deref())
+        .copied()
+        .filter(|&k| {
+            let t = &state.snap.tasks[k];
+            is_live(t) && old_daemon_task(svc, &deployment, t) && !pass.facts.protected.contains(&t.task_arn)
+        })
         .collect();
+    for k in old {
+        let t = &mut state.snap.tasks[k];
+        t.desired_status = TaskStatus::Stopped;
+        t.stopping_at = Some(now);
+        t.stopped_reason = Some("Task stopped by a new deployment".into());
+        state.revision += 1;
+    }
+    let holding = daemon_holding(state, s, mine, &pass.facts);
     let missing: Vec<InstanceIdx> = state
         .snap
         .container_instances
@@ -496,9 +617,9 @@ fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<
 }
 
 /// Step 5: running and pending counts on instances, services and deployments; finished rollouts.
-fn update_counts(state: &mut State) {
+fn update_counts(state: &mut State, by_service: &[Vec<usize>]) {
     let now = state.now;
-    let mut per_instance: HashMap<&str, (u32, u32)> = HashMap::new();
+    let mut per_instance: HashMap<&str, (u32, u32)> = HashMap::default();
     for t in &state.snap.tasks {
         if let Some(a) = t.container_instance_arn.as_deref() {
             let e = per_instance.entry(a).or_default();
@@ -520,20 +641,18 @@ fn update_counts(state: &mut State) {
                 .unwrap_or_default()
         })
         .collect();
+    let revision = &mut state.revision;
     for (i, (running, pending)) in state.snap.container_instances.iter_mut().zip(counts) {
-        i.running_tasks_count = running;
-        i.pending_tasks_count = pending;
+        set(&mut i.running_tasks_count, running, revision);
+        set(&mut i.pending_tasks_count, pending, revision);
     }
-    let by_service = tasks_by_service(&state.snap.tasks);
-    for s in 0..state.snap.services.len() {
-        let mine = by_service
-            .get(state.snap.services[s].service_name.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let mut by_deployment: HashMap<String, (u32, u32)> = HashMap::new();
+    let tasks = &state.snap.tasks;
+    for (s, mine) in by_service.iter().enumerate() {
+        let mut by_deployment: HashMap<&str, (u32, u32)> = HashMap::default();
         let (mut running, mut pending) = (0, 0);
-        for t in mine.iter().map(|&k| &state.snap.tasks[k]).filter(|t| is_live(t)) {
+        for t in mine.iter().map(|&k| &tasks[k]).filter(|t| is_live(t)) {
             let e = by_deployment
-                .entry(t.started_by.clone().unwrap_or_default())
+                .entry(t.started_by.as_deref().unwrap_or_default())
                 .or_default();
             if t.last_status == TaskStatus::Running {
                 running += 1;
@@ -544,51 +663,65 @@ fn update_counts(state: &mut State) {
             }
         }
         let svc = &mut state.snap.services[s];
-        svc.running_count = running;
-        svc.pending_count = pending;
+        set(&mut svc.running_count, running, &mut state.revision);
+        set(&mut svc.pending_count, pending, &mut state.revision);
         let primary = primary_id(svc).unwrap_or_default();
         let old_alive = svc
             .deployments
             .iter()
-            .any(|d| d.id != primary && by_deployment.get(&d.id).is_some_and(|(r, p)| r + p > 0));
+            .any(|d| d.id != primary && by_deployment.get(d.id.as_str()).is_some_and(|(r, p)| r + p > 0));
         let desired = svc.desired_count;
         let daemon = svc.scheduling_strategy == SchedulingStrategy::Daemon;
         let primary_ids: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
         for d in &mut svc.deployments {
-            let (r, p) = by_deployment.get(&d.id).copied().unwrap_or_default();
+            let (r, p) = by_deployment.get(d.id.as_str()).copied().unwrap_or_default();
             // Tasks started by something the service no longer lists count for the primary.
             let (r, p) = if d.id == primary {
                 let orphans = by_deployment
                     .iter()
-                    .filter(|(k, _)| !primary_ids.contains(k))
+                    .filter(|(k, _)| !primary_ids.iter().any(|id| id == *k))
                     .fold((0, 0), |acc, (_, v)| (acc.0 + v.0, acc.1 + v.1));
                 (r + orphans.0, p + orphans.1)
             } else {
                 (r, p)
             };
-            d.running_count = r;
-            d.pending_count = p;
+            set(&mut d.running_count, r, &mut state.revision);
+            set(&mut d.pending_count, p, &mut state.revision);
             if d.id == primary {
-                if daemon {
-                    d.desired_count = running + pending;
-                } else {
-                    d.desired_count = desired;
-                }
+                let want = if daemon { running + pending } else { desired };
+                set(&mut d.desired_count, want, &mut state.revision);
             }
         }
         if daemon {
-            svc.desired_count = svc.running_count + svc.pending_count;
+            set(
+                &mut svc.desired_count,
+                svc.running_count + svc.pending_count,
+                &mut state.revision,
+            );
         }
         if !old_alive {
+            let before = svc.deployments.len();
             svc.deployments.retain(|d| d.id == primary);
+            if svc.deployments.len() != before {
+                state.revision += 1;
+            }
         }
         if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == primary) {
             if d.rollout_state == Some(RolloutState::InProgress) && !old_alive && d.running_count >= d.desired_count {
                 d.rollout_state = Some(RolloutState::Completed);
                 d.rollout_state_reason = Some(format!("ECS deployment {} completed.", d.id));
                 d.updated_at = Some(now);
+                state.revision += 1;
             }
         }
+    }
+}
+
+/// Assigns `value` and counts a change, if it is one.
+fn set<T: PartialEq>(field: &mut T, value: T, revision: &mut u64) {
+    if *field != value {
+        *field = value;
+        *revision += 1;
     }
 }
 

@@ -164,13 +164,18 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
 pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: ServeConfig) -> std::io::Result<()> {
     use std::future::IntoFuture as _;
     let clock = Arc::clone(&twin);
-    let mut scheduler = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.tick().await;
-        loop {
-            every.tick().await;
+    // The clock runs on a thread of its own: a pass over a large cluster takes a while, and requests go on being
+    // answered meanwhile, from the view the last pass or write published.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _stop_on_return = StopOnDrop(Arc::clone(&stop));
+    let mut scheduler = tokio::task::spawn_blocking(move || {
+        let second = Duration::from_secs(1);
+        let mut next = std::time::Instant::now() + second;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+            next = std::time::Instant::now().max(next) + second;
             clock.advance(Duration::from_secs_f64(config.speed.max(0.0)));
+            clock.publish();
         }
     });
     let served = tokio::select! {
@@ -190,8 +195,16 @@ pub async fn serve(twin: Arc<Twin>, listener: tokio::net::TcpListener, config: S
             Err(std::io::Error::other(format!("the twin's scheduler stopped: {why}")))
         }
     };
-    scheduler.abort();
     served
+}
+
+/// Stops the clock's thread when [`serve`] returns, however it returns.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// CloudWatch's `GetMetricData` (RPC v2 CBOR), counted with the ECS calls.
@@ -251,7 +264,27 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         shared.count("internal-error");
         return ApiError::server("injected fault: internal error, nothing was applied").into_response();
     }
-    let mut result = dispatch(&shared.twin, request).await;
+    let mut result = match operation.kind {
+        // Reads are answered from the published view and never wait.
+        Kind::Read | Kind::Describe => dispatch(&shared.twin, request).await,
+        // Writes and protection reads take the twin's state, which a scheduler pass may hold for a while: they wait
+        // on a blocking thread, so the reads keep being answered meanwhile.
+        Kind::Mutation | Kind::ProtectionRead => {
+            let twin = Arc::clone(&shared.twin);
+            let runtime = tokio::runtime::Handle::current();
+            let mutation = operation.kind == Kind::Mutation;
+            tokio::task::spawn_blocking(move || {
+                let result = runtime.block_on(dispatch(&twin, request));
+                if mutation && result.is_ok() {
+                    // Read-your-writes: the next read sees this change even if a scheduler pass starts before it.
+                    twin.publish();
+                }
+                result
+            })
+            .await
+            .unwrap_or_else(|e| Err(ApiError::server(format!("the twin failed to apply the request: {e}"))))
+        }
+    };
     let (item_failures, counted) = match operation.kind {
         Kind::Describe => (shared.faults.describe_failures, "describe-failure"),
         Kind::ProtectionRead => (shared.faults.protection_failures, "protection-failure"),
