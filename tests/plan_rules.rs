@@ -443,6 +443,34 @@ fn max_unavailable_and_per_hour_budgets_pace_the_moves() {
 }
 
 #[test]
+fn a_spent_hourly_budget_plans_nothing_and_says_so_once_for_the_cluster() {
+    // Several hot instances, so a full search would refuse many candidates one by one.
+    let c = hot_and_cold().tasks("web", "hot", 6).build();
+    let ledger = LedgerView {
+        restarts: vec![(now() - Duration::minutes(30), 10)],
+        ..LedgerView::default()
+    };
+    let p = run_with(
+        &c,
+        &policy(
+            "count",
+            "  budgets: {maxUnavailable: 5, perHour: 10, perService: 100%}\n",
+        ),
+        &ledger,
+        Episode::default(),
+    );
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let refusals: Vec<_> = p.skipped.iter().filter(|s| s.label == "hour-budget").collect();
+    assert_eq!(refusals.len(), 1, "one refusal, not one per candidate: {:?}", p.skipped);
+    assert_eq!(refusals[0].target, c.name());
+    assert!(
+        refusals[0].reason.contains("hourly budget of 10"),
+        "{}",
+        refusals[0].reason
+    );
+}
+
+#[test]
 fn work_in_flight_counts_against_max_unavailable() {
     let c = hot_and_cold().tasks("web", "hot", 6).build();
     let ledger = LedgerView {
