@@ -4,8 +4,9 @@
 //! `ecs-rebalancer simulate --snapshot DIR/NAME.json --policy DIR/policy.yaml --any-cluster --compare-baselines`.
 //!
 //! `write_scenarios DIR --large N [--tasks T]` writes only `DIR/large-N.json`, [`Generated::scale_out`] at `N`
-//! instances (at 5,000: 100,000 tasks, 2,000 services, about 80 MB; `--tasks` for another count), and
-//! `DIR/rehearsal.yaml`, the policy of the rehearsal figures.
+//! instances (at 5,000: 100,000 tasks, 2,000 services, about 80 MB; `--tasks` for another count), and the two
+//! policies of the rehearsal figures: `DIR/rehearsal.yaml` (5-minute cycles, 50 restarts an hour) and
+//! `DIR/idle.yaml` (one the cluster satisfies).
 
 use std::path::PathBuf;
 
@@ -13,13 +14,16 @@ use ecs_rebalancer::scenarios::{
     constrained, demo_snapshot, mixed_sizes, scale_out, sparse, strict_floors, Generated, DEMO_POLICY,
 };
 
-/// The rehearsal policy: a cycle every 5 minutes (100 cycles are 8 h 20 min simulated), all three actions.
-const REHEARSAL_POLICY: &str =
-    "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: rehearsal}\nspec:\n  \
-     clusters: [\"*\"]\n  metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n  \
-     actions: [stop-tasks, redeploy-services, drain-instances]\n  interval: 5m\n  \
-     budgets: {maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}\n  \
-     cooldown: {instance: 5m, service: 5m}\n";
+/// A policy for every cluster on the `count` metric, all three actions, with its own threshold, interval, budgets
+/// and cooldown.
+fn policy(name: &str, threshold: &str, interval: &str, budgets: &str) -> String {
+    format!(
+        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+         clusters: [\"*\"]\n  metric: count\n  threshold: {threshold}\n  \
+         actions: [stop-tasks, redeploy-services, drain-instances]\n  interval: {interval}\n  \
+         budgets: {budgets}\n  cooldown: {{instance: {interval}, service: {interval}}}\n"
+    )
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,7 +38,17 @@ fn main() {
         shape.tasks = value("--tasks").unwrap_or(shape.tasks);
         let snap = shape.build().into_snapshot();
         snap.save(&dir.join(format!("large-{n}.json"))).expect("write snapshot");
-        std::fs::write(dir.join("rehearsal.yaml"), REHEARSAL_POLICY).expect("write the rehearsal policy");
+        // A cycle every 5 minutes, and an hourly budget that lets it act a few cycles an hour, as in production.
+        let rehearsal = policy(
+            "rehearsal",
+            "{trigger: 0.2, target: 0.1}",
+            "5m",
+            "{maxUnavailable: 50, perHour: 50, perService: 25%, concurrentDrains: 2}",
+        );
+        // One the cluster satisfies: every cycle has nothing to do.
+        let idle = policy("idle", "{trigger: 5.0, target: 4.0}", "5m", "{}");
+        std::fs::write(dir.join("rehearsal.yaml"), rehearsal).expect("write the rehearsal policy");
+        std::fs::write(dir.join("idle.yaml"), idle).expect("write the idle policy");
         return;
     }
     let scenarios = [
@@ -54,12 +68,11 @@ fn main() {
         snap.save(&dir.join(format!("{name}.json"))).expect("write snapshot");
     }
     std::fs::write(dir.join("demo-policy.yaml"), DEMO_POLICY).expect("write the demo policy");
-    std::fs::write(
-        dir.join("policy.yaml"),
-        "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: scenarios}\nspec:\n  clusters: [\"*\"]\n  \
-         metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n  actions: [stop-tasks, redeploy-services, drain-instances]\n  \
-         interval: 1m\n  budgets: {maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}\n  \
-         cooldown: {instance: 1m, service: 1m}\n",
-    )
-    .expect("write policy");
+    let scenarios = policy(
+        "scenarios",
+        "{trigger: 0.2, target: 0.1}",
+        "1m",
+        "{maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}",
+    );
+    std::fs::write(dir.join("policy.yaml"), scenarios).expect("write policy");
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use common::{get_json, moto, StderrLines, TwinServer};
 use ecs_rebalancer::ledger::dynamo::{create_table, DynamoLedger};
-use ecs_rebalancer::ledger::{LeaseRecord, Ledger as _};
+use ecs_rebalancer::ledger::Ledger as _;
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 
 /// Nothing listens on port 9 of the loopback.
@@ -477,15 +477,7 @@ async fn a_follower_makes_at_most_one_dynamodb_request_per_third_of_a_lease() {
     create_table(&conf, "ledger").await.unwrap();
     // Another replica leads, and promised a whole hour: this one follows throughout.
     let ledger = DynamoLedger::from_conf(&conf, "ledger");
-    let lease = LeaseRecord {
-        holder: "other-replica".into(),
-        epoch: 1,
-        version: "v1".into(),
-        duration_ms: 3_600_000,
-        renewed_at: chrono::Utc::now(),
-        released: false,
-        policy: None,
-    };
+    let lease = common::lease_held_for_an_hour_by_another();
     assert!(ledger.write_lease("prod", &lease, None).await.unwrap());
 
     let mut follower = command(

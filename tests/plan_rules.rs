@@ -408,6 +408,14 @@ fn the_policy_per_service_budget_limits_stops_of_one_service() {
     assert!(labels(&p).contains(&"service-budget"));
 }
 
+/// The `count` policy with room for 10 restarted tasks an hour (and 5 unavailable at once).
+fn ten_restarts_an_hour() -> Policy {
+    policy(
+        "count",
+        "  budgets: {maxUnavailable: 5, perHour: 10, perService: 100%}\n",
+    )
+}
+
 #[test]
 fn max_unavailable_and_per_hour_budgets_pace_the_moves() {
     let c = hot_and_cold().tasks("web", "hot", 6).build();
@@ -425,15 +433,7 @@ fn max_unavailable_and_per_hour_budgets_pace_the_moves() {
         restarts: vec![(now() - Duration::minutes(30), 9), (now() - Duration::minutes(90), 50)],
         ..LedgerView::default()
     };
-    let per_hour = run_with(
-        &c,
-        &policy(
-            "count",
-            "  budgets: {maxUnavailable: 5, perHour: 10, perService: 100%}\n",
-        ),
-        &ledger,
-        Episode::default(),
-    );
+    let per_hour = run_with(&c, &ten_restarts_an_hour(), &ledger, Episode::default());
     assert_eq!(
         per_hour.actions.len(),
         1,
@@ -444,21 +444,13 @@ fn max_unavailable_and_per_hour_budgets_pace_the_moves() {
 
 #[test]
 fn a_spent_hourly_budget_plans_nothing_and_says_so_once_for_the_cluster() {
-    // Several hot instances, so a full search would refuse many candidates one by one.
+    // Six tasks on the hot instance: a full search would weigh its candidates, then refuse each on the budget.
     let c = hot_and_cold().tasks("web", "hot", 6).build();
     let ledger = LedgerView {
         restarts: vec![(now() - Duration::minutes(30), 10)],
         ..LedgerView::default()
     };
-    let p = run_with(
-        &c,
-        &policy(
-            "count",
-            "  budgets: {maxUnavailable: 5, perHour: 10, perService: 100%}\n",
-        ),
-        &ledger,
-        Episode::default(),
-    );
+    let p = run_with(&c, &ten_restarts_an_hour(), &ledger, Episode::default());
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     let refusals: Vec<_> = p.skipped.iter().filter(|s| s.label == "hour-budget").collect();
     assert_eq!(refusals.len(), 1, "one refusal, not one per candidate: {:?}", p.skipped);

@@ -528,7 +528,7 @@ mod live {
     /// on taking the lease it looks at the source first, and acts under the revision it finds.
     #[tokio::test]
     async fn a_new_leader_behind_the_lease_fetches_before_it_acts() {
-        use ecs_rebalancer::ledger::{LeaseRecord, PolicyRecord};
+        use ecs_rebalancer::ledger::PolicyRecord;
         let dir = tempfile::tempdir().unwrap();
         write_fixture(dir.path());
         let repo = Repo::new(dir.path());
@@ -537,15 +537,7 @@ mod live {
         let source = server.source("ref=main&path=policies");
         let twin = TwinServer::start(&dir.path().join("start.json"), &["--speed", "60"]);
         let (table, ledger) = table().await;
-        let mut lease = LeaseRecord {
-            holder: "other-replica".into(),
-            epoch: 1,
-            version: "v1".into(),
-            duration_ms: 3_600_000,
-            renewed_at: chrono::Utc::now(),
-            released: false,
-            policy: None,
-        };
+        let mut lease = common::lease_held_for_an_hour_by_another();
         assert!(ledger.write_lease("prod", &lease, None).await.unwrap());
 
         // It fetches the older revision, then follows; it would not fetch again for an hour on its own.

@@ -136,13 +136,6 @@ impl Ledger {
         })
     }
 
-    /// Whether any budget has room left for one more stop of one task: a cheap test before predicting.
-    pub fn exhausted(&self) -> bool {
-        let hour_used = self.hour.saturating_add(self.restarted);
-        ((self.planned > 0 || self.busy) && self.unavailable >= self.limits.max_unavailable)
-            || (hour_used >= self.limits.per_hour && hour_used > 0)
-    }
-
     /// The hourly limit, when the last hour's moves and those planned have used it up: every move that restarts a
     /// task would be refused, and a move that restarts none changes nothing.
     pub fn hour_spent(&self) -> Option<u32> {

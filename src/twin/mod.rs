@@ -143,13 +143,15 @@ fn protectable<'s>(state: &'s State, task_arn: &str) -> Result<&'s crate::model:
 
 /// A simulated ECS cluster. Interior mutability, so it can sit behind `&self` like an API client.
 ///
-/// Reads are answered from a published view: an immutable copy of the cluster, replaced whenever a reader finds
-/// the state changed since (its [`State::revision`]), at the end of every [`Twin::advance`], and after every write
-/// the server answers ([`Twin::publish`]). A read that arrives while a scheduler pass holds the state gets the last
-/// view, whole and consistent, instead of waiting for the pass; an unchanged cluster is never copied twice.
+/// Reads are answered from a published view: an immutable copy of the cluster, made on first read and replaced
+/// whenever a reader finds the state changed since (its [`State::revision`]), and by [`Twin::publish`] (`twin serve`
+/// publishes after every pass of its clock and every write it answers). A read that arrives while a scheduler pass
+/// holds the state gets the last view, whole and consistent, instead of waiting for the pass; an unchanged cluster
+/// is never copied twice.
 pub struct Twin {
     state: Mutex<State>,
-    view: RwLock<View>,
+    /// `None` until the first read.
+    view: RwLock<Option<View>>,
 }
 
 /// The cluster as of one revision, with `capturedAt` the twin's clock when it was published.
@@ -209,13 +211,8 @@ impl Twin {
             .map(|t| t + chrono::Duration::days(1));
         let now = snapshot.captured_at.or(latest).unwrap_or_else(default_start);
         let next_id = first_free_id(&snapshot);
-        let mut published = snapshot.clone();
-        published.captured_at = Some(now);
         Ok(Twin {
-            view: RwLock::new(View {
-                revision: 0,
-                snapshot: Arc::new(published),
-            }),
+            view: RwLock::new(None),
             state: Mutex::new(State {
                 snap: snapshot,
                 now,
@@ -241,7 +238,7 @@ impl Twin {
 
     /// Publishes the state as the view, unless the view already shows this revision.
     fn publish_from(&self, state: &State) -> Arc<Snapshot> {
-        if let Ok(view) = self.view.read() {
+        if let Ok(Some(view)) = self.view.read().as_deref() {
             if view.revision == state.revision {
                 return Arc::clone(&view.snapshot);
             }
@@ -250,10 +247,10 @@ impl Twin {
         snap.captured_at = Some(state.now);
         let snapshot = Arc::new(snap);
         let mut view = self.view.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *view = View {
+        *view = Some(View {
             revision: state.revision,
             snapshot: Arc::clone(&snapshot),
-        };
+        });
         snapshot
     }
 
@@ -270,18 +267,20 @@ impl Twin {
     }
 
     /// The newest view without waiting: the current state if no scheduler pass holds it (published if it changed),
-    /// else the view the last pass or write published.
+    /// else the view the last pass or write published (waiting only if nothing was ever published).
     pub fn latest_view(&self) -> Arc<Snapshot> {
         match self.state.try_lock() {
             Ok(state) => self.publish_from(&state),
             Err(TryLockError::Poisoned(state)) => self.publish_from(&state.into_inner()),
-            Err(TryLockError::WouldBlock) => Arc::clone(
-                &self
+            Err(TryLockError::WouldBlock) => {
+                let published = self
                     .view
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .snapshot,
-            ),
+                    .as_ref()
+                    .map(|v| Arc::clone(&v.snapshot));
+                published.unwrap_or_else(|| self.view())
+            }
         }
     }
 
@@ -346,7 +345,6 @@ impl Twin {
     /// deployment configuration.
     pub fn set_desired_count(&self, service: &str, desired: u32) -> Result<(), EcsError> {
         let mut state = self.lock();
-        state.revision += 1;
         let svc = state.service_mut(service)?;
         svc.desired_count = desired;
         for d in &mut svc.deployments {
@@ -354,13 +352,13 @@ impl Twin {
                 d.desired_count = desired;
             }
         }
+        state.revision += 1;
         Ok(())
     }
 
     /// `PutAttributes` on a container instance: adds the attribute, or replaces the value of one with that name.
     pub fn put_attribute(&self, container_instance_arn: &str, name: &str, value: Option<&str>) -> Result<(), EcsError> {
         let mut state = self.lock();
-        state.revision += 1;
         let instance = state.instance_mut(container_instance_arn)?;
         match instance.attributes.iter_mut().find(|a| a.name == name) {
             Some(a) => a.value = value.map(str::to_owned),
@@ -369,6 +367,7 @@ impl Twin {
                 value: value.map(str::to_owned),
             }),
         }
+        state.revision += 1;
         Ok(())
     }
 
@@ -443,9 +442,9 @@ impl Twin {
             task.task_arn.clone(),
             task.service_name().unwrap_or_default().to_owned(),
         );
-        state.revision += 1;
         if !enabled {
             state.snap.protected_tasks.retain(|p| p.task_arn != arn);
+            state.revision += 1;
             return Ok(ProtectedTask {
                 task_arn: arn,
                 protection_enabled: false,
@@ -482,6 +481,7 @@ impl Twin {
             expiration_date: Some(now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::Duration::zero())),
         };
         state.snap.protected_tasks.push(protection.clone());
+        state.revision += 1;
         Ok(protection)
     }
 

@@ -43,20 +43,24 @@ const STOPPED_RETENTION: i64 = 3600;
 pub(crate) fn tick(state: &mut State) {
     lifecycle(state);
     lapse_protection(state);
-    stop_daemons_on_draining(state);
+    let facts = PassFacts::of(state);
+    stop_daemons_on_draining(state, &facts);
     // Each service's tasks, by position, once per pass (tasks placed during the pass are appended, so positions
     // stay valid; a service's own placements are PENDING, which no count below needs).
     let mut by_service = tasks_by_service(&state.snap);
-    let facts = PassFacts::of(state);
+    // What each service will do this pass, worked out for all of them first: it depends on the service's own tasks
+    // and deployments and on which instances are DRAINING, none of which another service's scheduling changes.
+    let work: Vec<Work> = by_service
+        .iter()
+        .enumerate()
+        .map(|(s, mine)| Work::of(state, s, mine, &facts))
+        .collect();
     // One placement index per pass, and only for a pass that places something: tasks placed during the pass are
     // added to an overlay, so every placement sees the ones before it without rebuilding the index (docs/ecs.md:
-    // Placement: placement sees current reservations). Whether a service places a task this pass depends on its
-    // own tasks and deployments and on which instances are DRAINING, none of which another service's scheduling
-    // changes, so asking every service first is exact.
+    // Placement: placement sees current reservations).
     // The twin refuses a snapshot with duplicate keys at load and makes up only fresh ARNs, so an index that fails
     // here is a bug in the twin: stop loudly rather than skip scheduling on every pass from now on.
-    let places = (0..state.snap.services.len()).any(|s| needs_placement(state, s, &by_service[s], &facts));
-    let cluster = places.then(|| {
+    let cluster = work.iter().any(Work::places).then(|| {
         Cluster::new(state.snap.clone())
             .unwrap_or_else(|e| panic!("the twin's scheduler cannot index its own cluster: {e}"))
     });
@@ -67,11 +71,12 @@ pub(crate) fn tick(state: &mut State) {
         requests: HashMap::default(),
         facts,
     };
-    for (s, mine) in by_service.iter_mut().enumerate() {
+    for ((s, mine), work) in by_service.iter_mut().enumerate().zip(work) {
         let placed_from = state.snap.tasks.len();
-        match state.snap.services[s].scheduling_strategy {
-            SchedulingStrategy::Daemon => schedule_daemon(state, s, mine, &mut pass),
-            _ => schedule_replica(state, s, mine, &mut pass),
+        match work {
+            Work::Replica(replica) => schedule_replica(state, s, mine, &replica, &mut pass),
+            Work::Daemon { missing } => schedule_daemon(state, s, mine, &missing, &mut pass),
+            Work::Inactive => {}
         }
         // The service's new tasks, appended: the counts below include them.
         mine.extend(placed_from..state.snap.tasks.len());
@@ -133,23 +138,57 @@ impl PassFacts {
     }
 }
 
-/// Whether service `s` places a task this pass: the entry condition of [`schedule_replica`]'s start loop, or a
-/// daemon missing from an instance once [`schedule_daemon`] has stopped its old tasks.
-fn needs_placement(state: &State, s: usize, mine: &[usize], facts: &PassFacts) -> bool {
-    let svc = &state.snap.services[s];
-    if svc.status != "ACTIVE" {
-        return false;
-    }
-    if svc.scheduling_strategy == SchedulingStrategy::Daemon {
-        let holding = daemon_holding(state, s, mine, facts);
-        return state
+/// What one service does in a pass, as far as it is known before any service is scheduled.
+enum Work {
+    /// Not ACTIVE: nothing.
+    Inactive,
+    Replica(Replica),
+    /// The instances that will lack the daemon once its unprotected tasks of older deployments are stopped.
+    Daemon {
+        missing: Vec<InstanceIdx>,
+    },
+}
+
+impl Work {
+    fn of(state: &State, s: usize, mine: &[usize], facts: &PassFacts) -> Work {
+        let svc = &state.snap.services[s];
+        if svc.status != "ACTIVE" {
+            return Work::Inactive;
+        }
+        if svc.scheduling_strategy != SchedulingStrategy::Daemon {
+            return Work::Replica(Replica::of(state, s, mine, facts));
+        }
+        let deployment = primary_id(svc).unwrap_or_default();
+        let holding: HashSet<&str> = mine
+            .iter()
+            .map(|&k| &state.snap.tasks[k])
+            .filter(|t| {
+                // Live, and not about to be stopped as a task of an older deployment (protected ones stay).
+                let stays = !old_daemon_task(svc, &deployment, t) || facts.protected.contains(&t.task_arn);
+                is_live(t) && stays
+            })
+            .filter_map(|t| t.container_instance_arn.as_deref())
+            .collect();
+        let missing = state
             .snap
             .container_instances
             .iter()
-            .any(|i| i.can_take_tasks() && !holding.contains(i.container_instance_arn.as_str()));
+            .enumerate()
+            .filter(|(_, i)| i.can_take_tasks() && !holding.contains(i.container_instance_arn.as_str()))
+            .map(|(k, _)| InstanceIdx(k))
+            .collect();
+        Work::Daemon { missing }
     }
-    let replica = Replica::of(state, s, mine, facts);
-    replica.missing() > 0 && replica.total() < bounds(svc).1
+
+    /// Whether the service places a task this pass: the entry condition of [`schedule_replica`]'s start loop, or a
+    /// daemon missing from an instance.
+    fn places(&self) -> bool {
+        match self {
+            Work::Inactive => false,
+            Work::Replica(r) => r.missing() > 0 && r.total() < r.ceiling,
+            Work::Daemon { missing } => !missing.is_empty(),
+        }
+    }
 }
 
 /// A REPLICA service's live tasks and how many of them are settled (of the primary deployment, not on a DRAINING
@@ -158,6 +197,9 @@ struct Replica {
     primary: String,
     deployment_ids: Vec<String>,
     desired: u32,
+    /// ECS's healthy floor and ceiling for the service (§3).
+    floor: u32,
+    ceiling: u32,
     live: Vec<usize>,
     settled: usize,
 }
@@ -165,10 +207,13 @@ struct Replica {
 impl Replica {
     fn of(state: &State, s: usize, mine: &[usize], facts: &PassFacts) -> Replica {
         let svc = &state.snap.services[s];
+        let (floor, ceiling) = bounds(svc);
         let mut r = Replica {
             primary: primary_id(svc).unwrap_or_default(),
             deployment_ids: svc.deployments.iter().map(|d| d.id.clone()).collect(),
             desired: svc.desired_count,
+            floor,
+            ceiling,
             live: mine
                 .iter()
                 .copied()
@@ -198,21 +243,6 @@ impl Replica {
     fn total(&self) -> u32 {
         u32::try_from(self.live.len()).unwrap_or(u32::MAX)
     }
-}
-
-/// The instances a daemon service holds once its tasks of older deployments (unprotected) are stopped.
-fn daemon_holding<'s>(state: &'s State, s: usize, mine: &[usize], facts: &PassFacts) -> HashSet<&'s str> {
-    let svc = &state.snap.services[s];
-    let deployment = primary_id(svc).unwrap_or_default();
-    mine.iter()
-        .map(|&k| &state.snap.tasks[k])
-        .filter(|t| {
-            // Live, and not about to be stopped as a task of an older deployment (protected ones stay).
-            let stays = !old_daemon_task(svc, &deployment, t) || facts.protected.contains(&t.task_arn);
-            is_live(t) && stays
-        })
-        .filter_map(|t| t.container_instance_arn.as_deref())
-        .collect()
 }
 
 /// A daemon task started by a deployment the service still lists, other than the primary.
@@ -323,30 +353,27 @@ fn lifecycle(state: &mut State) {
         fp.book(&mut state.snap.container_instances[i], &gpus, false);
     }
     let horizon = now - Duration::seconds(STOPPED_RETENTION);
-    let before = state.snap.tasks.len();
-    state
-        .snap
-        .tasks
-        .retain(|t| t.last_status != TaskStatus::Stopped || t.stopped_at.is_none_or(|s| s > horizon));
-    if state.snap.tasks.len() != before {
-        state.revision += 1;
-    }
+    retain(
+        &mut state.snap.tasks,
+        |t| t.last_status != TaskStatus::Stopped || t.stopped_at.is_none_or(|s| s > horizon),
+        &mut state.revision,
+    );
 }
 
 /// Protection that has expired is off (ECS resets `protectionEnabled`), and a stopped task has none.
 fn lapse_protection(state: &mut State) {
     let now = state.now;
     let tasks = &state.snap.tasks;
-    let before = state.snap.protected_tasks.len();
-    state.snap.protected_tasks.retain(|p| {
-        p.active_at(now)
-            && tasks
-                .iter()
-                .any(|t| t.task_arn == p.task_arn && t.last_status != TaskStatus::Stopped)
-    });
-    if state.snap.protected_tasks.len() != before {
-        state.revision += 1;
-    }
+    retain(
+        &mut state.snap.protected_tasks,
+        |p| {
+            p.active_at(now)
+                && tasks
+                    .iter()
+                    .any(|t| t.task_arn == p.task_arn && t.last_status != TaskStatus::Stopped)
+        },
+        &mut state.revision,
+    );
 }
 
 fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<usize> {
@@ -354,29 +381,24 @@ fn position(instances: &[crate::model::ContainerInstance], arn: &str) -> Option<
 }
 
 /// Step 2: daemon tasks on a DRAINING instance are stopped (§3).
-fn stop_daemons_on_draining(state: &mut State) {
+fn stop_daemons_on_draining(state: &mut State, facts: &PassFacts) {
+    if facts.draining.is_empty() {
+        return;
+    }
     let now = state.now;
-    let daemons: Vec<String> = state
+    let daemons: HashSet<String> = state
         .snap
         .services
         .iter()
         .filter(|s| s.scheduling_strategy == SchedulingStrategy::Daemon)
         .map(|s| s.service_name.clone())
         .collect();
-    let draining: HashSet<String> = state
-        .snap
-        .container_instances
-        .iter()
-        .filter(|i| i.status == InstanceStatus::Draining)
-        .map(|i| i.container_instance_arn.clone())
-        .collect();
-    if daemons.is_empty() || draining.is_empty() {
+    if daemons.is_empty() {
         return;
     }
     for t in &mut state.snap.tasks {
-        let on_draining = t.container_instance_arn.as_ref().is_some_and(|a| draining.contains(a));
-        let daemon = t.service_name().is_some_and(|s| daemons.iter().any(|d| d == s));
-        if on_draining && daemon && is_live(t) {
+        let daemon = t.service_name().is_some_and(|s| daemons.contains(s));
+        if daemon && facts.on_draining(t) && is_live(t) {
             t.desired_status = TaskStatus::Stopped;
             t.stopping_at = Some(now);
             t.stopped_reason = Some("Container instance is draining".into());
@@ -390,7 +412,7 @@ fn stop_daemons_on_draining(state: &mut State) {
 fn place(state: &mut State, s: usize, deployment: &str, only: Option<InstanceIdx>, pass: &mut Pass<'_, '_>) -> bool {
     let index = pass
         .index
-        .expect("the twin's scheduler asks every service before a pass whether it places a task");
+        .expect("the twin's scheduler builds the index for a pass in which a service places a task");
     let request = pass
         .requests
         .entry(s)
@@ -513,13 +535,8 @@ fn primary_id(svc: &Service) -> Option<String> {
 
 /// Step 3, the replica scheduler for one service: start within `maximumPercent`, then stop within
 /// `minimumHealthyPercent`.
-fn schedule_replica(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<'_, '_>) {
-    let svc = &state.snap.services[s];
-    if svc.status != "ACTIVE" {
-        return;
-    }
-    let (floor, ceiling) = bounds(svc);
-    let replica = Replica::of(state, s, mine, &pass.facts);
+fn schedule_replica(state: &mut State, s: usize, mine: &[usize], replica: &Replica, pass: &mut Pass<'_, '_>) {
+    let (floor, ceiling) = (replica.floor, replica.ceiling);
     let (mut missing, mut total) = (replica.missing(), replica.total());
     let facts = &pass.facts;
     let is_protected = |t: &Task| facts.protected.contains(&t.task_arn);
@@ -577,12 +594,10 @@ fn schedule_replica(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass
     }
 }
 
-/// Step 4: one daemon task on every ACTIVE, connected instance that lacks one (§2, ECS services: DAEMON).
-fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<'_, '_>) {
+/// Step 4: one daemon task on every ACTIVE, connected instance that lacks one (§2, ECS services: DAEMON), at the
+/// instances [`Work::of`] found missing.
+fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], missing: &[InstanceIdx], pass: &mut Pass<'_, '_>) {
     let svc = &state.snap.services[s];
-    if svc.status != "ACTIVE" {
-        return;
-    }
     let deployment = primary_id(svc).unwrap_or_default();
     // A forced deployment replaces daemon tasks instance by instance: the old task stops, then the new one starts
     // where it was (daemons default to minimum 0 % / maximum 100 %).
@@ -602,16 +617,7 @@ fn schedule_daemon(state: &mut State, s: usize, mine: &[usize], pass: &mut Pass<
         t.stopped_reason = Some("Task stopped by a new deployment".into());
         state.revision += 1;
     }
-    let holding = daemon_holding(state, s, mine, &pass.facts);
-    let missing: Vec<InstanceIdx> = state
-        .snap
-        .container_instances
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.can_take_tasks() && !holding.contains(i.container_instance_arn.as_str()))
-        .map(|(k, _)| InstanceIdx(k))
-        .collect();
-    for i in missing {
+    for &i in missing {
         place(state, s, &deployment, Some(i), pass);
     }
 }
@@ -700,11 +706,7 @@ fn update_counts(state: &mut State, by_service: &[Vec<usize>]) {
             );
         }
         if !old_alive {
-            let before = svc.deployments.len();
-            svc.deployments.retain(|d| d.id == primary);
-            if svc.deployments.len() != before {
-                state.revision += 1;
-            }
+            retain(&mut svc.deployments, |d| d.id == primary, &mut state.revision);
         }
         if let Some(d) = svc.deployments.iter_mut().find(|d| d.id == primary) {
             if d.rollout_state == Some(RolloutState::InProgress) && !old_alive && d.running_count >= d.desired_count {
@@ -721,6 +723,15 @@ fn update_counts(state: &mut State, by_service: &[Vec<usize>]) {
 fn set<T: PartialEq>(field: &mut T, value: T, revision: &mut u64) {
     if *field != value {
         *field = value;
+        *revision += 1;
+    }
+}
+
+/// `Vec::retain`, counting a change if anything went.
+fn retain<T>(items: &mut Vec<T>, keep: impl FnMut(&T) -> bool, revision: &mut u64) {
+    let before = items.len();
+    items.retain(keep);
+    if items.len() != before {
         *revision += 1;
     }
 }

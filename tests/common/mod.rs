@@ -145,3 +145,16 @@ pub fn sigterm(child: &std::process::Child) {
         .unwrap();
     assert!(status.success(), "kill -TERM {}", child.id());
 }
+
+/// A lease another replica holds and promised for a whole hour: a replica started beside it follows throughout.
+pub fn lease_held_for_an_hour_by_another() -> ecs_rebalancer::ledger::LeaseRecord {
+    ecs_rebalancer::ledger::LeaseRecord {
+        holder: "other-replica".into(),
+        epoch: 1,
+        version: "v1".into(),
+        duration_ms: 3_600_000,
+        renewed_at: chrono::Utc::now(),
+        released: false,
+        policy: None,
+    }
+}
