@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ledger::{ActionLog, ActionRecord, CooldownTarget, LeaseRecord, PolicyRecord, Unreadable};
+use crate::moves::LANDING_SHOWN;
 
 /// A cluster's status at `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -166,7 +167,8 @@ impl Status {
                 a.reason, a.predicted_gain
             );
             if !a.predicted_landing.is_empty() {
-                let _ = writeln!(out, "            predicted landing: {}", a.predicted_landing.join(", "));
+                let landing = a.predicted_landing.describe(LANDING_SHOWN, str::to_owned);
+                let _ = writeln!(out, "            predicted landing: {landing}");
             }
             if let Some(o) = &a.outcome {
                 let _ = writeln!(out, "            outcome: {o}");

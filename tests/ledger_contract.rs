@@ -18,7 +18,7 @@ use ecs_rebalancer::ledger::{
     ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, ItemError, LeaseRecord, Ledger,
     LedgerError, PolicyRecord, RejectedRevision,
 };
-use ecs_rebalancer::moves::Move;
+use ecs_rebalancer::moves::{InstanceSet, Move};
 
 fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
@@ -32,14 +32,14 @@ fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
             task_arn: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
             service_name: "web".into(),
             container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
-            improving_landing: vec!["cold1".into()],
         },
         deployment_before: None,
         state: ActionState::Claimed,
         claimed_at: at(minute),
         updated_at: at(minute),
         reason: "hot: 0.9 → 0.5".into(),
-        predicted_landing: vec!["cold1".into(), "cold2".into()],
+        predicted_landing: InstanceSet::listed(vec!["cold1".into(), "cold2".into()]),
+        improving_landing: InstanceSet::listed(vec!["cold1".into()]),
         seen_until: Some(at(minute)),
         predicted_gain: 0.125,
         tasks: 1,
@@ -89,7 +89,8 @@ async fn every_kind_of_move_survives_the_round_trip(l: &impl Ledger) {
             container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
             moved_tasks: vec!["task-a".into(), "task-b".into()],
         },
-        predicted_landing: vec![],
+        predicted_landing: InstanceSet::default(),
+        improving_landing: InstanceSet::default(),
         seen_until: None,
         ..record("c", "drain-instance:hot:7", "t", 2)
     };
@@ -379,6 +380,44 @@ async fn the_episode_is_written_under_the_fence(l: &impl Ledger) {
     assert_eq!(l.read_episode("c").await.unwrap(), Some(on));
 }
 
+/// ECS's limit of 5,000 instances, with ARNs as long as real ones: a stop whose replacement ties across 4,990 of
+/// them, 3,000 of which pay off, is claimed and read back whole (named in full, it would be an item of about 800 KB,
+/// twice DynamoDB's limit).
+async fn a_stop_tied_across_a_full_cluster_is_claimed(l: &impl Ledger) {
+    let arn = |i: usize| format!("arn:aws:ecs:eu-west-1:111122223333:container-instance/production/{i:032x}");
+    let cluster: Vec<String> = (0..5_000).map(arn).collect();
+    let predicted = &cluster[..4_990];
+    let r = ActionRecord {
+        predicted_landing: InstanceSet::new(predicted, cluster.iter().map(String::as_str)),
+        improving_landing: InstanceSet::new(&cluster[..3_000], predicted.iter().map(String::as_str)),
+        ..record("c", "stop-task:wide", "t", 0)
+    };
+    assert_eq!(l.claim(r.clone(), None).await.unwrap(), Claim::Claimed);
+    let back = l.in_flight("c").await.unwrap();
+    assert_eq!(back, vec![r]);
+    assert!(
+        back[0].predicted_landing.contains(&cluster[4_000]) && !back[0].predicted_landing.contains(&cluster[4_995])
+    );
+}
+
+/// A record named in full across 5,000 instances: an item DynamoDB would refuse. Both ledgers refuse to claim it,
+/// naming the action and the size, and nothing is recorded.
+async fn a_record_larger_than_an_item_may_be_is_refused_before_it_is_claimed(l: &impl Ledger) {
+    let arn = |i: usize| format!("arn:aws:ecs:eu-west-1:111122223333:container-instance/production/{i:032x}");
+    let r = ActionRecord {
+        predicted_landing: InstanceSet::listed((0..5_000).map(arn).collect()),
+        ..record("c", "stop-task:huge", "t", 0)
+    };
+    match l.claim(r, None).await {
+        Err(e @ LedgerError::TooLarge { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("stop-task:huge") && text.contains("409600"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(l.in_flight("c").await.unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -423,6 +462,8 @@ contract!(
     a_holder_recognises_its_own_renewal,
     a_follower_waits_out_the_holders_longer_lease,
     the_episode_is_written_under_the_fence,
+    a_stop_tied_across_a_full_cluster_is_claimed,
+    a_record_larger_than_an_item_may_be_is_refused_before_it_is_claimed,
 );
 
 /// An action item as a newer version (or a hand edit) might write it: a kind this version does not know.

@@ -140,7 +140,7 @@ fn a_stop_is_a_lottery_taken_when_it_pays_on_average_and_its_unluckiest_landing_
         3,
         "every instance is a candidate: {first:?}"
     );
-    assert_eq!(first.mv.improving_landing(), [arn(&c, "cold")], "{first:?}");
+    assert_eq!(first.improving_landing, [arn(&c, "cold")], "{first:?}");
     assert!(first.score_after < p.before.score);
 }
 

@@ -231,7 +231,12 @@ async fn init_once_status_and_a_second_once_inside_the_cooldown() {
             "status names the actions the twin saw: {id}"
         );
         assert_eq!(action["state"], "acting");
-        assert!(!action["predictedLanding"].as_array().unwrap().is_empty());
+        // Listed, or all but a few of the cluster's instances when the replacement may land on most of them.
+        let landing = &action["predictedLanding"];
+        let count = landing
+            .as_array()
+            .map_or_else(|| landing["count"].as_u64().unwrap(), |l| l.len() as u64);
+        assert!(count > 0, "{landing}");
     }
     assert_eq!(status["leader"]["epoch"], 1);
     assert_eq!(status["leader"]["released"], true, "once releases the lease");

@@ -11,7 +11,7 @@ use ecs_rebalancer::ledger::lease::{Elector, LeaseConfig, LeaseView};
 use ecs_rebalancer::ledger::memory::MemoryLedger;
 use ecs_rebalancer::ledger::{ActionRecord, ActionState, Ledger};
 use ecs_rebalancer::model::InstanceStatus;
-use ecs_rebalancer::moves::{Move, MoveKind};
+use ecs_rebalancer::moves::{InstanceSet, Move, MoveKind};
 use ecs_rebalancer::reconcile::Controller;
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
 use ecs_rebalancer::twin::{Twin, TwinConfig};
@@ -47,7 +47,8 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
         claimed_at: claimed,
         updated_at: claimed,
         reason: "hot".into(),
-        predicted_landing: vec![],
+        predicted_landing: InstanceSet::default(),
+        improving_landing: InstanceSet::default(),
         seen_until: None,
         predicted_gain: 0.1,
         tasks: 4,

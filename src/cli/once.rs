@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ecs_rebalancer::ledger::dynamo::DynamoLedger;
 use ecs_rebalancer::metrics::Metrics;
+use ecs_rebalancer::moves::{some_of, LANDING_SHOWN};
 use ecs_rebalancer::policy::Mode;
 use ecs_rebalancer::reconcile::{target_of, CycleReport};
 use ecs_rebalancer::run::{report_update, OnceOutcome};
@@ -72,11 +73,11 @@ fn ran(report: &CycleReport, dry_run: bool) -> String {
             Some((_, why)) => format!("not sent: {why}"),
             None => "sent".to_owned(),
         };
-        let landing: Vec<String> = action.predicted_landing.iter().map(|a| short(a)).collect();
         let _ = writeln!(out, "  {} {}: {sent}", action.mv.kind(), short(&target));
         let _ = writeln!(out, "    why: {}", action.reason);
-        if !landing.is_empty() {
-            let _ = writeln!(out, "    lands on any of: {}", landing.join(", "));
+        if !action.predicted_landing.is_empty() {
+            let landing = some_of(&action.predicted_landing, LANDING_SHOWN, short);
+            let _ = writeln!(out, "    lands on any of: {landing}");
         }
     }
     out

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_dynamo::{AttributeValue, Item};
 
-use super::{ActionRecord, ActionState};
-use crate::moves::{Move, MoveKind};
+use super::{ActionRecord, ActionState, LedgerError};
+use crate::moves::{InstanceSet, Move, MoveKind};
 
 /// The attributes of an `action#<id>` item. Optional attributes are left out when empty, as they always were.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,10 +40,14 @@ pub(crate) struct ActionItem {
     updated_at: DateTime<Utc>,
     #[serde(default)]
     reason: String,
+    /// What every instance named in `predictedLanding` and `improvingLanding` begins with, written once (an ARN up
+    /// to the instance id): a landing may name thousands.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    landing_prefix: String,
     #[serde(default)]
-    predicted_landing: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    improving_landing: Vec<String>,
+    predicted_landing: InstanceSet,
+    #[serde(default, skip_serializing_if = "InstanceSet::is_empty")]
+    improving_landing: InstanceSet,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     moved_tasks: Vec<String>,
     /// Left out when not finite: DynamoDB numbers have no NaN or infinity.
@@ -65,6 +69,52 @@ pub(crate) struct ActionItem {
     policy_name: String,
 }
 
+/// DynamoDB's limit on the size of an item, attribute names and values together, in bytes.
+pub const ITEM_LIMIT: usize = 400 * 1024;
+
+/// Refuses a record whose item DynamoDB would refuse: both ledgers claim only what the table can hold.
+pub(crate) fn fits(r: &ActionRecord) -> Result<(), LedgerError> {
+    let item: Item = serde_dynamo::to_item(ActionItem::of(r)).map_err(|source| LedgerError::Encode {
+        what: "an action record",
+        source,
+    })?;
+    let bytes = item.iter().map(|(name, v)| name.len() + size(v)).sum();
+    if bytes > ITEM_LIMIT {
+        return Err(LedgerError::TooLarge {
+            id: r.id.clone(),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The bytes DynamoDB counts for a value, or a little more: strings and binaries by their length, a number by its
+/// digits, 3 bytes for a list or map and 1 per element (AWS, "DynamoDB item sizes and formats").
+fn size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        AttributeValue::B(b) => b.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + size(e)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, e)| 1 + k.len() + size(e)).sum::<usize>(),
+        AttributeValue::Ss(v) | AttributeValue::Ns(v) => 3 + v.iter().map(|e| 1 + e.len()).sum::<usize>(),
+        AttributeValue::Bs(v) => 3 + v.iter().map(|e| 1 + e.len()).sum::<usize>(),
+    }
+}
+
+/// What every name begins with, up to and including a `/` (empty when they share none).
+fn shared_prefix<'a>(mut names: impl Iterator<Item = &'a String>) -> &'a str {
+    let Some(first) = names.next() else {
+        return "";
+    };
+    let mut common = first.as_str();
+    for n in names {
+        let same = common.bytes().zip(n.bytes()).take_while(|(a, b)| a == b).count();
+        common = &common[..same];
+    }
+    common.rfind('/').map_or("", |slash| &first[..=slash])
+}
+
 fn not_finite(x: &f64) -> bool {
     !x.is_finite()
 }
@@ -81,6 +131,8 @@ pub(crate) fn action_sk(id: &str) -> String {
 
 impl ActionItem {
     pub fn of(r: &ActionRecord) -> ActionItem {
+        let prefix = shared_prefix(r.predicted_landing.named().iter().chain(r.improving_landing.named()));
+        let strip = |n: String| n[prefix.len()..].to_owned();
         ActionItem {
             pk: pk(&r.cluster),
             sk: action_sk(&r.id),
@@ -96,8 +148,9 @@ impl ActionItem {
             seen_until: r.seen_until,
             updated_at: r.updated_at,
             reason: r.reason.clone(),
-            predicted_landing: r.predicted_landing.clone(),
-            improving_landing: r.mv.improving_landing().to_vec(),
+            landing_prefix: prefix.to_owned(),
+            predicted_landing: r.predicted_landing.clone().map_names(strip),
+            improving_landing: r.improving_landing.clone().map_names(strip),
             moved_tasks: r.mv.moved_tasks().to_vec(),
             predicted_gain: r.predicted_gain,
             tasks: r.tasks,
@@ -119,7 +172,6 @@ impl ActionItem {
                 service_name: needs(self.service, "service")?,
                 container_instance_arn: needs(self.instance, "instance")?,
                 task_arn: self.target,
-                improving_landing: self.improving_landing,
             },
             MoveKind::RedeployService => Move::RedeployService {
                 service_name: self.target,
@@ -138,7 +190,12 @@ impl ActionItem {
             claimed_at: self.claimed_at,
             updated_at: self.updated_at,
             reason: self.reason,
-            predicted_landing: self.predicted_landing,
+            predicted_landing: self
+                .predicted_landing
+                .map_names(|n| format!("{}{n}", self.landing_prefix)),
+            improving_landing: self
+                .improving_landing
+                .map_names(|n| format!("{}{n}", self.landing_prefix)),
             seen_until: self.seen_until,
             predicted_gain: self.predicted_gain,
             tasks: self.tasks,
@@ -317,14 +374,14 @@ mod tests {
                 task_arn: "arn:aws:ecs:eu-west-1:1:task/prod/abc".into(),
                 service_name: "web".into(),
                 container_instance_arn: "arn:aws:ecs:eu-west-1:1:container-instance/prod/hot".into(),
-                improving_landing: vec!["cold".into()],
             },
             deployment_before: Some("ecs-svc/1".into()),
             state: ActionState::Acting,
             claimed_at: at(0),
             updated_at: at(1),
             reason: "hot".into(),
-            predicted_landing: vec!["cold".into(), "warm".into()],
+            predicted_landing: InstanceSet::listed(vec!["cold".into(), "warm".into()]),
+            improving_landing: InstanceSet::listed(vec!["cold".into()]),
             seen_until: Some(at(0)),
             predicted_gain: 0.125,
             tasks: 1,
@@ -398,6 +455,46 @@ mod tests {
     }
 
     #[test]
+    fn a_landing_across_most_of_the_cluster_names_the_others_without_their_shared_prefix() {
+        let arn = |i: u32| format!("arn:aws:ecs:eu-west-1:1:container-instance/prod/{i:032x}");
+        let cluster: Vec<String> = (0..5_000).map(arn).collect();
+        let from = || cluster.iter().map(String::as_str);
+        let predicted = InstanceSet::new(&cluster[..4_990], from());
+        let improving = InstanceSet::new(&cluster[..3_000], cluster[..4_990].iter().map(String::as_str));
+        let wide = ActionRecord {
+            predicted_landing: predicted,
+            improving_landing: improving,
+            ..stop()
+        };
+        let stored = item(&wide);
+        assert_eq!(
+            stored["landingPrefix"],
+            s("arn:aws:ecs:eu-west-1:1:container-instance/prod/")
+        );
+        let AttributeValue::M(landing) = &stored["predictedLanding"] else {
+            panic!("{:?}", stored["predictedLanding"]);
+        };
+        assert_eq!(landing["count"], AttributeValue::N("4990".into()));
+        assert_eq!(
+            landing["allBut"],
+            AttributeValue::L((4_990..5_000).map(|i| s(&format!("{i:032x}"))).collect())
+        );
+        let bytes: usize = stored.values().map(|v| format!("{v:?}").len()).sum();
+        assert!(bytes < 100_000, "{bytes} bytes for a tie across 4,990 instances");
+        assert_eq!(read(stored).unwrap(), wide, "and read back whole");
+    }
+
+    #[test]
+    fn a_landing_stored_before_sets_were_named_either_way_reads_as_listed() {
+        let mut stored = item(&stop());
+        stored.insert("improvingLanding".into(), AttributeValue::L(vec![s("cold")]));
+        stored.insert("predictedLanding".into(), AttributeValue::L(vec![s("warm"), s("cold")]));
+        let back = read(stored).unwrap();
+        assert_eq!(back.predicted_landing, stop().predicted_landing);
+        assert!(back.improving_landing.contains("cold") && !back.improving_landing.is_all_but());
+    }
+
+    #[test]
     fn empty_optional_attributes_are_left_out_and_read_back_as_empty() {
         let drain = ActionRecord {
             id: "drain-instance:hot:4".into(),
@@ -408,6 +505,7 @@ mod tests {
             deployment_before: None,
             seen_until: None,
             predicted_gain: f64::NAN,
+            improving_landing: InstanceSet::default(),
             ..stop()
         };
         let stored = item(&drain);

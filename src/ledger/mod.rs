@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::aws::call::Detail;
-use crate::moves::{Move, MoveKind};
+use crate::moves::{InstanceSet, Move, MoveKind};
 use crate::plan::{Episode, LedgerView};
 
 pub use item::{ItemError, Unreadable};
@@ -150,7 +150,11 @@ pub struct ActionRecord {
     pub claimed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub reason: String,
-    pub predicted_landing: Vec<String>,
+    /// Every instance ECS could place the replacement(s) on, of those the cluster had at the claim.
+    pub predicted_landing: InstanceSet,
+    /// For a stop: the instances of `predicted_landing` where it pays off (its odds), named within those. Empty for
+    /// the other kinds.
+    pub improving_landing: InstanceSet,
     /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
     /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
     /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
@@ -191,8 +195,8 @@ impl Serialize for ActionRecord {
             claimed_at: DateTime<Utc>,
             updated_at: DateTime<Utc>,
             reason: &'a str,
-            predicted_landing: &'a [String],
-            improving_landing: &'a [String],
+            predicted_landing: &'a InstanceSet,
+            improving_landing: &'a InstanceSet,
             moved_tasks: &'a [String],
             seen_until: Option<DateTime<Utc>>,
             predicted_gain: f64,
@@ -217,7 +221,7 @@ impl Serialize for ActionRecord {
             updated_at: self.updated_at,
             reason: &self.reason,
             predicted_landing: &self.predicted_landing,
-            improving_landing: self.mv.improving_landing(),
+            improving_landing: &self.improving_landing,
             moved_tasks: self.mv.moved_tasks(),
             seen_until: self.seen_until,
             predicted_gain: self.predicted_gain,
@@ -324,6 +328,13 @@ pub enum LedgerError {
     /// An item the ledger holds cannot be read; it names the item and why.
     #[error(transparent)]
     Unreadable(Box<Unreadable>),
+    /// An action record whose item would be larger than DynamoDB allows: it is not claimed, so its move is not
+    /// made.
+    #[error(
+        "the record of {id} would be an item of {bytes} bytes, above DynamoDB's limit of {} bytes: not claimed",
+        item::ITEM_LIMIT
+    )]
+    TooLarge { id: String, bytes: usize },
     /// A record that cannot be written as an item (never expected: every field maps).
     #[error("cannot write {what} as a ledger item")]
     Encode {
@@ -342,6 +353,7 @@ impl LedgerError {
             LedgerError::Table(_) => "table",
             LedgerError::Config(e) => e.label(),
             LedgerError::Unreadable(_) => "unreadable",
+            LedgerError::TooLarge { .. } => "too_large",
             LedgerError::Encode { .. } => "encode",
         }
     }

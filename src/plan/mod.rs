@@ -68,8 +68,10 @@ pub struct PlannedAction {
     pub service_arn: Option<String>,
     pub reason: String,
     /// Every instance ECS could place the replacement(s) on. For a stop, ECS picks among them as if by a uniform
-    /// draw, so the share of them in [`Move::improving_landing`] is the move's odds.
+    /// draw, so the share of them in `improving_landing` is the move's odds.
     pub predicted_landing: Vec<String>,
+    /// For a stop: the instances of `predicted_landing` where the move pays off. Empty for the other kinds.
+    pub improving_landing: Vec<String>,
     pub tasks_restarted: u32,
     /// Tasks the move can hold below their service's desired count at once (`budgets.maxUnavailable`).
     pub unavailable: u32,
@@ -111,7 +113,7 @@ impl Serialize for PlannedAction {
             container_instance_arn: self.mv.container_instance_arn(),
             reason: &self.reason,
             predicted_landing: &self.predicted_landing,
-            improving_landing: self.mv.improving_landing(),
+            improving_landing: &self.improving_landing,
             moved_tasks: self.mv.moved_tasks(),
             tasks_restarted: self.tasks_restarted,
             unavailable: self.unavailable,
@@ -293,7 +295,6 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
                 task_arn: a.task.map_or_else(String::new, |t| cluster.task_at(t).task_arn.clone()),
                 service_name: service.clone(),
                 container_instance_arn: state.arn(*source).to_owned(),
-                improving_landing: names(&p.improving),
             };
             let reason = format!(
                 "{source_name} is above the mean; ECS picks the replacement's instance among {n}, {good} of which \
@@ -337,6 +338,7 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
         service_arn,
         reason,
         predicted_landing: names(&p.landing),
+        improving_landing: names(&p.improving),
         tasks_restarted: p.cost.restarted,
         unavailable: p.cost.unavailable,
         score_after: a.expected_after,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{Plan, PlannedAction};
-use crate::moves::Move;
+use crate::moves::{some_of, Move, LANDING_SHOWN};
 
 const BAR: usize = 24;
 
@@ -130,26 +130,23 @@ fn action(out: &mut String, plan: &Plan, n: usize, a: &PlannedAction) {
         a.score_after
     );
     let _ = writeln!(out, "     why: {}", a.reason);
-    let name_of = |arn: &String| {
+    let name_of = |arn: &str| {
         plan.before
             .instances
             .iter()
-            .find(|i| &i.container_instance_arn == arn)
+            .find(|i| i.container_instance_arn == arn)
             .and_then(|i| i.ec2_instance_id.clone())
             .unwrap_or_else(|| short(arn))
     };
-    let mut landing: Vec<String> = a.predicted_landing.iter().take(8).map(name_of).collect();
-    if a.predicted_landing.len() > landing.len() {
-        landing.push(format!("… ({} in all)", a.predicted_landing.len()));
-    }
-    let odds = if a.mv.improving_landing().is_empty() {
+    let landing = some_of(&a.predicted_landing, LANDING_SHOWN, name_of);
+    let odds = if a.improving_landing.is_empty() {
         String::new()
     } else {
         format!(
             " ({} of {} improve)",
-            a.mv.improving_landing().len(),
+            a.improving_landing.len(),
             a.predicted_landing.len()
         )
     };
-    let _ = writeln!(out, "     lands on any of{odds}: {}", landing.join(", "));
+    let _ = writeln!(out, "     lands on any of{odds}: {landing}");
 }

@@ -9,7 +9,7 @@ use super::{action_id, target_of, Controller, CycleError, LOG};
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::{ActionRecord, ActionState, Claim, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
-use crate::moves::Move;
+use crate::moves::{some_of, InstanceSet, Move, LANDING_SHOWN};
 use crate::plan::PlannedAction;
 
 impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
@@ -51,6 +51,11 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                     u.key
                 )));
             }
+            // The table cannot hold its record, so it cannot be made safely; the other moves still can.
+            Err(e @ LedgerError::TooLarge { .. }) => {
+                tracing::warn!(target: LOG, action = %id, error = %e, "not acting");
+                return Ok(Err(e.to_string()));
+            }
             Err(e) => return Err(e.into()),
         }
         tracing::info!(target: LOG,
@@ -58,7 +63,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             kind = action.mv.kind().as_str(),
             resource = %target_of(action),
             reason = %action.reason,
-            landing = ?action.predicted_landing,
+            landing = %some_of(&action.predicted_landing, LANDING_SHOWN, str::to_owned),
             "claimed"
         );
         #[cfg(feature = "crash-points")]
@@ -120,7 +125,14 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             claimed_at: now,
             updated_at: now,
             reason: action.reason.clone(),
-            predicted_landing: action.predicted_landing.clone(),
+            predicted_landing: InstanceSet::new(
+                &action.predicted_landing,
+                planned_on.instances().iter().map(|i| i.container_instance_arn.as_str()),
+            ),
+            improving_landing: InstanceSet::new(
+                &action.improving_landing,
+                action.predicted_landing.iter().map(String::as_str),
+            ),
             seen_until: Some(seen_until(fresh)),
             predicted_gain: gain,
             tasks: action.tasks_restarted,

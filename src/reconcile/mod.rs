@@ -23,7 +23,7 @@ use crate::ecs::{EcsApi, EcsError};
 use crate::ledger::lease::LeaseView;
 use crate::ledger::{self, ActionState, EpisodeRecord, Fence, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus};
-use crate::moves::{Move, MoveKind};
+use crate::moves::{some_of, Move, MoveKind, LANDING_SHOWN};
 use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
@@ -262,7 +262,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                     kind = action.mv.kind().as_str(),
                     resource = %target_of(action),
                     reason = %action.reason,
-                    landing = ?action.predicted_landing,
+                    landing = %some_of(&action.predicted_landing, LANDING_SHOWN, str::to_owned),
                     "planned (dry-run: not sent)"
                 );
             }

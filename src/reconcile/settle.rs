@@ -63,7 +63,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 self.stats.failed += 1;
             }
             let mut outcome = outcome;
-            if let Some(landed) = landed.filter(|l| !l.is_empty()) {
+            if let Some(landed) = landed.map(|l| seen_at_claim(l, &r, cluster)).filter(|l| !l.is_empty()) {
                 if let Some(note) = self.verify(&r, &landed, now).await? {
                     outcome.push_str(&note);
                 }
@@ -319,6 +319,20 @@ fn instances_of(tasks: Vec<&Task>) -> Vec<String> {
     v.sort();
     v.dedup();
     v
+}
+
+/// The instances of `landed` the planner could have seen: one that registered after the claim (ECS's clock) says
+/// nothing about the prediction, whichever way the record names its landing.
+fn seen_at_claim(mut landed: Vec<String>, r: &ActionRecord, cluster: &Cluster) -> Vec<String> {
+    if let Some(since) = r.seen_until {
+        landed.retain(|arn| {
+            cluster
+                .instance(arn)
+                .and_then(|i| i.registered_at)
+                .is_none_or(|at| at <= since)
+        });
+    }
+    landed
 }
 
 fn short(cluster: &Cluster, arn: &str) -> String {

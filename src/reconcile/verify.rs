@@ -57,7 +57,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         let Some(service) = r.mv.service_name().map(str::to_owned) else {
             return Ok(None);
         };
-        let outside = !landed.iter().any(|l| r.predicted_landing.contains(l));
+        let Judgement { outside, odds } = judge(r, landed);
         let mut note = None;
         let mut back_off = false;
         if outside {
@@ -67,12 +67,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             *n += 1;
             back_off = *n >= MISPREDICTIONS_BEFORE_BACKOFF;
         }
-        // Only a stop has odds: the instances of its predicted landing where it pays off.
-        let improving = r.mv.improving_landing();
-        if !improving.is_empty() && !r.predicted_landing.is_empty() {
-            #[allow(clippy::cast_precision_loss)] // tie sets are small
-            let p = improving.len() as f64 / r.predicted_landing.len() as f64;
-            let hit = landed.iter().any(|l| improving.contains(l));
+        if let Some((p, hit)) = odds {
             if !hit && !outside {
                 note = Some(" (an unlucky draw: not where the move pays off)".to_owned());
                 self.stats.unlucky += 1;
@@ -93,9 +88,79 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     }
 }
 
+/// Where a settled move's replacements landed against its record.
+#[derive(Debug, PartialEq)]
+struct Judgement {
+    /// On no instance of the predicted landing: the model was wrong.
+    outside: bool,
+    /// For a stop: its odds, and whether a replacement landed where the move pays off.
+    odds: Option<(f64, bool)>,
+}
+
+fn judge(r: &ActionRecord, landed: &[String]) -> Judgement {
+    let (predicted, improving) = (&r.predicted_landing, &r.improving_landing);
+    let outside = !landed.iter().any(|l| predicted.contains(l));
+    // Only a stop has odds: the instances of its predicted landing where it pays off.
+    let odds = (!improving.is_empty() && !predicted.is_empty()).then(|| {
+        let p = f64::from(improving.len()) / f64::from(predicted.len());
+        (p, landed.iter().any(|l| predicted.contains(l) && improving.contains(l)))
+    });
+    Judgement { outside, odds }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::moves::{InstanceSet, Move};
+
+    #[test]
+    fn a_landing_is_judged_alike_whichever_way_its_record_names_it() {
+        let cluster: Vec<String> = (0..10).map(|i| format!("ci-{i}")).collect();
+        let (predicted, improving) = (&cluster[..8], &cluster[..5]);
+        let record = |predicted_landing, improving_landing| ActionRecord {
+            id: "stop-task:t".into(),
+            cluster: "c".into(),
+            mv: Move::StopTask {
+                task_arn: "t".into(),
+                service_name: "web".into(),
+                container_instance_arn: "ci-9".into(),
+            },
+            deployment_before: None,
+            state: crate::ledger::ActionState::Acting,
+            claimed_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            reason: String::new(),
+            predicted_landing,
+            improving_landing,
+            seen_until: None,
+            predicted_gain: 0.1,
+            tasks: 1,
+            outcome: None,
+            holder: String::new(),
+            epoch: 0,
+            token: String::new(),
+            policy_revision: String::new(),
+            policy_name: String::new(),
+        };
+        let named = record(
+            InstanceSet::new(predicted, cluster.iter().map(String::as_str)),
+            InstanceSet::new(improving, predicted.iter().map(String::as_str)),
+        );
+        assert!(named.predicted_landing.is_all_but() && named.improving_landing.is_all_but());
+        let listed = record(
+            InstanceSet::listed(predicted.to_vec()),
+            InstanceSet::listed(improving.to_vec()),
+        );
+        for (i, arn) in cluster.iter().enumerate() {
+            let landed = [arn.clone()];
+            let expected = Judgement {
+                outside: i >= 8,
+                odds: Some((5.0 / 8.0, i < 5)),
+            };
+            assert_eq!(judge(&named, &landed), expected, "{arn}");
+            assert_eq!(judge(&listed, &landed), expected, "{arn}");
+        }
+    }
 
     #[test]
     fn unlucky_draws_within_the_odds_keep_a_service_in_play() {

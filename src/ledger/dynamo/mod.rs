@@ -251,6 +251,7 @@ fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, Ledg
 
 impl Ledger for DynamoLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
+        item::fits(&record)?;
         let sk = action_sk(&record.id);
         let item = encode("an action record", ActionItem::of(&record))?;
         let Some(fence) = fence else {
