@@ -5,7 +5,7 @@
 //!
 //! `write_scenarios DIR --large N [--tasks T]` writes only `DIR/large-N.json`, [`Generated::scale_out`] at `N`
 //! instances (at 5,000: 100,000 tasks, 2,000 services, about 80 MB; `--tasks` for another count), and the two
-//! policies of the rehearsal figures: `DIR/rehearsal.yaml` (5-minute cycles, 50 restarts an hour) and
+//! policies of the rehearsal figures: `DIR/rehearsal.yaml` (10-minute cycles, 50 restarts an hour) and
 //! `DIR/idle.yaml` (one the cluster satisfies).
 
 use std::path::PathBuf;
@@ -15,13 +15,13 @@ use ecs_rebalancer::scenarios::{
 };
 
 /// A policy for every cluster on the `count` metric, all three actions, with its own threshold, interval, budgets
-/// and cooldown.
-fn policy(name: &str, threshold: &str, interval: &str, budgets: &str) -> String {
+/// and cooldown (for instances and services alike).
+fn policy(name: &str, threshold: &str, interval: &str, budgets: &str, cooldown: &str) -> String {
     format!(
         "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {{name: {name}}}\nspec:\n  \
          clusters: [\"*\"]\n  metric: count\n  threshold: {threshold}\n  \
          actions: [stop-tasks, redeploy-services, drain-instances]\n  interval: {interval}\n  \
-         budgets: {budgets}\n  cooldown: {{instance: {interval}, service: {interval}}}\n"
+         budgets: {budgets}\n  cooldown: {{instance: {cooldown}, service: {cooldown}}}\n"
     )
 }
 
@@ -38,15 +38,18 @@ fn main() {
         shape.tasks = value("--tasks").unwrap_or(shape.tasks);
         let snap = shape.build().into_snapshot();
         snap.save(&dir.join(format!("large-{n}.json"))).expect("write snapshot");
-        // A cycle every 5 minutes, and an hourly budget that lets it act a few cycles an hour, as in production.
+        // A cycle every 10 minutes (a planning cycle costs seconds of CPU at this size), and an hourly budget that
+        // lets it act one or two cycles an hour, as in production. In between, the controller looks again every
+        // 30 s while its moves are in flight, so 100 cycles cover about 12 simulated hours.
         let rehearsal = policy(
             "rehearsal",
             "{trigger: 0.2, target: 0.1}",
-            "5m",
+            "10m",
             "{maxUnavailable: 50, perHour: 50, perService: 25%, concurrentDrains: 2}",
+            "5m",
         );
         // One the cluster satisfies: every cycle has nothing to do.
-        let idle = policy("idle", "{trigger: 5.0, target: 4.0}", "5m", "{}");
+        let idle = policy("idle", "{trigger: 5.0, target: 4.0}", "5m", "{}", "5m");
         std::fs::write(dir.join("rehearsal.yaml"), rehearsal).expect("write the rehearsal policy");
         std::fs::write(dir.join("idle.yaml"), idle).expect("write the idle policy");
         return;
@@ -73,6 +76,7 @@ fn main() {
         "{trigger: 0.2, target: 0.1}",
         "1m",
         "{maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}",
+        "1m",
     );
     std::fs::write(dir.join("policy.yaml"), scenarios).expect("write policy");
 }

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -138,8 +139,9 @@ impl Move {
 pub struct InstanceSet {
     /// How many instances the set holds.
     len: u32,
-    /// The members, or with `all_but` the instances drawn from that are not members.
-    named: Vec<String>,
+    /// The members, or with `all_but` the instances drawn from that are not members; sorted. Shared: a controller
+    /// reads every record of the cluster each cycle, and a landing can name thousands.
+    named: Arc<[String]>,
     all_but: bool,
 }
 
@@ -171,7 +173,7 @@ impl InstanceSet {
         members.dedup();
         InstanceSet {
             len: u32::try_from(members.len()).unwrap_or(u32::MAX),
-            named: members,
+            named: members.into(),
             all_but: false,
         }
     }
@@ -182,7 +184,7 @@ impl InstanceSet {
         others.dedup();
         InstanceSet {
             len,
-            named: others,
+            named: others.into(),
             all_but: true,
         }
     }
@@ -213,7 +215,7 @@ impl InstanceSet {
     /// The same set with each name rewritten (a ledger item stores names without their shared prefix).
     #[must_use]
     pub fn map_names(self, f: impl FnMut(String) -> String) -> InstanceSet {
-        let named = self.named.into_iter().map(f).collect();
+        let named = self.named.iter().cloned().map(f).collect();
         if self.all_but {
             InstanceSet::all_but(self.len, named)
         } else {
@@ -270,11 +272,11 @@ impl From<InstanceSet> for SetForm {
     fn from(s: InstanceSet) -> SetForm {
         if s.all_but {
             SetForm::AllBut {
-                all_but: s.named,
+                all_but: s.named.to_vec(),
                 count: s.len,
             }
         } else {
-            SetForm::Listed(s.named)
+            SetForm::Listed(s.named.to_vec())
         }
     }
 }

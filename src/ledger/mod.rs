@@ -155,9 +155,10 @@ pub struct ActionRecord {
     /// For a stop: the instances of `predicted_landing` where it pays off (its odds), named within those. Empty for
     /// the other kinds.
     pub improving_landing: InstanceSet,
-    /// ECS's own clock at the claim: the newest `createdAt` of any task in the observation the claim was checked
-    /// against (the Unix epoch when none had one). A task of the service created later did not exist at the claim,
-    /// so it is a replacement. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
+    /// ECS's own clock at the claim: the newest `createdAt` of any task and `registeredAt` of any instance in the
+    /// observation the claim was checked against (the Unix epoch when none had one). A task of the service created
+    /// later did not exist at the claim, so it is a replacement; an instance registered later was not there to be
+    /// predicted. Settling compares ECS's timestamps with this, never with `claimed_at`, which is this
     /// controller's clock (a twin or a skewed clock would make every replacement look old). `None` on records
     /// written before it was kept: their replacements are not named.
     pub seen_until: Option<DateTime<Utc>>,
@@ -175,6 +176,38 @@ pub struct ActionRecord {
     /// before they were kept).
     pub policy_revision: String,
     pub policy_name: String,
+}
+
+#[cfg(test)]
+impl ActionRecord {
+    /// An acting stop of a `web` task with this landing, for unit tests.
+    pub(crate) fn stop_for_tests(predicted_landing: InstanceSet, improving_landing: InstanceSet) -> ActionRecord {
+        ActionRecord {
+            id: "stop-task:t".into(),
+            cluster: "c".into(),
+            mv: Move::StopTask {
+                task_arn: "t".into(),
+                service_name: "web".into(),
+                container_instance_arn: "hot".into(),
+            },
+            deployment_before: None,
+            state: ActionState::Acting,
+            claimed_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+            reason: String::new(),
+            predicted_landing,
+            improving_landing,
+            seen_until: None,
+            predicted_gain: 0.1,
+            tasks: 1,
+            outcome: None,
+            holder: String::new(),
+            epoch: 0,
+            token: String::new(),
+            policy_revision: String::new(),
+            policy_name: String::new(),
+        }
+    }
 }
 
 /// `status -o json`: the move's fields flat beside the rest, as the table stores them (`kind`, `target`,

@@ -228,6 +228,8 @@ pub struct PlacementIndex<'c> {
     columns: HashMap<String, strategy::Column>,
     /// Static constraint verdicts already computed on this index: most services share a handful of expressions.
     statics: std::sync::Mutex<HashMap<StaticKey, StaticVerdicts>>,
+    /// memberOf expressions already parsed on this index (a parse compiles its regular expressions), or why not.
+    parsed: std::sync::Mutex<HashMap<String, Result<cql::Expr, String>>>,
 }
 
 impl<'c> PlacementIndex<'c> {
@@ -284,6 +286,7 @@ impl<'c> PlacementIndex<'c> {
             groups,
             columns,
             statics: std::sync::Mutex::default(),
+            parsed: std::sync::Mutex::default(),
         }
     }
 
@@ -316,7 +319,8 @@ impl<'c> PlacementIndex<'c> {
                 PlacementConstraintType::DistinctInstance => Constraint::DistinctInstance,
                 PlacementConstraintType::MemberOf => {
                     let text = c.expression.as_deref().unwrap_or_default();
-                    let expr = cql::parse(text)
+                    let expr = self
+                        .parse(text)
                         .map_err(|e| Unpredictable(format!("service {name}: memberOf expression {text:?}: {e}")))?;
                     Constraint::MemberOf {
                         text: Arc::from(text),
@@ -347,6 +351,17 @@ impl<'c> PlacementIndex<'c> {
         };
         self.precompute_static(&mut request);
         Ok(request)
+    }
+
+    /// A memberOf expression, parsed once per index: services share a handful of them.
+    fn parse(&self, text: &str) -> Result<cql::Expr, String> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = parsed.get(text) {
+            return known.clone();
+        }
+        let result = cql::parse(text).map_err(|e| e.to_string());
+        parsed.insert(text.to_owned(), result.clone());
+        result
     }
 
     /// Evaluates once, per instance, the memberOf constraints that do not depend on which tasks run where; a request

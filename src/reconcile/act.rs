@@ -233,13 +233,11 @@ fn still_valid(
     Ok(())
 }
 
-/// ECS's clock at a claim: the newest `createdAt` among the observed tasks, or the Unix epoch when none has one
-/// (then every task with a `createdAt` is newer). See [`ActionRecord::seen_until`].
-fn seen_until(observed: &Cluster) -> DateTime<Utc> {
-    observed
-        .tasks()
-        .iter()
-        .filter_map(|t| t.created_at)
-        .max()
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+/// ECS's clock at a claim: the newest `createdAt` of the observed tasks and `registeredAt` of the observed
+/// instances, or the Unix epoch when none has one (then every task with a `createdAt` is newer). See
+/// [`ActionRecord::seen_until`].
+pub(super) fn seen_until(observed: &Cluster) -> DateTime<Utc> {
+    let created = observed.tasks().iter().filter_map(|t| t.created_at);
+    let registered = observed.instances().iter().filter_map(|i| i.registered_at);
+    created.chain(registered).max().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }

@@ -341,3 +341,40 @@ fn short(cluster: &Cluster, arn: &str) -> String {
         .and_then(|i| i.ec2_instance_id.clone())
         .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or(arn).to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::moves::InstanceSet;
+    use crate::reconcile::act::seen_until;
+    use crate::scenarios::builder::{instance, service, ClusterBuilder};
+
+    #[test]
+    fn a_landing_is_judged_on_the_instances_there_at_the_claim_an_empty_new_one_included() {
+        let cluster = |later: bool| {
+            let mut b = ClusterBuilder::new("c")
+                .instance(instance("busy").registered_at("2026-11-20T10:00:00Z"))
+                // A scale-out just before the claim: registered after the newest task, and empty.
+                .instance(instance("empty").registered_at("2026-11-21T09:00:00Z"));
+            if later {
+                b = b.instance(instance("later").registered_at("2026-11-22T00:00:00Z"));
+            }
+            b.service(service("web")).tasks("web", "busy", 2).build()
+        };
+        let at_claim = cluster(false);
+        let r = ActionRecord {
+            seen_until: Some(seen_until(&at_claim)),
+            ..ActionRecord::stop_for_tests(InstanceSet::default(), InstanceSet::default())
+        };
+        let now = cluster(true);
+        let arn = |id: &str| {
+            now.instances()
+                .iter()
+                .find(|i| i.ec2_instance_id.as_deref() == Some(&format!("i-{id}")))
+                .map(|i| i.container_instance_arn.clone())
+                .unwrap()
+        };
+        let landed = vec![arn("busy"), arn("empty"), arn("later")];
+        assert_eq!(seen_at_claim(landed, &r, &now), [arn("busy"), arn("empty")]);
+    }
+}

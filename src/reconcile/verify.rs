@@ -117,31 +117,7 @@ mod tests {
     fn a_landing_is_judged_alike_whichever_way_its_record_names_it() {
         let cluster: Vec<String> = (0..10).map(|i| format!("ci-{i}")).collect();
         let (predicted, improving) = (&cluster[..8], &cluster[..5]);
-        let record = |predicted_landing, improving_landing| ActionRecord {
-            id: "stop-task:t".into(),
-            cluster: "c".into(),
-            mv: Move::StopTask {
-                task_arn: "t".into(),
-                service_name: "web".into(),
-                container_instance_arn: "ci-9".into(),
-            },
-            deployment_before: None,
-            state: crate::ledger::ActionState::Acting,
-            claimed_at: DateTime::UNIX_EPOCH,
-            updated_at: DateTime::UNIX_EPOCH,
-            reason: String::new(),
-            predicted_landing,
-            improving_landing,
-            seen_until: None,
-            predicted_gain: 0.1,
-            tasks: 1,
-            outcome: None,
-            holder: String::new(),
-            epoch: 0,
-            token: String::new(),
-            policy_revision: String::new(),
-            policy_name: String::new(),
-        };
+        let record = ActionRecord::stop_for_tests;
         let named = record(
             InstanceSet::new(predicted, cluster.iter().map(String::as_str)),
             InstanceSet::new(improving, predicted.iter().map(String::as_str)),
