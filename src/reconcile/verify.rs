@@ -111,7 +111,7 @@ fn judge(r: &ActionRecord, landed: &[String]) -> Judgement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::moves::{InstanceSet, Move};
+    use crate::moves::InstanceSet;
 
     #[test]
     fn a_landing_is_judged_alike_whichever_way_its_record_names_it() {
