@@ -50,7 +50,22 @@ async fn call_text(
     target: Option<&str>,
     body: &str,
 ) -> (u16, Option<String>, Value) {
+    call_with_headers(addr, method, path, target, body, &[]).await
+}
+
+/// [`call_text`] with more headers.
+async fn call_with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    target: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
     let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(op) = target {
         request.push_str(&format!(
             "x-amz-target: {TARGET_PREFIX}{op}\r\ncontent-type: application/x-amz-json-1.1\r\n"
@@ -468,6 +483,53 @@ async fn injected_faults_have_aws_shapes() {
     let (status, _, _) = call(&addr, "POST", "/", Some("ListTasks"), &ask).await;
     assert_eq!(status, 200);
     assert!(t.elapsed() >= latency, "answered after {:?}", t.elapsed());
+}
+
+/// The journal an invariant checker reads: every mutation applied, in order, with the wall-clock time, the request,
+/// who sent it and whether its response was dropped; reads and refused mutations are not in it.
+#[tokio::test]
+async fn every_applied_mutation_is_journaled_with_who_sent_it() {
+    let cluster = ClusterBuilder::new("wire")
+        .instance(instance("a"))
+        .instance(instance("b"))
+        .service(service("web"))
+        .tasks("web", "a", 2);
+    let addr = start_with(
+        cluster,
+        ServeConfig {
+            speed: 0.0,
+            faults: Faults {
+                drop_mutation_responses: 1.0,
+                ..Faults::default()
+            },
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let (_, _, listed) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "wire"})).await;
+    let task = listed["taskArns"][0].as_str().unwrap().to_owned();
+    let stop = json!({"cluster": "wire", "task": task, "reason": "ecs-rebalancer stop-task:x"}).to_string();
+    let who = [("user-agent", "aws-sdk-rust/1.3"), ("amz-sdk-invocation-id", "inv-1")];
+    let (status, _, _) = call_with_headers(&addr, "POST", "/", Some("StopTask"), &stop, &who).await;
+    assert_eq!(status, 500, "the response was dropped");
+    let missing = json!({"cluster": "wire", "task": "arn:aws:ecs:eu-west-1:111122223333:task/wire/nope"});
+    let (status, _, _) = call(&addr, "POST", "/", Some("StopTask"), &missing).await;
+    assert_eq!(status, 400, "refused: nothing applied");
+
+    let (status, _, journal) = call(&addr, "GET", "/__twin/mutations", None, &Value::Null).await;
+    assert_eq!(status, 200);
+    let journal = journal.as_array().unwrap();
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    let entry = &journal[0];
+    assert_eq!(entry["seq"], 0);
+    assert_eq!(entry["operation"], "StopTask");
+    assert_eq!(entry["request"]["task"], task.as_str());
+    assert_eq!(entry["request"]["reason"], "ecs-rebalancer stop-task:x");
+    assert_eq!(entry["userAgent"], "aws-sdk-rust/1.3");
+    assert_eq!(entry["invocationId"], "inv-1");
+    assert_eq!(entry["responseDropped"], true);
+    let at = entry["at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
 }
 
 /// Task scale-in protection on the wire, as the API reference and the developer guide describe it

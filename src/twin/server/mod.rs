@@ -26,8 +26,10 @@
 //!
 //! Endpoints that are not AWS's, for tests and tools: `GET /__twin/snapshot` (the current state in the snapshot
 //! format), `GET /__twin/calls` (how many calls of each operation were served), `GET /__twin/faults` (how many
-//! throttles and injected faults, by kind) and `GET /__twin/stats` (the twin's clock, tasks started and stopped,
-//! placement failures and floor violations).
+//! throttles and injected faults, by kind), `GET /__twin/stats` (the twin's clock, tasks started and stopped,
+//! placement failures and floor violations) and `GET /__twin/mutations` (every mutation applied, in order: when by
+//! the wall clock, the operation and its request, who sent it, and whether its response was dropped), for an
+//! invariant checker that trusts only what ECS saw.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -105,12 +107,33 @@ struct Shared {
     buckets: Option<Buckets>,
     faults: Faults,
     rng: Mutex<fastrand::Rng>,
+    /// Every mutation applied, in order (`GET /__twin/mutations`).
+    mutations: Mutex<Vec<Value>>,
 }
 
 impl Shared {
     fn count(&self, kind: &'static str) {
         if let Ok(mut f) = self.faults_served.lock() {
             *f.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Records an applied mutation: when (the wall clock, which the controller's records also use), what, and who
+    /// sent it (`user-agent`; the SDKs' `amz-sdk-invocation-id` is the same for every retry of one call).
+    fn journal(&self, operation: &str, headers: &HeaderMap, body: &[u8], response_dropped: bool) {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if let Ok(mut journal) = self.mutations.lock() {
+            let entry = json!({
+                "seq": journal.len(),
+                "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "operation": operation,
+                "request": request,
+                "userAgent": header("user-agent"),
+                "invocationId": header("amz-sdk-invocation-id"),
+                "responseDropped": response_dropped,
+            });
+            journal.push(entry);
         }
     }
 
@@ -147,6 +170,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         buckets: config.throttle.map(Buckets::new),
         faults: config.faults,
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+        mutations: Mutex::new(Vec::new()),
     });
     Router::new()
         .route("/", post(handle))
@@ -155,6 +179,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .route("/__twin/calls", get(calls))
         .route("/__twin/faults", get(faults))
         .route("/__twin/stats", get(stats))
+        .route("/__twin/mutations", get(mutations))
         .with_state(shared)
 }
 
@@ -230,6 +255,15 @@ async fn faults(State(shared): State<Arc<Shared>>) -> Response {
     ([("content-type", "application/json")], json!(faults).to_string()).into_response()
 }
 
+async fn mutations(State(shared): State<Arc<Shared>>) -> Response {
+    let body = shared
+        .mutations
+        .lock()
+        .map(|m| Value::Array(m.clone()).to_string())
+        .unwrap_or_default();
+    ([("content-type", "application/json")], body).into_response()
+}
+
 async fn calls(State(shared): State<Arc<Shared>>) -> Response {
     let calls = shared.calls.lock().map(|c| c.clone()).unwrap_or_default();
     ([("content-type", "application/json")], json!(calls).to_string()).into_response()
@@ -296,11 +330,15 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             shared.count(counted);
         }
     }
-    if operation.kind == Kind::Mutation && result.is_ok() && shared.chance(shared.faults.drop_mutation_responses) {
-        shared.count("dropped-response");
-        // The mutation happened; the caller is told nothing useful, as when a response is lost.
-        return ApiError::server("injected fault: the response was dropped after the change was applied")
-            .into_response();
+    if operation.kind == Kind::Mutation && result.is_ok() {
+        let dropped = shared.chance(shared.faults.drop_mutation_responses);
+        shared.journal(operation.name, &headers, &body, dropped);
+        if dropped {
+            shared.count("dropped-response");
+            // The mutation happened; the caller is told nothing useful, as when a response is lost.
+            return ApiError::server("injected fault: the response was dropped after the change was applied")
+                .into_response();
+        }
     }
     match result {
         Ok(mut v) => {
