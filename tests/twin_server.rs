@@ -532,6 +532,40 @@ async fn every_applied_mutation_is_journaled_with_who_sent_it() {
     assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
 }
 
+/// A scale-out from outside: an instance posted in the snapshot format joins, empty and ACTIVE; the same ARN twice
+/// is refused.
+#[tokio::test]
+async fn an_instance_posted_to_the_twin_joins_the_cluster_empty() {
+    let addr = start(
+        ClusterBuilder::new("wire")
+            .instance(instance("a"))
+            .service(service("web"))
+            .tasks("web", "a", 2),
+    )
+    .await;
+    let (_, _, snap) = call(&addr, "GET", "/__twin/snapshot", None, &Value::Null).await;
+    let mut new = snap["containerInstances"][0].clone();
+    new["containerInstanceArn"] = json!("arn:aws:ecs:eu-west-1:111122223333:container-instance/wire/new");
+    new["ec2InstanceId"] = json!("i-new");
+    let (status, _, _) = call(&addr, "POST", "/__twin/instances", None, &new).await;
+    assert_eq!(status, 200);
+    let (status, kind, _) = call(&addr, "POST", "/__twin/instances", None, &new).await;
+    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    let (status, _, _) = call(&addr, "POST", "/__twin/instances", None, &json!({"not": "an instance"})).await;
+    assert_eq!(status, 400);
+
+    let (_, _, snap) = call(&addr, "GET", "/__twin/snapshot", None, &Value::Null).await;
+    let joined = snap["containerInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["ec2InstanceId"] == "i-new")
+        .expect("registered");
+    assert_eq!(joined["status"], "ACTIVE");
+    assert_eq!(joined["runningTasksCount"], 0);
+    assert_eq!(joined["remainingResources"], joined["registeredResources"]);
+}
+
 /// Task scale-in protection on the wire, as the API reference and the developer guide describe it
 /// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html): UpdateTaskProtection
 /// takes up to 10 tasks and `expiresInMinutes` from 1 to 2880 (2 hours when not given); GetTaskProtection up to 100;

@@ -29,7 +29,8 @@
 //! throttles and injected faults, by kind), `GET /__twin/stats` (the twin's clock, tasks started and stopped,
 //! placement failures and floor violations) and `GET /__twin/mutations` (every mutation applied, in order: when by
 //! the wall clock, the operation and its request, who sent it, and whether its response was dropped), for an
-//! invariant checker that trusts only what ECS saw.
+//! invariant checker that trusts only what ECS saw. `POST /__twin/instances` registers a container instance (the
+//! body in the snapshot format), as an Auto Scaling scale-out would.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -180,6 +181,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .route("/__twin/faults", get(faults))
         .route("/__twin/stats", get(stats))
         .route("/__twin/mutations", get(mutations))
+        .route("/__twin/instances", post(register_instance))
         .with_state(shared)
 }
 
@@ -253,6 +255,26 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 async fn faults(State(shared): State<Arc<Shared>>) -> Response {
     let faults = shared.faults_served.lock().map(|c| c.clone()).unwrap_or_default();
     ([("content-type", "application/json")], json!(faults).to_string()).into_response()
+}
+
+/// A scale-out: the body is one container instance in the snapshot format, registered now, empty and ACTIVE.
+async fn register_instance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let instance: crate::model::ContainerInstance = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return ApiError::invalid(format!("not a container instance: {e}")).into_response(),
+    };
+    let twin = Arc::clone(&shared.twin);
+    let registered = tokio::task::spawn_blocking(move || {
+        let registered = twin.register_instance(instance);
+        twin.publish();
+        registered
+    })
+    .await;
+    match registered {
+        Ok(Ok(())) => ([("content-type", "application/json")], "{}").into_response(),
+        Ok(Err(e)) => ApiError::invalid(e.to_string()).into_response(),
+        Err(e) => ApiError::server(format!("the twin failed to register the instance: {e}")).into_response(),
+    }
 }
 
 async fn mutations(State(shared): State<Arc<Shared>>) -> Response {
