@@ -574,3 +574,30 @@ async fn init_is_idempotent_and_a_missing_table_says_how_to_make_one() {
         "{e:?}"
     );
 }
+
+/// A table whose answers never come (a connection cut mid-request, a black-holed endpoint): every ledger call fails
+/// within its operation timeout, as unavailable, instead of waiting on the socket. The lease round, and with it the
+/// follower's takeover, depends on it.
+#[tokio::test]
+async fn a_ledger_call_that_is_never_answered_fails_within_its_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket); // accepted, read from by no one, never answered
+        }
+    });
+    let ledger = DynamoLedger::from_conf(&ecs_rebalancer::aws::local(&endpoint), "silent");
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(30), ledger.in_flight("c"))
+        .await
+        .expect("the call gave up by itself");
+    assert!(matches!(answer, Err(LedgerError::Unavailable(_))), "{answer:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited < ecs_rebalancer::ledger::dynamo::OPERATION_TIMEOUT + Duration::from_secs(2),
+        "{waited:?}"
+    );
+    held.abort();
+}

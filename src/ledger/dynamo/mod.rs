@@ -95,6 +95,13 @@ fn unreadable(key: &str, source: serde_dynamo::Error) -> LedgerError {
 /// Finished actions are kept this long before TTL may collect them (status shows them meanwhile).
 const KEEP_FINISHED_DAYS: i64 = 30;
 
+/// How long one attempt of a ledger call may take. Without it a call whose answer never comes (a connection cut
+/// mid-request) waits on the socket for minutes: the chaos soak saw a leader and its follower each stuck two minutes
+/// in a lease round. DynamoDB answers in milliseconds.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a ledger call may take, its retries included: well inside a lease round (a third of the lease).
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A ledger in a DynamoDB table made by [`create_table`] (`ecs-rebalancer init`).
 pub struct DynamoLedger {
     client: Client,
@@ -104,8 +111,15 @@ pub struct DynamoLedger {
 impl DynamoLedger {
     /// A client from a loaded AWS configuration (endpoint from `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL`).
     pub fn from_conf(conf: &aws_config::SdkConfig, table: &str) -> DynamoLedger {
+        let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let config = aws_sdk_dynamodb::config::Builder::from(conf)
+            .timeout_config(timeouts)
+            .build();
         DynamoLedger {
-            client: Client::new(conf),
+            client: Client::from_conf(config),
             table: table.to_owned(),
         }
     }
