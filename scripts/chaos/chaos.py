@@ -9,7 +9,7 @@ faults, and two `run` replicas sharing one ledger table. At seeded random moment
 (and starts it again), pauses the leader with SIGSTOP past its lease (SIGCONT after), cuts DynamoDB for a while (the
 proxy refuses connections; moto keeps its state), registers new empty instances in the twin, and drains an instance
 with the AWS CLI (someone else's drain, ended later the same way). It stops after `--cycles` controller cycles
-(counted from the replicas' `cycle` log lines) or `--minutes`, lets what is in flight play out, and prints the
+(counted from the replicas' `cycle` and `cycle failed` log lines) or `--minutes`, lets what is in flight play out, and prints the
 reliability table as JSON, with the checker's verdict (scripts/chaos/check.py). Exit status 1 if any invariant was
 violated.
 """
@@ -142,7 +142,7 @@ def count_cycles(replicas):
     for r in replicas:
         for _, _, path in r.starts:
             with open(path, errors="replace") as f:
-                n += sum(1 for line in f if '"message":"cycle"' in line)
+                n += sum(1 for line in f if '"message":"cycle"' in line or '"message":"cycle failed' in line)
     return n
 
 
