@@ -173,10 +173,10 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub utilization: bool,
     /// With --utilization: average datapoints over this window, ending at the newest datapoint.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = window)]
     pub window: Duration,
     /// With --utilization: an instance whose newest datapoint is older than this is unknown.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = stale_after)]
     pub stale_after: Duration,
 }
 
@@ -209,7 +209,7 @@ pub struct StatusArgs {
     #[arg(long, env = "ECS_REBALANCER_TABLE")]
     pub table: String,
     /// How far back "recent" goes.
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = since)]
     pub since: Duration,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -263,7 +263,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub describe_failures: f64,
     /// Latency added to every answer, e.g. 50ms.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = latency)]
     pub latency: Duration,
 }
 
@@ -276,7 +276,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "ECS_REBALANCER_POLICY")]
     pub policy: String,
     /// How often a git source is fetched.
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = policy_poll)]
     pub policy_poll: Duration,
     /// The AWS Secrets Manager secret (name or ARN) whose SecretString is the HTTPS token of a git source; without
     /// it the token is read from ECS_REBALANCER_POLICY_TOKEN when that is set.
@@ -293,7 +293,7 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// How long a lease renewal lets this replica act, and how long a follower waits for a silent leader.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = lease_duration)]
     pub lease_duration: Duration,
     /// For the crash-recovery tests: abort at this point of the first action (after-claim, after-act). Only in builds
     /// with the `crash-points` feature.
@@ -323,13 +323,70 @@ impl AwsArgs {
 
 /// Simulated seconds per wall-clock second: `60`, `0.5`, or a duration such as `1m`.
 fn tick(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        Ok(_) => Err(format!("{s:?} is negative or not finite")),
+    let seconds = match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => v,
+        Ok(_) => return Err(format!("{s:?} is negative or not finite")),
         Err(_) => humantime::parse_duration(s)
             .map(|d| d.as_secs_f64())
-            .map_err(|e| format!("{s:?} is neither a number of seconds nor a duration: {e}")),
+            .map_err(|e| format!("{s:?} is neither a number of seconds nor a duration: {e}"))?,
+    };
+    if seconds > MAX_TICK {
+        return Err(format!("{s:?} is faster than a simulated day per second"));
     }
+    Ok(seconds)
+}
+
+/// The fastest `twin serve` clock: a simulated day per wall-clock second (a pass must stay a pass, and a faster
+/// clock would overflow a duration).
+const MAX_TICK: f64 = 86_400.0;
+
+/// A duration from `min` to `max`, both included: a bound outside them is a typo, a hot loop or an overflow.
+fn within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration: {e}"))?;
+    if d < min || d > max {
+        return Err(format!(
+            "{s:?} is outside {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(60 * 60);
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `--lease-duration`: renewed every third of it, so under a second would hammer the table; over an hour, a dead
+/// leader would hold the cluster that long.
+fn lease_duration(s: &str) -> Result<Duration, String> {
+    within(s, SECOND, HOUR)
+}
+
+/// `--policy-poll`: a git fetch each time.
+fn policy_poll(s: &str) -> Result<Duration, String> {
+    within(s, SECOND, DAY)
+}
+
+/// `--window`: Container Insights publishes a datapoint a minute.
+fn window(s: &str) -> Result<Duration, String> {
+    within(s, MINUTE, DAY)
+}
+
+/// `--stale-after`.
+fn stale_after(s: &str) -> Result<Duration, String> {
+    within(s, MINUTE, DAY)
+}
+
+/// `status --since`: finished actions are kept 30 days; a year covers every record.
+fn since(s: &str) -> Result<Duration, String> {
+    within(s, Duration::ZERO, 366 * DAY)
+}
+
+/// `twin serve --latency`.
+fn latency(s: &str) -> Result<Duration, String> {
+    within(s, Duration::ZERO, MINUTE)
 }
 
 /// A share of calls: a number from 0 to 1.
@@ -337,6 +394,62 @@ fn share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("{s:?} is not a share between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("ecs-rebalancer").chain(args.iter().copied())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_at_and_past_their_bounds_are_taken_or_refused_with_the_flag_named() {
+        let run = |flag: &str, value: &str| {
+            parse(&[
+                "run",
+                "--policy",
+                "p.yaml",
+                "--cluster",
+                "c",
+                "--table",
+                "t",
+                flag,
+                value,
+            ])
+        };
+        let twin = |flag: &str, value: &str| parse(&["twin", "serve", "--snapshot", "s.json", flag, value]);
+        let status = |value: &str| parse(&["status", "--cluster", "c", "--table", "t", "--since", value]);
+        for (what, parsed) in [
+            ("lease 1s", run("--lease-duration", "1s")),
+            ("lease 1h", run("--lease-duration", "1h")),
+            ("poll 1s", run("--policy-poll", "1s")),
+            ("tick 0", twin("--tick", "0")),
+            ("tick a day", twin("--tick", "86400")),
+            ("tick 1d", twin("--tick", "1d")),
+            ("latency 0s", twin("--latency", "0s")),
+            ("since 0s", status("0s")),
+            ("since 366d", status("366days")),
+        ] {
+            assert!(parsed.is_ok(), "{what}: {:?}", parsed.err());
+        }
+        for (flag, parsed) in [
+            ("--lease-duration", run("--lease-duration", "0s")),
+            ("--lease-duration", run("--lease-duration", "999999999years")),
+            ("--policy-poll", run("--policy-poll", "0s")),
+            ("--tick", twin("--tick", "1e30")),
+            ("--tick", twin("--tick", "NaN")),
+            ("--tick", parse(&["twin", "serve", "--snapshot", "s.json", "--tick=-1"])),
+            ("--tick", twin("--tick", "2d")),
+            ("--latency", twin("--latency", "2h")),
+            ("--since", status("1000000years")),
+            ("--drop-mutation-responses", twin("--drop-mutation-responses", "1.5")),
+        ] {
+            let e = parsed.err().unwrap_or_else(|| panic!("{flag} taken"));
+            assert!(e.contains(flag), "{e}");
+        }
     }
 }
 
