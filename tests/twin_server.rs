@@ -707,3 +707,83 @@ async fn task_protection_is_served_with_its_limits_and_lapses_on_the_twins_clock
     let (_, _, body) = get(vec![web[0].clone()]).await;
     assert_eq!(body["protectedTasks"][0]["protectionEnabled"], true);
 }
+
+/// Operations the fuzzer names: every one the twin serves, a few it does not, and none at all.
+const FUZZ_OPERATIONS: [&str; 8] = [
+    "ListTasks",
+    "DescribeTasks",
+    "StopTask",
+    "UpdateService",
+    "UpdateContainerInstancesState",
+    "DescribeContainerInstances",
+    "RunTask",
+    "",
+];
+
+/// A body: random bytes, a random JSON value, or a request of the right operation with a member of the wrong type.
+fn fuzz_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let json = prop::collection::vec((any::<String>(), any::<i64>(), any::<bool>()), 0..8).prop_map(|members| {
+        let object: serde_json::Map<String, Value> = members
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, n, b))| match k % 3 {
+                0 => (name, json!(n)),
+                1 => (name, json!(b)),
+                _ => ("cluster".to_owned(), json!([name, {"nested": [n, b]}])),
+            })
+            .collect();
+        Value::Object(object).to_string().into_bytes()
+    });
+    prop_oneof![prop::collection::vec(any::<u8>(), 0..2048), json]
+}
+
+/// Random operations, bodies and headers over a real socket: every answer is 200 or AWS's error shape (a JSON
+/// `__type` and `message`, and the `x-amzn-ErrorType` header), and the server keeps serving. A body over the limit
+/// is refused in the same shape.
+#[tokio::test]
+async fn fuzzed_requests_get_aws_shaped_answers_and_the_twin_keeps_serving() {
+    use proptest::strategy::{Strategy as _, ValueTree as _};
+    use proptest::test_runner::{Config, TestRunner};
+    let addr = start(
+        ClusterBuilder::new("wire")
+            .instance(instance("a"))
+            .service(service("web"))
+            .tasks("web", "a", 2),
+    )
+    .await;
+    let mut runner = TestRunner::new(Config::with_cases(200));
+    let strategy = (0..FUZZ_OPERATIONS.len(), fuzz_body(), proptest::prelude::any::<bool>());
+    for _ in 0..200 {
+        let (op, body, gzip) = strategy.new_tree(&mut runner).unwrap().current();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let headers: &[(&str, &str)] = if gzip { &[("content-encoding", "gzip")] } else { &[] };
+        let target = Some(FUZZ_OPERATIONS[op]).filter(|o| !o.is_empty());
+        let (status, kind, answer) = call_with_headers(&addr, "POST", "/", target, &body, headers).await;
+        if status != 200 {
+            assert!(
+                (400..600).contains(&status)
+                    && kind.is_some()
+                    && answer["__type"].is_string()
+                    && answer["message"].is_string(),
+                "{:?} {body:?}: {status} {kind:?} {answer}",
+                FUZZ_OPERATIONS[op]
+            );
+        }
+    }
+    let huge = json!({"cluster": "wire", "tasks": ["x".repeat(twin_limit() + 1)]}).to_string();
+    let (status, kind, answer) = call_text(&addr, "POST", "/", Some("DescribeTasks"), &huge).await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (413, Some("RequestEntityTooLargeException")),
+        "{answer}"
+    );
+    assert!(answer["message"].as_str().unwrap().contains("bytes"), "{answer}");
+    let (status, _, answer) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "wire"})).await;
+    assert_eq!(status, 200, "still serving: {answer}");
+    assert_eq!(answer["taskArns"].as_array().unwrap().len(), 2);
+}
+
+fn twin_limit() -> usize {
+    ecs_rebalancer::twin::server::MAX_BODY
+}

@@ -1,5 +1,5 @@
 //! The twin's errors in AWS's JSON 1.1 shape: `{"__type": …, "message": …}`, the code also in `x-amzn-ErrorType`,
-//! HTTP 500 for `ServerException` and 400 for everything else.
+//! HTTP 500 for `ServerException`, 413 for `RequestEntityTooLargeException` and 400 for everything else.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,11 @@ impl ApiError {
         )
     }
 
+    /// A request body over [`super::MAX_BODY`] (HTTP 413).
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new("RequestEntityTooLargeException", message)
+    }
+
     /// ECS's own internal error (HTTP 500).
     pub fn server(message: impl Into<String>) -> ApiError {
         ApiError::new("ServerException", message)
@@ -68,10 +73,10 @@ impl From<EcsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = if self.code == "ServerException" {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match self.code {
+            "ServerException" => StatusCode::INTERNAL_SERVER_ERROR,
+            "RequestEntityTooLargeException" => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
         };
         let body = json!({"__type": self.code, "message": self.message}).to_string();
         (

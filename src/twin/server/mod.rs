@@ -56,6 +56,10 @@ mod read;
 mod request;
 mod write;
 
+/// The largest request body the twin reads: far above any ECS request (a describe of 100 tasks is a few KB). A
+/// larger one is answered `RequestEntityTooLargeException` (HTTP 413) without being read further.
+pub const MAX_BODY: usize = 1024 * 1024;
+
 /// The `X-Amz-Target` prefix of ECS's operations.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
@@ -182,6 +186,7 @@ pub fn router(twin: Arc<Twin>, config: ServeConfig) -> Router {
         .route("/__twin/stats", get(stats))
         .route("/__twin/mutations", get(mutations))
         .route("/__twin/instances", post(register_instance))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
@@ -291,7 +296,18 @@ async fn calls(State(shared): State<Arc<Shared>>) -> Response {
     ([("content-type", "application/json")], json!(calls).to_string()).into_response()
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::too_large(format!("the request body is larger than {MAX_BODY} bytes")).into_response()
+        }
+        Err(e) => return ApiError::serialization(format!("the request body cannot be read: {e}")).into_response(),
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
