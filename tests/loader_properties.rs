@@ -129,6 +129,112 @@ proptest! {
     }
 }
 
+/// The fixture snapshot as JSON, and every path into it (object keys and array positions).
+fn fixture() -> (serde_json::Value, Vec<Vec<serde_json::Value>>) {
+    fn walk(v: &serde_json::Value, at: &mut Vec<serde_json::Value>, all: &mut Vec<Vec<serde_json::Value>>) {
+        all.push(at.clone());
+        match v {
+            serde_json::Value::Object(m) => m.iter().for_each(|(k, c)| {
+                at.push(k.clone().into());
+                walk(c, at, all);
+                at.pop();
+            }),
+            serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| {
+                at.push(i.into());
+                walk(c, at, all);
+                at.pop();
+            }),
+            _ => {}
+        }
+    }
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snapshot-hot.json")).unwrap();
+    let root: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut all = Vec::new();
+    walk(&root, &mut Vec::new(), &mut all);
+    (root, all)
+}
+
+/// One edit at `path`: removed, replaced by `with`, or (in an array) repeated.
+fn edit(root: &mut serde_json::Value, path: &[serde_json::Value], how: u8, with: serde_json::Value) {
+    let Some((last, parent)) = path.split_last() else {
+        *root = with;
+        return;
+    };
+    let mut node = root;
+    for step in parent {
+        let next = match step {
+            serde_json::Value::String(k) => node.get_mut(k.as_str()),
+            _ => node.get_mut(step.as_u64().unwrap() as usize),
+        };
+        // An earlier edit removed or retyped what this path went through.
+        let Some(next) = next else { return };
+        node = next;
+    }
+    match (node, last) {
+        (serde_json::Value::Object(m), serde_json::Value::String(k)) if how == 0 => {
+            m.remove(k);
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Number(i)) if (i.as_u64().unwrap() as usize) < a.len() => {
+            let i = i.as_u64().unwrap() as usize;
+            match how {
+                0 => drop(a.remove(i)),
+                1 => a.insert(i, a[i].clone()),
+                _ => a[i] = with,
+            }
+        }
+        (serde_json::Value::Object(m), serde_json::Value::String(k)) => {
+            m.insert(k.clone(), with);
+        }
+        _ => {}
+    }
+}
+
+fn json_scalar() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        "[a-zA-Z0-9:/._-]{0,12}".prop_map(serde_json::Value::from),
+        Just(serde_json::json!([])),
+        Just(serde_json::json!({})),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Edits of a valid snapshot (a member removed, retyped or repeated, anywhere) end in a typed error when it is
+    /// loaded or indexed, or in a cluster the planner plans without panicking.
+    #[test]
+    fn edits_of_a_valid_snapshot_are_refused_or_planned_never_a_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, json_scalar()), 1..4),
+    ) {
+        let (mut root, paths) = fixture();
+        for (at, how, with) in edits {
+            let path = at.get(&paths).clone();
+            edit(&mut root, &path, how, with);
+        }
+        let bytes = serde_json::to_vec(&root).unwrap();
+        let Ok(snapshot) = Snapshot::from_slice(Path::new("s.json"), &bytes) else {
+            return Ok(());
+        };
+        let Ok(cluster) = ecs_rebalancer::model::Cluster::new(snapshot) else {
+            return Ok(());
+        };
+        let policy = policy::load_str(Path::new("p.yaml"), VALID).unwrap().remove(0);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().to_utc();
+        let _ = ecs_rebalancer::plan::plan(
+            &cluster,
+            &policy,
+            &ecs_rebalancer::plan::LedgerView::default(),
+            now,
+            ecs_rebalancer::plan::Episode::default(),
+        );
+    }
+}
+
 #[test]
 fn the_base_policy_of_these_properties_is_valid() {
     policy::load_str(Path::new("p.yaml"), VALID).unwrap();
