@@ -235,6 +235,24 @@ proptest! {
     }
 }
 
+/// Nesting 50,000 deep, and a scalar of 100,000 digits: a positioned error or a policy, never a stack overflow.
+#[test]
+fn deep_nesting_and_huge_scalars_end_in_a_positioned_error_or_a_policy() {
+    let deep = "[".repeat(50_000) + &"]".repeat(50_000);
+    let nested = VALID.replace("[\"prod-*\"]", &deep);
+    let e = policy::load_str(Path::new("p.yaml"), &nested).unwrap_err();
+    assert!(
+        e.to_string().contains("p.yaml:6:") && e.to_string().contains("recursion limit"),
+        "{e}"
+    );
+    let huge = VALID.replace("trigger: 0.3", &format!("trigger: 0.3{}", "1".repeat(100_000)));
+    let loaded = policy::load_str(Path::new("p.yaml"), &huge).unwrap().remove(0);
+    assert!((loaded.threshold.trigger - 0.3111).abs() < 1e-3);
+    let json = format!("{{\"cluster\": {deep}}}");
+    let e = Snapshot::from_slice(Path::new("s.json"), json.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("recursion limit"), "{e}");
+}
+
 #[test]
 fn the_base_policy_of_these_properties_is_valid() {
     policy::load_str(Path::new("p.yaml"), VALID).unwrap();
