@@ -532,17 +532,19 @@ async fn every_applied_mutation_is_journaled_with_who_sent_it() {
     assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
 }
 
+/// One instance carrying two tasks of `web`.
+fn one_instance() -> ClusterBuilder {
+    ClusterBuilder::new("wire")
+        .instance(instance("a"))
+        .service(service("web"))
+        .tasks("web", "a", 2)
+}
+
 /// A scale-out from outside: an instance posted in the snapshot format joins, empty and ACTIVE; the same ARN twice
 /// is refused.
 #[tokio::test]
 async fn an_instance_posted_to_the_twin_joins_the_cluster_empty() {
-    let addr = start(
-        ClusterBuilder::new("wire")
-            .instance(instance("a"))
-            .service(service("web"))
-            .tasks("web", "a", 2),
-    )
-    .await;
+    let addr = start(one_instance()).await;
     let (_, _, snap) = call(&addr, "GET", "/__twin/snapshot", None, &Value::Null).await;
     let mut new = snap["containerInstances"][0].clone();
     new["containerInstanceArn"] = json!("arn:aws:ecs:eu-west-1:111122223333:container-instance/wire/new");
@@ -745,13 +747,7 @@ fn fuzz_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
 async fn fuzzed_requests_get_aws_shaped_answers_and_the_twin_keeps_serving() {
     use proptest::strategy::{Strategy as _, ValueTree as _};
     use proptest::test_runner::{Config, TestRunner};
-    let addr = start(
-        ClusterBuilder::new("wire")
-            .instance(instance("a"))
-            .service(service("web"))
-            .tasks("web", "a", 2),
-    )
-    .await;
+    let addr = start(one_instance()).await;
     let mut runner = TestRunner::new(Config::with_cases(200));
     let strategy = (0..FUZZ_OPERATIONS.len(), fuzz_body(), proptest::prelude::any::<bool>());
     for _ in 0..200 {
