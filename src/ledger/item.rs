@@ -526,6 +526,62 @@ mod tests {
         assert_eq!(back.predicted_gain, 0.0, "a gain that was not stored reads as 0");
     }
 
+    fn attribute_value() -> impl proptest::strategy::Strategy<Value = AttributeValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            ".{0,12}".prop_map(AttributeValue::S),
+            "[-0-9.eE+a-z]{0,8}".prop_map(AttributeValue::N),
+            any::<bool>().prop_map(AttributeValue::Bool),
+            Just(AttributeValue::Null(true)),
+            prop::collection::vec(".{0,6}".prop_map(AttributeValue::S), 0..3).prop_map(AttributeValue::L),
+            Just(AttributeValue::M(std::collections::HashMap::new())),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        /// Items edited by hand: attributes removed, retyped or added. Reading one never panics; it gives a record
+        /// that writes back to an item that reads the same, or an error naming the item (its `sk` when it has one).
+        #[test]
+        fn an_item_edited_by_hand_reads_as_a_record_or_an_error_naming_it(
+            edits in proptest::collection::vec((0usize..40, 0u8..3, attribute_value()), 1..5),
+        ) {
+            let mut stored = item(&stop());
+            let mut names: Vec<String> = stored.keys().cloned().collect();
+            names.sort();
+            names.push("extraAttribute".into());
+            for (at, how, value) in edits {
+                let name = names[at % names.len()].clone();
+                if how == 0 {
+                    stored.remove(&name);
+                } else {
+                    stored.insert(name, value);
+                }
+            }
+            let sk = match stored.get("sk") {
+                Some(AttributeValue::S(sk)) => Some(sk.clone()),
+                _ => None,
+            };
+            match read(stored) {
+                Ok(record) => proptest::prop_assert_eq!(read(item(&record)).unwrap(), record),
+                Err(e) => {
+                    proptest::prop_assert!(e.describe().starts_with("ledger item "), "{}", e.describe());
+                    if let Some(sk) = sk {
+                        proptest::prop_assert_eq!(e.key, sk);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_extra_attribute_is_ignored() {
+        let mut stored = item(&stop());
+        stored.insert("addedByHand".into(), s("note"));
+        assert_eq!(read(stored).unwrap(), stop());
+    }
+
     #[test]
     fn an_unknown_kind_is_refused_naming_the_item_and_the_kind() {
         let mut stored = item(&stop());
