@@ -72,8 +72,9 @@ pub(crate) struct ActionItem {
 /// DynamoDB's limit on the size of an item, attribute names and values together, in bytes.
 pub const ITEM_LIMIT: usize = 400 * 1024;
 
-/// Refuses a record whose item DynamoDB would refuse: both ledgers claim only what the table can hold.
-pub(crate) fn fits(r: &ActionRecord) -> Result<(), LedgerError> {
+/// A record's item, or a refusal when DynamoDB would refuse it: both ledgers claim only what the table can hold
+/// (the DynamoDB ledger writes this item).
+pub(crate) fn fitting_item(r: &ActionRecord) -> Result<Item, LedgerError> {
     let item: Item = serde_dynamo::to_item(ActionItem::of(r)).map_err(|source| LedgerError::Encode {
         what: "an action record",
         source,
@@ -85,7 +86,7 @@ pub(crate) fn fits(r: &ActionRecord) -> Result<(), LedgerError> {
             bytes,
         });
     }
-    Ok(())
+    Ok(item)
 }
 
 /// The bytes DynamoDB counts for a value, or a little more: strings and binaries by their length, a number by its

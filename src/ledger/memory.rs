@@ -101,7 +101,7 @@ impl MemoryLedger {
 
 impl Ledger for MemoryLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
-        item::fits(&record)?;
+        item::fitting_item(&record)?;
         let mut t = self.lock();
         if let Some(f) = fence {
             t.fence_holds(&record.cluster, f)?;

@@ -29,7 +29,7 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
 use crate::aws::call::Detail;
 
-use super::item::{self, action_sk, millis, pk, ActionItem, ItemError, Unreadable};
+use super::item::{self, action_sk, millis, pk, ItemError, Unreadable};
 use super::{
     ActionLog, ActionRecord, ActionState, Claim, CooldownTarget, EpisodeRecord, Fence, LeaseRecord, Ledger,
     LedgerError, PolicyRecord,
@@ -265,9 +265,8 @@ fn blocked(existing: Option<&Item>, record: &ActionRecord) -> Result<Claim, Ledg
 
 impl Ledger for DynamoLedger {
     async fn claim(&self, record: ActionRecord, fence: Option<&Fence>) -> Result<Claim, LedgerError> {
-        item::fits(&record)?;
         let sk = action_sk(&record.id);
-        let item = encode("an action record", ActionItem::of(&record))?;
+        let item: Item = item::fitting_item(&record)?.into();
         let Some(fence) = fence else {
             let out = self
                 .client
