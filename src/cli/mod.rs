@@ -173,10 +173,10 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub utilization: bool,
     /// With --utilization: average datapoints over this window, ending at the newest datapoint.
-    #[arg(long, default_value = "5m", value_parser = window)]
+    #[arg(long, default_value = "5m", value_parser = datapoint_age)]
     pub window: Duration,
     /// With --utilization: an instance whose newest datapoint is older than this is unknown.
-    #[arg(long, default_value = "10m", value_parser = stale_after)]
+    #[arg(long, default_value = "10m", value_parser = datapoint_age)]
     pub stale_after: Duration,
 }
 
@@ -369,13 +369,8 @@ fn policy_poll(s: &str) -> Result<Duration, String> {
     within(s, SECOND, DAY)
 }
 
-/// `--window`: Container Insights publishes a datapoint a minute.
-fn window(s: &str) -> Result<Duration, String> {
-    within(s, MINUTE, DAY)
-}
-
-/// `--stale-after`.
-fn stale_after(s: &str) -> Result<Duration, String> {
+/// `--window` and `--stale-after`: Container Insights publishes a datapoint a minute.
+fn datapoint_age(s: &str) -> Result<Duration, String> {
     within(s, MINUTE, DAY)
 }
 

@@ -367,13 +367,7 @@ mod tests {
             ..ActionRecord::stop_for_tests(InstanceSet::default(), InstanceSet::default())
         };
         let now = cluster(true);
-        let arn = |id: &str| {
-            now.instances()
-                .iter()
-                .find(|i| i.ec2_instance_id.as_deref() == Some(&format!("i-{id}")))
-                .map(|i| i.container_instance_arn.clone())
-                .unwrap()
-        };
+        let arn = |id: &str| instance(id).arn();
         let landed = vec![arn("busy"), arn("empty"), arn("later")];
         assert_eq!(seen_at_claim(landed, &r, &now), [arn("busy"), arn("empty")]);
     }
