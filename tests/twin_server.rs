@@ -710,76 +710,513 @@ async fn task_protection_is_served_with_its_limits_and_lapses_on_the_twins_clock
     assert_eq!(body["protectedTasks"][0]["protectionEnabled"], true);
 }
 
-/// Operations the fuzzer names: every one the twin serves, a few it does not, and none at all.
-const FUZZ_OPERATIONS: [&str; 8] = [
-    "ListTasks",
-    "DescribeTasks",
-    "StopTask",
-    "UpdateService",
-    "UpdateContainerInstancesState",
-    "DescribeContainerInstances",
-    "RunTask",
-    "",
-];
-
-/// A body: random bytes, a random JSON value, or a request of the right operation with a member of the wrong type.
-fn fuzz_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-    use proptest::prelude::*;
-    let json = prop::collection::vec((any::<String>(), any::<i64>(), any::<bool>()), 0..8).prop_map(|members| {
-        let object: serde_json::Map<String, Value> = members
-            .into_iter()
-            .enumerate()
-            .map(|(k, (name, n, b))| match k % 3 {
-                0 => (name, json!(n)),
-                1 => (name, json!(b)),
-                _ => ("cluster".to_owned(), json!([name, {"nested": [n, b]}])),
-            })
-            .collect();
-        Value::Object(object).to_string().into_bytes()
-    });
-    prop_oneof![prop::collection::vec(any::<u8>(), 0..2048), json]
+/// The member an operation's answer always holds on success (`{"taskArns": […]}` for ListTasks): with it, a 200 is
+/// the operation's answer and not any JSON.
+fn answer_member(operation: &str) -> &'static str {
+    match operation {
+        "ListClusters" => "clusterArns",
+        "DescribeClusters" => "clusters",
+        "ListContainerInstances" => "containerInstanceArns",
+        "DescribeContainerInstances" | "UpdateContainerInstancesState" => "containerInstances",
+        "ListServices" => "serviceArns",
+        "DescribeServices" => "services",
+        "UpdateService" => "service",
+        "ListTasks" => "taskArns",
+        "DescribeTasks" => "tasks",
+        "StopTask" => "task",
+        "DescribeTaskDefinition" => "taskDefinition",
+        "ListTagsForResource" => "tags",
+        "ListAttributes" | "PutAttributes" => "attributes",
+        "GetTaskProtection" | "UpdateTaskProtection" => "protectedTasks",
+        other => panic!("the twin serves {other}: name the member its answer always holds"),
+    }
 }
 
-/// Random operations, bodies and headers over a real socket: every answer is 200 or AWS's error shape (a JSON
-/// `__type` and `message`, and the `x-amzn-ErrorType` header), and the server keeps serving. A body over the limit
-/// is refused in the same shape.
-#[tokio::test]
-async fn fuzzed_requests_get_aws_shaped_answers_and_the_twin_keeps_serving() {
-    use proptest::strategy::{Strategy as _, ValueTree as _};
-    use proptest::test_runner::{Config, TestRunner};
-    let addr = start(one_instance()).await;
-    let mut runner = TestRunner::new(Config::with_cases(200));
-    let strategy = (0..FUZZ_OPERATIONS.len(), fuzz_body(), proptest::prelude::any::<bool>());
-    for _ in 0..200 {
-        let (op, body, gzip) = strategy.new_tree(&mut runner).unwrap().current();
-        let body = String::from_utf8_lossy(&body).into_owned();
-        let headers: &[(&str, &str)] = if gzip { &[("content-encoding", "gzip")] } else { &[] };
-        let target = Some(FUZZ_OPERATIONS[op]).filter(|o| !o.is_empty());
-        let (status, kind, answer) = call_with_headers(&addr, "POST", "/", target, &body, headers).await;
-        if status != 200 {
-            assert!(
-                (400..600).contains(&status)
-                    && kind.is_some()
-                    && answer["__type"].is_string()
-                    && answer["message"].is_string(),
-                "{:?} {body:?}: {status} {kind:?} {answer}",
-                FUZZ_OPERATIONS[op]
-            );
+/// The twin every fuzzed request goes to: one server for all the cases, as a real one outlives its clients'
+/// mistakes, on a thread and runtime of its own so that the cases can talk to it over plain blocking sockets. With
+/// the names the fuzzer uses to reach past the cluster check: its cluster's ARN, its tasks' and its instance's.
+fn fuzz_server() -> &'static (String, Vec<String>) {
+    static SERVER: std::sync::OnceLock<(String, Vec<String>)> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let snapshot = one_instance().snapshot();
+                let mut names: Vec<String> = snapshot.tasks.iter().map(|t| t.task_arn.clone()).collect();
+                names.extend(
+                    snapshot
+                        .container_instances
+                        .iter()
+                        .map(|i| i.container_instance_arn.clone()),
+                );
+                names.extend(snapshot.cluster_arn.clone());
+                let twin = Arc::new(Twin::new(snapshot, TwinConfig::default()));
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send((listener.local_addr().unwrap().to_string(), names)).unwrap();
+                let config = ServeConfig {
+                    speed: 0.0,
+                    ..ServeConfig::default()
+                };
+                serve(twin, listener, config).await.unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    })
+}
+
+/// A request body as the fuzzer writes it.
+#[derive(Debug, Clone)]
+enum FuzzBody {
+    Bytes(Vec<u8>),
+    /// A JSON value, written out.
+    Json(Value),
+    /// JSON text cut short or followed by more.
+    Text(String),
+    /// `{"cluster": "wire"}` padded with spaces to exactly the limit: read, not refused.
+    AtLimit,
+    /// This many bytes past the limit, in a JSON string or as they come.
+    Over {
+        by: usize,
+        json: bool,
+    },
+}
+
+impl FuzzBody {
+    fn bytes(&self) -> Vec<u8> {
+        let limit = ecs_rebalancer::twin::server::MAX_BODY;
+        match self {
+            FuzzBody::Bytes(b) => b.clone(),
+            FuzzBody::Json(v) => v.to_string().into_bytes(),
+            FuzzBody::Text(t) => t.clone().into_bytes(),
+            FuzzBody::AtLimit => {
+                let mut b = br#"{"cluster": "wire"}"#.to_vec();
+                b.resize(limit, b' ');
+                b
+            }
+            FuzzBody::Over { by, json: true } => {
+                let pad = limit + by - r#"{"tasks": [""]}"#.len();
+                json!({"tasks": ["x".repeat(pad)]}).to_string().into_bytes()
+            }
+            FuzzBody::Over { by, json: false } => vec![0xFF; limit + by],
         }
     }
-    let huge = json!({"cluster": "wire", "tasks": ["x".repeat(twin_limit() + 1)]}).to_string();
-    let (status, kind, answer) = call_text(&addr, "POST", "/", Some("DescribeTasks"), &huge).await;
-    assert_eq!(
-        (status, kind.as_deref()),
-        (413, Some("RequestEntityTooLargeException")),
-        "{answer}"
-    );
-    assert!(answer["message"].as_str().unwrap().contains("bytes"), "{answer}");
-    let (status, _, answer) = call(&addr, "POST", "/", Some("ListTasks"), &json!({"cluster": "wire"})).await;
-    assert_eq!(status, 200, "still serving: {answer}");
-    assert_eq!(answer["taskArns"].as_array().unwrap().len(), 2);
 }
 
-fn twin_limit() -> usize {
-    ecs_rebalancer::twin::server::MAX_BODY
+/// One fuzzed request: every header the twin could read, any of them absent, garbled or huge, and a body.
+#[derive(Clone)]
+struct FuzzRequest {
+    target: Option<Vec<u8>>,
+    content_type: Option<Vec<u8>>,
+    content_encoding: Option<Vec<u8>>,
+    more: Vec<(String, Vec<u8>)>,
+    body: FuzzBody,
+    chunked: bool,
+}
+
+/// Header values and bodies as text (bytes that are not UTF-8 escaped), and only the start of a long one: what a
+/// person reads in a shrunk failure.
+impl std::fmt::Debug for FuzzRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn text(bytes: &[u8]) -> String {
+            let shown: String = bytes
+                .iter()
+                .take(300)
+                .flat_map(|b| std::ascii::escape_default(*b))
+                .map(char::from)
+                .collect();
+            if bytes.len() > 300 {
+                format!("{shown}… ({} bytes)", bytes.len())
+            } else {
+                shown
+            }
+        }
+        let header = |v: &Option<Vec<u8>>| v.as_deref().map(text);
+        f.debug_struct("FuzzRequest")
+            .field("target", &header(&self.target))
+            .field("content_type", &header(&self.content_type))
+            .field("content_encoding", &header(&self.content_encoding))
+            .field("more", &self.more.iter().map(|(k, v)| (k, text(v))).collect::<Vec<_>>())
+            .field("body", &text(&self.body.bytes()))
+            .field("chunked", &self.chunked)
+            .finish()
+    }
+}
+
+impl FuzzRequest {
+    /// The operation it names exactly as a client of ECS would, if the twin serves it.
+    fn operation(&self) -> Option<&'static str> {
+        // HTTP drops the spaces and tabs around a header's value.
+        let target = std::str::from_utf8(self.target.as_deref()?)
+            .ok()?
+            .trim_matches([' ', '\t']);
+        let name = target.strip_prefix(TARGET_PREFIX)?;
+        ecs_rebalancer::twin::server::operations().find(|o| *o == name)
+    }
+
+    /// The request as it goes on the wire.
+    fn wire(&self, addr: &str) -> Vec<u8> {
+        let mut out = format!("POST / HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n").into_bytes();
+        let mut header = |name: &str, value: &[u8]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        for (name, value) in [
+            ("x-amz-target", &self.target),
+            ("content-type", &self.content_type),
+            ("content-encoding", &self.content_encoding),
+        ] {
+            if let Some(value) = value {
+                header(name, value);
+            }
+        }
+        for (name, value) in &self.more {
+            header(name, value);
+        }
+        let body = self.body.bytes();
+        if self.chunked {
+            header("transfer-encoding", b"chunked");
+        } else {
+            header("content-length", body.len().to_string().as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if self.chunked {
+            for chunk in body.chunks(64 * 1024) {
+                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                out.extend_from_slice(chunk);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+}
+
+/// A header value: any bytes HTTP allows in one (tab, space, visible ASCII and bytes past ASCII, which are not
+/// UTF-8 on their own), short or huge.
+fn header_value() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let byte = prop_oneof![Just(b'\t'), 0x20u8..=0x7E, 0x80u8..=0xFF];
+    prop_oneof![
+        8 => prop::collection::vec(byte, 0..64),
+        1 => (1usize..64).prop_map(|kb| vec![b'a'; kb * 1024]),
+    ]
+}
+
+/// A JSON value whose members are the ones ECS requests hold, with values of every type and the names that get a
+/// request past the cluster check: the twin's cluster, tasks and instance, its service, the states.
+fn fuzz_json(names: Vec<String>) -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    const MEMBERS: [&str; 28] = [
+        "cluster",
+        "clusters",
+        "containerInstance",
+        "containerInstances",
+        "status",
+        "filter",
+        "maxResults",
+        "nextToken",
+        "services",
+        "service",
+        "desiredCount",
+        "forceNewDeployment",
+        "serviceName",
+        "family",
+        "startedBy",
+        "desiredStatus",
+        "tasks",
+        "task",
+        "reason",
+        "taskDefinition",
+        "resourceArn",
+        "targetType",
+        "attributeName",
+        "attributeValue",
+        "attributes",
+        "protectionEnabled",
+        "expiresInMinutes",
+        "include",
+    ];
+    let mut words: Vec<String> = [
+        "wire",
+        "default",
+        "web",
+        "ACTIVE",
+        "DRAINING",
+        "RUNNING",
+        "STOPPED",
+        "container-instance",
+        "twin-offset-1",
+        "twin-offset-99999999999999999999",
+        "attribute:ecs.instance-type == t3.*",
+        "runningTasksCount > 1 and (agentConnected == true or attribute:x exists)",
+        "((((((((((((((((((((((((((((((((((((((((",
+        "attribute:a matches '[[[['",
+        "",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    words.extend(names);
+    let string = prop_oneof![
+        3 => prop::sample::select(words).prop_map(Value::from),
+        1 => any::<String>().prop_map(Value::from),
+    ];
+    let number = prop_oneof![
+        prop::sample::select(vec![0i64, 1, -1, 2, 10, 11, 100, 101, 2880, 2881, i64::MAX, i64::MIN])
+            .prop_map(Value::from),
+        Just(json!(u64::MAX)),
+        Just(json!(1e308)),
+        Just(json!(0.5)),
+        any::<i64>().prop_map(Value::from),
+    ];
+    let scalar = prop_oneof![
+        4 => string.clone(),
+        2 => number,
+        1 => any::<bool>().prop_map(Value::from),
+        1 => Just(Value::Null),
+    ];
+    let list = prop_oneof![
+        3 => prop::collection::vec(string.clone(), 0..4).prop_map(Value::from),
+        1 => (string.clone(), prop::sample::select(vec![11usize, 101])).prop_map(|(s, n)| Value::from(vec![s; n])),
+        1 => prop::collection::vec(
+            prop::collection::vec((prop::sample::select(&["name", "value", "targetType", "targetId"][..]), string), 0..4)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            0..3
+        )
+        .prop_map(Value::from),
+    ];
+    let value = prop_oneof![4 => scalar, 2 => list, 1 => Just(json!({"nested": {"deeper": [1, "x"]}}))];
+    prop::collection::vec((prop::sample::select(&MEMBERS[..]), value), 0..6)
+        .prop_map(|members| Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+}
+
+fn fuzz_request() -> impl proptest::strategy::Strategy<Value = FuzzRequest> {
+    use proptest::prelude::*;
+    let names = fuzz_server().1.clone();
+    let mut operations: Vec<String> = ecs_rebalancer::twin::server::operations().map(str::to_owned).collect();
+    operations.extend(["RunTask", "CreateCluster", "listTasks", "ListTasks ", ""].map(str::to_owned));
+    let target = prop_oneof![
+        6 => prop::sample::select(operations).prop_map(|o| Some(format!("{TARGET_PREFIX}{o}").into_bytes())),
+        1 => Just(None),
+        1 => prop::sample::select(vec!["ListTasks", "AmazonEC2ContainerServiceV20141113", "DynamoDB_20120810.GetItem"])
+            .prop_map(|t| Some(t.as_bytes().to_vec())),
+        1 => header_value().prop_map(Some),
+    ];
+    let content_type = prop_oneof![
+        3 => Just(Some(b"application/x-amz-json-1.1".to_vec())),
+        1 => Just(Some(b"application/x-amz-json-1.0".to_vec())),
+        1 => Just(Some(b"application/json; charset=utf-8".to_vec())),
+        1 => Just(None),
+        1 => header_value().prop_map(Some),
+    ];
+    let content_encoding = prop_oneof![
+        4 => Just(None),
+        1 => Just(Some(b"gzip".to_vec())),
+        1 => Just(Some(b"identity".to_vec())),
+        1 => header_value().prop_map(Some),
+    ];
+    let more = prop::collection::vec(("x-[a-z]{1,12}", header_value()), 0..3);
+    let body = prop_oneof![
+        6 => fuzz_json(names).prop_map(FuzzBody::Json),
+        2 => prop::collection::vec(any::<u8>(), 0..2048).prop_map(FuzzBody::Bytes),
+        1 => prop::sample::select(vec![
+            "",
+            "{",
+            "{\"cluster\": ",
+            "{\"cluster\": \"wire\"} trailing",
+            "\u{feff}{}",
+            "[]",
+            "null",
+            "{\"tasks\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]}",
+            "{\"maxResults\": 1e999}",
+            "{\"cluster\": \"\\ud800\"}",
+            "{\"cluster\": \"wire\", \"cluster\": 7}",
+        ])
+        .prop_map(|t| FuzzBody::Text(t.to_owned())),
+        1 => Just(FuzzBody::AtLimit),
+        1 => (1usize..4096, any::<bool>()).prop_map(|(by, json)| FuzzBody::Over { by, json }),
+    ];
+    (target, content_type, content_encoding, more, body, any::<bool>()).prop_map(
+        |(target, content_type, content_encoding, more, body, chunked)| FuzzRequest {
+            target,
+            content_type,
+            content_encoding,
+            more,
+            body,
+            chunked,
+        },
+    )
+}
+
+/// Sends raw bytes on a new connection and reads the answer to the end: its status, headers (names in lower case)
+/// and body (unchunked). A server may answer and close before reading a refused body: the write's error is then
+/// expected, the answer is what counts.
+fn exchange(addr: &str, request: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer ({read:?}): {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") {
+        body = dechunk(&String::from_utf8_lossy(&body)).into_bytes();
+    }
+    (status, headers, body)
+}
+
+/// What an answer must be for its request: a 200 holding the operation's answer only for an operation the twin
+/// serves, and otherwise AWS's error shape (a JSON `__type` and `message`, the same code in `x-amzn-ErrorType`),
+/// with the code the request earns first: too large, then unknown operation, then a body that is not a JSON object.
+fn check_answer(request: &FuzzRequest, status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), String> {
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let answer: Value = serde_json::from_slice(body).map_err(|e| format!("{status}: the body is not JSON ({e})"))?;
+    let size = request.body.bytes().len();
+    let limit = ecs_rebalancer::twin::server::MAX_BODY;
+    let expected = if size > limit {
+        Some("RequestEntityTooLargeException")
+    } else if request.operation().is_none() {
+        Some("UnknownOperationException")
+    } else if request
+        .body
+        .bytes()
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b != b'{')
+    {
+        Some("SerializationException")
+    } else {
+        None
+    };
+    if status == 200 {
+        let operation = request
+            .operation()
+            .ok_or("200 for an operation the twin does not serve")?;
+        if let Some(code) = expected {
+            return Err(format!("200 where {code} was due"));
+        }
+        let member = answer_member(operation);
+        if answer.get(member).is_none() {
+            return Err(format!("200 without {member:?}: {answer}"));
+        }
+        return Ok(());
+    }
+    let code = answer["__type"]
+        .as_str()
+        .ok_or(format!("{status} without __type: {answer}"))?;
+    if !answer["message"].is_string() {
+        return Err(format!("{status} without a message: {answer}"));
+    }
+    if header("x-amzn-errortype") != Some(code) {
+        return Err(format!(
+            "{status} {code} with x-amzn-ErrorType {:?}",
+            header("x-amzn-errortype")
+        ));
+    }
+    if header("content-type") != Some("application/x-amz-json-1.1") {
+        return Err(format!("{status} {code} as {:?}", header("content-type")));
+    }
+    let status_of_code = match code {
+        "ServerException" => 500,
+        "RequestEntityTooLargeException" => 413,
+        _ => 400,
+    };
+    if status != status_of_code {
+        return Err(format!("{code} with status {status}"));
+    }
+    match expected {
+        Some(due) if due != code => Err(format!("{code} where {due} was due: {answer}")),
+        None if code == "RequestEntityTooLargeException" => Err(format!("a body of {size} bytes refused: {answer}")),
+        _ => Ok(()),
+    }
+}
+
+proptest::proptest! {
+    // 20,000 cases found nothing; 256 in CI, a few seconds.
+    #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+    /// Random operations (served, unknown, none), headers (target, content type and encoding absent, garbled,
+    /// not UTF-8 or huge), bodies (ECS-shaped JSON with members of every type, bytes, broken JSON, exactly at the
+    /// limit, past it, with a length or chunked) over a real socket: each answer is the operation's or AWS's error
+    /// shape with the code the request earns, and the twin answers a plain DescribeClusters after every one.
+    #[test]
+    fn fuzzed_requests_get_aws_shaped_answers_and_the_twin_keeps_serving(request in fuzz_request()) {
+        let (addr, _) = fuzz_server();
+        let (status, headers, body) = exchange(addr, &request.wire(addr));
+        let checked = check_answer(&request, status, &headers, &body);
+        proptest::prop_assert!(checked.is_ok(), "{}: {}", checked.unwrap_err(), String::from_utf8_lossy(&body));
+        let describe = FuzzRequest {
+            target: Some(format!("{TARGET_PREFIX}DescribeClusters").into_bytes()),
+            content_type: Some(b"application/x-amz-json-1.1".to_vec()),
+            content_encoding: None,
+            more: Vec::new(),
+            body: FuzzBody::Json(json!({"clusters": ["wire"]})),
+            chunked: false,
+        };
+        let (status, _, body) = exchange(addr, &describe.wire(addr));
+        let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
+        proptest::prop_assert_eq!(status, 200, "no longer serving: {}", answer);
+        proptest::prop_assert_eq!(&answer["clusters"][0]["clusterName"], "wire");
+    }
+}
+
+/// Headers past what the HTTP server buffers (about 400 KB, or more than 100 of them) are refused by hyper with a bare
+/// 431 before the twin sees the request: the one answer that is not AWS's shape (a real endpoint's front door
+/// refuses them in its own way too). The property above stays under that limit; this is what happens past it, and
+/// the twin goes on serving.
+#[test]
+fn headers_past_the_http_limit_get_a_bare_431_and_the_twin_keeps_serving() {
+    let (addr, _) = fuzz_server();
+    let huge = FuzzRequest {
+        target: Some(format!("{TARGET_PREFIX}ListClusters").into_bytes()),
+        content_type: None,
+        content_encoding: None,
+        more: vec![("x-huge".into(), vec![b'a'; 512 * 1024])],
+        body: FuzzBody::Json(json!({})),
+        chunked: false,
+    };
+    let many = FuzzRequest {
+        more: (0..150).map(|i| (format!("x-h{i}"), b"v".to_vec())).collect(),
+        ..huge.clone()
+    };
+    for request in [huge, many] {
+        let (status, _, body) = exchange(addr, &request.wire(addr));
+        assert_eq!((status, body.len()), (431, 0));
+        let plain = FuzzRequest {
+            more: Vec::new(),
+            ..request
+        };
+        let (status, _, body) = exchange(addr, &plain.wire(addr));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
 }

@@ -124,16 +124,42 @@ fn load_texts(files: &[PolicyFile], mut diagnostics: Vec<Diagnostic>) -> Result<
 
 /// Reads a policy file as [`load_paths`] does: at most [`MAX_FILE_BYTES`], UTF-8.
 fn read_file(file: &Path) -> Result<PolicyFile, Diagnostic> {
-    read_policy_file(file)
-        .map(|text| PolicyFile {
-            path: file.to_owned(),
-            text,
-        })
-        .map_err(|message| Diagnostic {
+    let bytes = read_policy_file(file).map_err(|message| Diagnostic {
+        file: file.to_owned(),
+        pos: None,
+        message,
+    })?;
+    Ok(PolicyFile {
+        path: file.to_owned(),
+        text: decode(file, bytes)?,
+    })
+}
+
+/// A policy file's bytes as its text, however the file was read (from disk, or from a git tree). Bytes that are not
+/// UTF-8 are an error placed at the first bad one, by line and by column in characters as every other error is, so
+/// an editor can jump to it: an error about a file's content always has a position.
+pub fn decode(file: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // Valid up to `offset` by the error's own account.
+        let before = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+        // Lines break where YAML breaks them: at `\r\n`, `\r` or `\n`.
+        let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        let breaks = before.matches(['\n', '\r']).count() - before.matches("\r\n").count();
+        Diagnostic {
             file: file.to_owned(),
-            pos: None,
-            message,
-        })
+            pos: Some(Pos {
+                line: breaks + 1,
+                col: before[line_start..].chars().count() + 1,
+            }),
+            message: format!(
+                "not UTF-8 text: byte 0x{:02X} (at offset {offset}) is not part of a UTF-8 character; save the file \
+                 as UTF-8",
+                bytes[offset]
+            ),
+        }
+    })
 }
 
 /// The policy files under `path` as [`load_paths`] finds them (a file, or a folder's `*.yaml` / `*.yml` files,
@@ -163,7 +189,7 @@ fn finish(loaded: Vec<Loaded>, mut diagnostics: Vec<Diagnostic>) -> Result<Vec<P
     }
 }
 
-fn read_policy_file(file: &Path) -> Result<String, String> {
+fn read_policy_file(file: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(file).map_err(|e| format!("cannot read: {e}"))?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(format!(
@@ -171,13 +197,7 @@ fn read_policy_file(file: &Path) -> Result<String, String> {
             meta.len()
         ));
     }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
+    std::fs::read(file).map_err(|e| format!("cannot read: {e}"))
 }
 
 fn collect_files(path: &Path, named: bool, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
@@ -499,6 +519,21 @@ spec:
         let written = raw::to_yaml(&convert::to_raw(&policies[0])).unwrap();
         let again = load_str(Path::new("full.yaml"), &written).unwrap();
         assert_eq!(policies, again);
+    }
+
+    /// Bytes that are not UTF-8 were refused with their offset alone ("p.yaml: not UTF-8 text (invalid byte at
+    /// offset 41)"): the one content error without a line and column.
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_the_line_and_column_of_its_first_bad_byte() {
+        let mut bytes = b"apiVersion: ecs-rebalancer/v1\r\nkind: Bal".to_vec();
+        bytes.extend([0xC3, 0xA9, b'a', 0xFF, b'\n', 0xFE]);
+        let e = decode(Path::new("p.yaml"), bytes).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:2:12: not UTF-8 text: byte 0xFF (at offset 43) is not part of a UTF-8 character; save the file as \
+             UTF-8"
+        );
+        assert_eq!(decode(Path::new("p.yaml"), b"a\rb".to_vec()), Ok("a\rb".to_owned()));
     }
 
     #[test]

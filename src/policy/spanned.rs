@@ -4,7 +4,9 @@
 //! quoted (the YAML 1.2 core schema types plain scalars only), mappings keep their keys as nodes (so an unknown key
 //! is reported at the key), and nesting is capped so no input can exhaust the stack.
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
+use std::borrow::Cow;
+
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Tag};
 
 /// How deep mappings and sequences may nest. Policies need five levels; anything near this is not a policy.
 pub const MAX_DEPTH: usize = 32;
@@ -43,9 +45,15 @@ pub enum Kind {
 pub struct Node {
     pub pos: Pos,
     pub kind: Kind,
+    /// The node's explicit tag as written (`!!str`, `!Ref`), if it has one. The kind and the scalar reading
+    /// ignore it; policies refuse tags (the validator says so), other YAML files read through [`Node::to_json`]
+    /// (CloudFormation's `!Sub`) keep their values.
+    pub tag: Option<String>,
 }
 
-/// What a plain or quoted scalar means under YAML 1.2's core schema (the schema yaml_serde resolves with).
+/// What a plain or quoted scalar means under YAML 1.2's core schema, as yaml_serde resolves it: where yaml_serde
+/// departs from the schema (`010` is a string, `0b101` an integer), so does this reading, or the validator would pass
+/// a document serde reads otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar<'a> {
     Null,
@@ -94,6 +102,9 @@ impl Node {
             ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Scalar::Float(f64::INFINITY),
             "-.inf" | "-.Inf" | "-.INF" => Scalar::Float(f64::NEG_INFINITY),
             ".nan" | ".NaN" | ".NAN" => Scalar::Float(f64::NAN),
+            // yaml_serde reads decimal digits after a leading zero (`010`, `-00`) as a string, neither an integer
+            // nor a float, lest YAML 1.1's octal `010` be read as ten: so does the validator.
+            t if digits_after_a_leading_zero(t) => Scalar::Str(t),
             t => parse_int(t)
                 .map(Scalar::Int)
                 .or_else(|| parse_float(t).map(Scalar::Float))
@@ -118,21 +129,29 @@ impl Node {
     }
 }
 
+/// `0` followed by more decimal digits, after an optional sign: yaml_serde's `digits_but_not_number`.
+fn digits_after_a_leading_zero(t: &str) -> bool {
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An integer as yaml_serde reads one: an optional sign, then decimal digits, or `0x`, `0o` or `0b` and digits of
+/// that base, with no second sign after the prefix (Rust's `from_str_radix` would take `0x+5` as 5, yaml_serde
+/// reads it as a string).
 fn parse_int(t: &str) -> Option<i64> {
-    let (sign, digits) = match t.strip_prefix('-') {
-        Some(rest) => (-1, rest),
-        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    let (negative, unsigned) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let value = if let Some(hex) = digits.strip_prefix("0x") {
-        i64::from_str_radix(hex, 16).ok()?
-    } else if let Some(oct) = digits.strip_prefix("0o") {
-        i64::from_str_radix(oct, 8).ok()?
-    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        digits.parse().ok()?
-    } else {
+    let (radix, digits) = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .into_iter()
+        .find_map(|(prefix, radix)| unsigned.strip_prefix(prefix).map(|d| (radix, d)))
+        .unwrap_or((10, unsigned));
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
-    };
-    Some(sign * value)
+    }
+    let magnitude = i128::from(u64::from_str_radix(digits, radix).ok()?);
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
 
 fn parse_float(t: &str) -> Option<f64> {
@@ -176,15 +195,20 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
         })?;
         let pos = Pos::from(span.start);
         let node = match event {
-            Event::Scalar(text, style, _, _) => Node {
+            Event::Scalar(text, style, _, tag) => Node {
                 pos,
                 kind: Kind::Scalar {
                     text: text.into_owned(),
                     plain: style == ScalarStyle::Plain,
                 },
+                tag: written(tag),
             },
-            Event::Alias(_) => Node { pos, kind: Kind::Alias },
-            Event::SequenceStart(..) | Event::MappingStart(..) => {
+            Event::Alias(_) => Node {
+                pos,
+                kind: Kind::Alias,
+                tag: None,
+            },
+            Event::SequenceStart(_, ref tag) | Event::MappingStart(_, ref tag) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(SyntaxError {
                         pos,
@@ -196,7 +220,8 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 } else {
                     Kind::Map(Vec::new())
                 };
-                stack.push((Node { pos, kind }, None));
+                let tag = written(tag.clone());
+                stack.push((Node { pos, kind, tag }, None));
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
@@ -210,6 +235,17 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
         attach(&mut stack, &mut documents, node);
     }
     Ok(documents)
+}
+
+/// A tag as a policy's author wrote it: `!!str` rather than the `tag:yaml.org,2002:str` it stands for.
+fn written(tag: Option<Cow<'_, Tag>>) -> Option<String> {
+    tag.map(|t| {
+        if t.is_yaml_core_schema() {
+            format!("!!{}", t.suffix)
+        } else {
+            t.to_string()
+        }
+    })
 }
 
 /// Puts a finished node into its parent, or closes a document when there is no parent.
@@ -261,6 +297,49 @@ mod tests {
         assert_eq!(scalar_of("yes"), Scalar::Str("yes"));
         assert_eq!(scalar_of("1e3"), Scalar::Float(1000.0));
         assert_eq!(scalar_of("10m"), Scalar::Str("10m"));
+    }
+
+    /// Where yaml_serde departs from the core schema (a leading zero makes a string, `0b` a binary integer, no sign
+    /// after a radix prefix), the validator's reading follows it: the shrunk input of the loader's property test was
+    /// `perCycle: 010`, passed as ten by the validator and refused by serde as a string.
+    #[test]
+    fn plain_scalars_read_as_yaml_serde_reads_them_where_it_departs_from_the_schema() {
+        for text in ["010", "-010", "+010", "00", "-00"] {
+            assert_eq!(
+                scalar_of(text),
+                Scalar::Str(Box::leak(text.to_owned().into_boxed_str())),
+                "{text}"
+            );
+        }
+        assert_eq!(scalar_of("0"), Scalar::Int(0));
+        assert_eq!(scalar_of("-0"), Scalar::Int(0));
+        assert_eq!(scalar_of("+5"), Scalar::Int(5));
+        assert_eq!(scalar_of("010.5"), Scalar::Float(10.5));
+        assert_eq!(scalar_of("0b101"), Scalar::Int(5));
+        assert_eq!(scalar_of("-0x10"), Scalar::Int(-16));
+        assert_eq!(scalar_of("0o17"), Scalar::Int(15));
+        assert_eq!(scalar_of("0x+5"), Scalar::Str("0x+5"));
+        assert_eq!(scalar_of("0x-5"), Scalar::Str("0x-5"));
+        assert_eq!(scalar_of("0x"), Scalar::Str("0x"));
+        assert_eq!(scalar_of("-9223372036854775808"), Scalar::Int(i64::MIN));
+        assert_eq!(
+            scalar_of("9223372036854775808"),
+            Scalar::Float(9_223_372_036_854_775_808.0)
+        );
+    }
+
+    #[test]
+    fn tags_are_kept_as_written_beside_the_value() {
+        let doc = parse("a: !!str 5\nb: !Ref x\nc: !!map {}\n").unwrap().remove(0);
+        let Kind::Map(pairs) = &doc.kind else { panic!() };
+        let tags: Vec<Option<&str>> = pairs.iter().map(|(_, v)| v.tag.as_deref()).collect();
+        assert_eq!(tags, [Some("!!str"), Some("!Ref"), Some("!!map")]);
+        assert_eq!(
+            pairs[0].1.scalar(),
+            Some(Scalar::Int(5)),
+            "read untagged; the validator refuses the tag"
+        );
+        assert_eq!(doc.to_json()["b"], "x", "CloudFormation's values stay readable");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub struct Summary {
 /// Checks one document; appends `(position, message)` for every error found.
 pub fn check(doc: &Node, errors: &mut Vec<(Pos, String)>) -> Summary {
     let mut c = Checker { errors };
+    c.tags(doc, "policy");
     let mut summary = Summary::default();
     let Some(top) = c.mapping(
         doc,
@@ -74,8 +75,8 @@ pub fn parse_percent(text: &str) -> Result<u32, String> {
 }
 
 fn is_radix_prefixed(node: &Node) -> bool {
-    matches!(&node.kind, Kind::Scalar { text, .. } if text.trim_start_matches(['-', '+']).starts_with("0x")
-        || text.trim_start_matches(['-', '+']).starts_with("0o"))
+    matches!(&node.kind, Kind::Scalar { text, .. }
+        if ["0x", "0o", "0b"].iter().any(|p| text.trim_start_matches(['-', '+']).starts_with(p)))
 }
 
 /// The closest known word within a small edit distance, for "did you mean".
@@ -118,6 +119,45 @@ struct Checker<'e> {
 impl Checker<'_> {
     fn error(&mut self, pos: Pos, message: String) {
         self.errors.push((pos, message));
+    }
+
+    /// Reports every tagged node under `node`. A tag changes what a value is (`!!str 5` is the string "5", `!Ref x`
+    /// is something else again) while the checks below read values untagged, as YAML's core schema resolves them:
+    /// `perService: !!str 5` passed them as a count and then failed in serde's reading as a percentage, placed at
+    /// the document's first line. A policy has no use for tags, so each is refused where it is written, as aliases
+    /// are.
+    fn tags(&mut self, node: &Node, path: &str) {
+        if let Some(tag) = &node.tag {
+            self.error(
+                node.pos,
+                format!(
+                    "{path}: tags such as {tag} are not supported in policies; write the value without it (quoted, \
+                     if it is a string)"
+                ),
+            );
+        }
+        match &node.kind {
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.tags(item, &format!("{path}[{i}]"));
+                }
+            }
+            Kind::Map(pairs) => {
+                for (key, value) in pairs {
+                    self.tags(key, path);
+                    let name = match &key.kind {
+                        Kind::Scalar { text, .. } => text.as_str(),
+                        _ => "?",
+                    };
+                    if path == "policy" {
+                        self.tags(value, name);
+                    } else {
+                        self.tags(value, &format!("{path}.{name}"));
+                    }
+                }
+            }
+            Kind::Scalar { .. } | Kind::Alias => {}
+        }
     }
 
     /// Checks that `node` is a mapping with only `known` keys, each once, and every `required` one present.
@@ -608,6 +648,31 @@ mod tests {
         assert_eq!(suggest("treshold", &["metric", "threshold"]), Some("threshold"));
         assert_eq!(suggest("banana", &["metric", "threshold"]), None);
         assert_eq!(suggest("cpu-reserved", Metric::NAMES), Some("cpu-unreserved"));
+    }
+
+    #[test]
+    fn a_tag_is_refused_where_it_is_written_with_the_path_of_its_value() {
+        let doc = super::super::spanned::parse(
+            "spec:\n  budgets: {perService: !!str 5}\n  clusters: !custom [a, !!str b]\n  !!str metric: x\n",
+        )
+        .unwrap()
+        .remove(0);
+        let mut errors = Vec::new();
+        Checker { errors: &mut errors }.tags(&doc, "policy");
+        let shown: Vec<String> = errors
+            .iter()
+            .map(|(p, m)| format!("{}:{}: {m}", p.line, p.col))
+            .collect();
+        let tail = "are not supported in policies; write the value without it (quoted, if it is a string)";
+        assert_eq!(
+            shown,
+            [
+                format!("2:25: spec.budgets.perService: tags such as !!str {tail}"),
+                format!("3:13: spec.clusters: tags such as !custom {tail}"),
+                format!("3:25: spec.clusters[1]: tags such as !!str {tail}"),
+                format!("4:3: spec: tags such as !!str {tail}"),
+            ]
+        );
     }
 
     #[test]

@@ -220,11 +220,6 @@ fn read_blob(repo: &gix::Repository, id: gix::ObjectId, path: PathBuf) -> Result
             object.data.len()
         )));
     }
-    let text = String::from_utf8(object.data.clone()).map_err(|e| {
-        fail(format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = policy::decode(&path, object.data.clone())?;
     Ok(PolicyFile { path, text })
 }

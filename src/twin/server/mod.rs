@@ -63,6 +63,12 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// The `X-Amz-Target` prefix of ECS's operations.
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
+/// The name of every ECS operation the twin serves (its `X-Amz-Target` after [`TARGET_PREFIX`]), for clients and
+/// tests that must cover them all.
+pub fn operations() -> impl Iterator<Item = &'static str> {
+    request::OPERATIONS.iter().map(|o| o.name)
+}
+
 /// How the served twin runs.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeConfig {
