@@ -19,8 +19,9 @@ if ! command -v aws >/dev/null 2>&1 || ! python3 -c 'import boto3' 2>/dev/null; 
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
-# `crash-points` builds the hidden `--crash-at` flag the crash-recovery tests need (tests/production.rs); without
-# it those tests are left out, so CI always turns it on.
+# `crash-points` builds the hidden `--crash-at` flag the crash-recovery tests need (tests/production.rs), and
+# `chaos` the hidden `--time-scale` and `--unfenced` flags of the short chaos soak (tests/chaos.rs); without them
+# those tests are left out, so CI always turns them on.
 # cfn-lint checks the CloudFormation stack (deploy/); tests/deploy.rs checks it against the program.
 if ! command -v cfn-lint >/dev/null 2>&1; then
   python3 -m pip install --quiet 'cfn-lint>=1.51,<2'
@@ -29,7 +30,7 @@ fi
 echo "cfn-lint $(cfn-lint --version | awk '{print $2}'): deploy/cloudformation/ecs-rebalancer.yaml"
 cfn-lint deploy/cloudformation/ecs-rebalancer.yaml
 
-features=(--features crash-points)
+features=(--features crash-points,chaos)
 status=0
 { cargo test --locked "${features[@]}" --lib --bins --tests && cargo test --locked "${features[@]}" --doc; } 2>&1 |
   tee "$log" || status=$?

@@ -24,6 +24,8 @@ use crate::reconcile::CrashPoint;
 use crate::reconcile::{error_policy, Controller, CycleError, CycleReport};
 use crate::source::{PolicySource, Update};
 
+#[cfg(feature = "chaos")]
+pub mod chaos;
 pub mod repeats;
 
 use repeats::Repeats;
@@ -37,6 +39,35 @@ pub struct Settings {
     /// Where to stop dead, for the crash-recovery tests (`--crash-at`; only in builds with the `crash-points` feature).
     #[cfg(feature = "crash-points")]
     pub crash_at: Option<CrashPoint>,
+    /// The chaos soak's switches (`--time-scale`, `--unfenced`; only in builds with the `chaos` feature).
+    #[cfg(feature = "chaos")]
+    pub chaos: chaos::Chaos,
+}
+
+impl Settings {
+    /// How long the run loop waits for `wait`: shortened in a chaos soak (`chaos::Chaos::scaled`).
+    fn paced(&self, wait: Duration) -> Duration {
+        #[cfg(feature = "chaos")]
+        {
+            self.chaos.scaled(wait)
+        }
+        #[cfg(not(feature = "chaos"))]
+        {
+            wait
+        }
+    }
+
+    /// Whether this replica acts without the lease: only a chaos build's deliberately broken `--unfenced` replica.
+    fn unfenced(&self) -> bool {
+        #[cfg(feature = "chaos")]
+        {
+            self.chaos.unfenced
+        }
+        #[cfg(not(feature = "chaos"))]
+        {
+            false
+        }
+    }
 }
 
 /// What one `once` did; each maps to an exit code (docs/operations.md).
@@ -173,7 +204,12 @@ fn leading_controller<'a, E: EcsApi + Sync, L: Ledger + Sync>(
     settings: &Settings,
     elector: &Elector,
 ) -> Controller<'a, E, L> {
-    let controller = Controller::new(ecs, ledger, policy, &settings.cluster).under_lease(elector.view());
+    let controller = Controller::new(ecs, ledger, policy, &settings.cluster);
+    let controller = if settings.unfenced() {
+        controller
+    } else {
+        controller.under_lease(elector.view())
+    };
     #[cfg(feature = "crash-points")]
     let controller = controller.crash_at(settings.crash_at);
     controller
@@ -317,15 +353,14 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
                     tracing::warn!(error = %e, kind = e.label(), repeated = held_back, "{LEASE_ROUND_FAILED}");
                 }
                 if elector.view().fence().is_none() {
-                    next_round = jittered(error_policy(&CycleError::Ledger(e)));
+                    next_round = settings.paced(jittered(error_policy(&CycleError::Ledger(e))));
                 }
             }
         }
-        let may_act = standing.may_act(controller.as_ref().map(Controller::policy), &elector, &source);
-        if let Some(c) = controller
-            .as_mut()
-            .filter(|_| may_act && elector.view().fence().is_some() && Instant::now() >= next_cycle)
-        {
+        let may_act = settings.unfenced()
+            || (standing.may_act(controller.as_ref().map(Controller::policy), &elector, &source)
+                && elector.view().fence().is_some());
+        if let Some(c) = controller.as_mut().filter(|_| may_act && Instant::now() >= next_cycle) {
             let result = with_renewal(&mut elector, ledger, metrics, c.cycle(Utc::now())).await;
             observe_cycle(metrics, &settings.cluster, &result);
             if result.as_ref().is_err_and(CycleError::is_configuration) {
@@ -340,13 +375,14 @@ pub async fn run<E: EcsApi + Sync, L: Ledger + Sync>(
                 Ok(report) => report.requeue_after,
                 Err(e) => error_policy(e),
             };
-            next_cycle = Instant::now() + jittered(wait);
+            next_cycle = Instant::now() + settings.paced(jittered(wait));
         }
         // IMPORTANT: only a replica that may act waits for its next cycle; for a follower `next_cycle` is in the
         // past, and waking for it would poll the ledger as fast as the floor below allows.
-        let wake = match elector.view().fence() {
-            Some(_) if may_act => next_round.min(next_cycle.saturating_duration_since(Instant::now())),
-            _ => next_round,
+        let wake = if may_act {
+            next_round.min(next_cycle.saturating_duration_since(Instant::now()))
+        } else {
+            next_round
         };
         tokio::select! {
             () = &mut shutdown => break,

@@ -29,11 +29,13 @@ const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetada
                       clusters: [c]\n  metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  mode: enforce\n  \
                       interval: 5m\n";
 
-/// The memory ledger, counting every call, failing every call with `fail` when set.
+/// The memory ledger, counting every call (and reads of the action log apart), failing every call with `fail` when
+/// set.
 #[derive(Default)]
 struct Counting {
     inner: MemoryLedger,
     calls: AtomicU32,
+    log_reads: AtomicU32,
     fail: Mutex<Option<LedgerError>>,
 }
 
@@ -83,6 +85,7 @@ impl Ledger for Counting {
 
     async fn since(&self, cluster: &str, since: DateTime<Utc>) -> Result<Vec<ActionRecord>, LedgerError> {
         self.enter()?;
+        self.log_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.since(cluster, since).await
     }
 
@@ -220,6 +223,8 @@ async fn run_for<L: Ledger + Sync>(ecs: &Ecs, ledger: &L, how_long: Duration) ->
         lease: LeaseConfig::new(LEASE),
         #[cfg(feature = "crash-points")]
         crash_at: None,
+        #[cfg(feature = "chaos")]
+        chaos: Default::default(),
     };
     let logs = Logs::default();
     let writer = logs.clone();
@@ -258,6 +263,30 @@ async fn a_follower_reads_the_ledger_once_per_third_of_a_lease() {
     let calls = ledger.calls();
     assert!((55..=61).contains(&calls), "{calls} ledger calls in 600 s");
     assert_eq!(ecs.observations.load(Ordering::SeqCst), 0, "a follower never observes");
+}
+
+/// The action log is the ledger's one read that grows with history (a record per action, kept 30 days): settling
+/// and planning share one read of it per cycle.
+#[tokio::test(start_paused = true)]
+async fn a_cycle_reads_the_action_log_once() {
+    let ledger = Counting::default();
+    let ecs = Ecs::new(None);
+    let (result, logs) = run_for(&ecs, &ledger, Duration::from_secs(200)).await;
+    result.unwrap();
+    let cycles = logs.count("ecs_rebalancer::run: cycle ");
+    assert!(cycles >= 2, "{cycles} cycles:\n{}", logs.text());
+    assert!(
+        logs.count("sent to ECS") >= 1,
+        "the hot cluster was acted on:\n{}",
+        logs.text()
+    );
+    assert!(logs.count("settled") >= 1, "an action was settled:\n{}", logs.text());
+    assert_eq!(
+        ledger.log_reads.load(Ordering::SeqCst) as usize,
+        cycles,
+        "{}",
+        logs.text()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod chaos;
 mod cluster_query_language;
 mod damaged_ledger;
 mod deploy;
@@ -16,6 +17,7 @@ mod placement_properties;
 mod placement_rules;
 mod plan_properties;
 mod plan_rules;
+mod policy_bounds;
 mod policy_files;
 mod policy_from_git;
 mod production;

@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """Chaos soak (issue 18): real processes, real faults, an independent invariant checker.
 
-    scripts/chaos/chaos.py --bin target/release/ecs-rebalancer --snapshot S.json --policy P.yaml \\
-        --seed 1 --cycles 300 --minutes 20 --out /tmp/chaos
+    scripts/chaos/chaos.py --bin BIN --snapshot S.json --policy scripts/chaos/policy.yaml --cluster NAME \\
+        --seed 1 --cycles 3000 --minutes 60 --time-scale 50 --lease 3 --out /tmp/chaos
+
+BIN is built with the test-only `chaos` feature when `--time-scale` or `--unfenced` is given
+(`cargo build --profile bench --features chaos`): `--time-scale 50` turns the policy's 10 s interval and the
+controller's error back-offs (60 s, 120 s) into 0.2 s, 1.2 s and 2.4 s; the lease, cooldowns and deadlines stay in
+wall-clock time. `--unfenced` starts replica r1 as the deliberately broken build (it acts without the lease), which
+the checker must catch (tests/chaos.rs). `--events` picks the faults made (all by default).
 
 It starts `moto_server` (DynamoDB) behind a TCP proxy the soak can cut, `twin serve` with throttling and injected
 faults, and two `run` replicas sharing one ledger table. At seeded random moments it kills a replica with SIGKILL
-(and starts it again), pauses the leader with SIGSTOP past its lease (SIGCONT after), cuts DynamoDB for a while (the
-proxy refuses connections; moto keeps its state), registers new empty instances in the twin, and drains an instance
+(and starts it again), pauses the lease's holder with SIGSTOP past its lease (SIGCONT after), cuts DynamoDB for a
+while (the proxy refuses connections; moto keeps its state), registers new empty instances in the twin, and drains an instance
 with the AWS CLI (someone else's drain, ended later the same way). It stops after `--cycles` controller cycles
 (counted from the replicas' `cycle` and `cycle failed` log lines) or `--minutes`, lets what is in flight play out, and prints the
-reliability table as JSON, with the checker's verdict (scripts/chaos/check.py). Exit status 1 if any invariant was
-violated.
+reliability table as JSON, with the checker's verdict (scripts/chaos/check.py). Replica r0 starts first and leads;
+r1 starts once r0 leads. A replica that exits on its own (a panic, a fatal error) is a finding: it is listed under
+`replicaExits` and started again. Exit status 1 if any invariant was violated or a replica exited on its own.
 """
 
 import argparse
@@ -31,6 +38,10 @@ import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check import Checker  # noqa: E402
+
+MAX_SCALE_OUTS = 8
+# The faults the soak makes, with their odds against a quiet spell's 2.
+EVENTS = {"kill": 3, "pause": 2, "outage": 2, "scale-out": 2, "foreign-drain": 3}
 
 CLUSTER_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -136,6 +147,20 @@ class Replica:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
 
+    def wait_for(self, message, seconds):
+        """Waits until the current process logged `message`."""
+        end = time.time() + seconds
+        while time.time() < end:
+            with open(self.starts[-1][2], errors="replace") as f:
+                if f'"message":"{message}"' in f.read():
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not log {message!r} within {seconds} s")
+
+    def exited(self):
+        """The exit status if the process ended on its own (the soak ends its replicas only by signals)."""
+        return self.proc.poll() if self.proc else None
+
 
 def count_cycles(replicas):
     n = 0
@@ -160,6 +185,15 @@ def holders(replicas):
     return found
 
 
+def leader(replicas, checker):
+    """The replica whose running process holds the lease, by the checker's last look at it (None: no one)."""
+    if not checker.leases or checker.leases[-1][3]:
+        return None
+    by_pid = holders(replicas)
+    holder = checker.leases[-1][1]
+    return next((r for r in replicas if r.proc and by_pid.get(r.proc.pid) == holder), None)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", required=True)
@@ -171,10 +205,21 @@ def main():
     p.add_argument("--minutes", type=float, default=20)
     p.add_argument("--tick", default="10")
     p.add_argument("--lease", type=float, default=6.0, help="seconds")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="divide the replicas' waits by this (a build with the `chaos` feature)")
+    p.add_argument("--unfenced", action="store_true",
+                   help="replica r1 acts without the lease: the deliberately broken build the checker must catch")
+    p.add_argument("--events", default="kill,pause,outage,scale-out,foreign-drain",
+                   help="the faults to make, comma-separated (default: all)")
+    p.add_argument("--settle", type=float, default=None,
+                   help="seconds to let in-flight actions play out at the end (default: four leases and a minute)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(a.seed)
+    allowed = set(a.events.split(","))
+    if allowed - set(EVENTS):
+        p.error(f"unknown events: {sorted(allowed - set(EVENTS))}; known: {sorted(EVENTS)}")
     procs = []
 
     moto_port = free_port()
@@ -204,26 +249,47 @@ def main():
     for name in ("r0", "r1"):
         args = [a.bin, "run", "--policy", a.policy, "--cluster", a.cluster, "--table", table,
                 "--lease-duration", f"{a.lease}s", "--listen", f"127.0.0.1:{free_port()}"]
+        if a.time_scale != 1.0:
+            args += ["--time-scale", str(a.time_scale)]
+        if a.unfenced and name == "r1":
+            args += ["--unfenced"]
         replicas.append(Replica(name, args, env, a.out))
-    for r in replicas:
-        r.start()
+    # r0 starts first and leads; r1 follows it (with --unfenced, every mutation r1 sends while r0 leads is one
+    # the checker must flag).
+    replicas[0].start()
+    replicas[0].wait_for("leading", 60)
+    replicas[1].start()
 
     db = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="eu-west-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
     pids = lambda ua: next((pid for r in replicas for app, pid, _ in r.starts if f"app/{app}" in ua), None)  # noqa: E731
     deadline = 30 * 60 + 4 * a.lease + 60  # the controller's action deadline, and a cycle, a takeover and an outage
     checker = Checker(twin_url, db, table, a.cluster, deadline, pids)
-    counts = {"kills": 0, "pauses": 0, "outages": 0, "scale-outs": 0, "foreign drains": 0}
+    counts = {"kills": 0, "pauses": 0, "leader pauses": 0, "outages": 0, "scale-outs": 0, "foreign drains": 0}
     cli = ["aws", "--endpoint-url", twin_url, "--region", "eu-west-1", "ecs"]
     foreign = []
     started = time.time()
+    exits = []
     try:
-        while count_cycles(replicas) < a.cycles and time.time() - started < a.minutes * 60:
-            for _ in range(rng.randint(4, 12)):
+        def watch(half_seconds):
+            """Polls the checker; a replica that exited on its own is a finding, and is started again."""
+            for _ in range(half_seconds):
                 time.sleep(0.5)
                 checker.poll()
-            event = rng.choices(["kill", "pause", "outage", "scale-out", "foreign-drain", "nothing"],
-                                weights=[3, 2, 2, 1, 1, 3])[0]
+                for r in replicas:
+                    if r.exited() is not None:
+                        exits.append(f"{r.starts[-1][2]}: exit status {r.exited()}")
+                        r.start()
+
+        while count_cycles(replicas) < a.cycles and time.time() - started < a.minutes * 60:
+            watch(rng.randint(4, 12))
+            event = rng.choices(list(EVENTS) + ["nothing"], weights=list(EVENTS.values()) + [2])[0]
+            if event not in allowed:
+                event = "nothing"
+            # The cluster grows by at most MAX_SCALE_OUTS instances; past that, a scale-out is another foreign
+            # drain (drained, then made ACTIVE again empty: the imbalance an instance replacement leaves).
+            if event == "scale-out" and counts["scale-outs"] >= MAX_SCALE_OUTS:
+                event = "foreign-drain"
             if event == "kill":
                 r = rng.choice(replicas)
                 r.signal(signal.SIGKILL)
@@ -232,18 +298,17 @@ def main():
                 r.start()
                 counts["kills"] += 1
             elif event == "pause":
-                r = rng.choice(replicas)
+                # The leader, when one holds the lease: the deposed leader that wakes up is the case to test.
+                r = leader(replicas, checker)
+                counts["leader pauses"] += r is not None
+                r = r or rng.choice(replicas)
                 r.signal(signal.SIGSTOP)
-                for _ in range(int(a.lease * 4)):
-                    time.sleep(0.5)
-                    checker.poll()
+                watch(int(a.lease * 4))
                 r.signal(signal.SIGCONT)
                 counts["pauses"] += 1
             elif event == "outage":
                 proxy.cut()
-                for _ in range(rng.randint(4, 16)):
-                    time.sleep(0.5)
-                    checker.poll()
+                watch(rng.randint(4, 16))
                 proxy.restore()
                 counts["outages"] += 1
             elif event == "scale-out":
@@ -271,9 +336,8 @@ def main():
                     foreign.append(arn)
                     counts["foreign drains"] += 1
         # Let what is in flight play out, with every fault but the soak's own stopped.
-        for _ in range(int(4 * a.lease + 60) * 2):
-            time.sleep(0.5)
-            checker.poll()
+        settle = a.settle if a.settle is not None else 4 * a.lease + 60
+        watch(int(settle * 2))
         verdict = checker.verdict(holders(replicas))
     finally:
         for r in replicas:
@@ -293,9 +357,10 @@ def main():
         "cycles": count_cycles(replicas),
         **counts,
         **verdict,
+        "replicaExits": exits,
     }
     print(json.dumps(table_out, indent=2))
-    sys.exit(1 if any(verdict["violations"].values()) else 0)
+    sys.exit(1 if any(verdict["violations"].values()) or exits else 0)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ The invariants (docs/operations.md states them as the controller's promises):
 
 - claimed-first: every mutation the controller sent names a record claimed before it (a stop's `stoppedReason`
   holds its action id; a drain, its revert and a redeploy have a record of that kind for their target);
-- fenced: no mutation came from a replica while the lease was provably another's (the same lease version seen
-  just before and just after it, naming another holder);
+- fenced: no mutation came from a replica while the lease was provably another's: the same epoch seen just
+  before and just after it, naming another holder or released (every takeover raises the epoch, so a replica that
+  held the lease at any moment in between would have left a higher one);
 - once: no action was sent twice (one SDK invocation per action; the SDK's retries share an invocation id);
 - floor: no service was seen below its healthy floor, and the twin counted no floor violation;
 - no-stranded-drain: no instance the controller drained stayed DRAINING past the action deadline;
@@ -60,7 +61,7 @@ class Checker:
         self.cluster = cluster
         self.deadline_ms = int(deadline_s * 1000)
         self.sender_pid = sender_pid
-        self.leases = []  # (wall ms, holder, version, released)
+        self.leases = []  # (wall ms, holder, epoch, released)
         self.violations = {k: [] for k in INVARIANTS}
         self.polls = 0
 
@@ -93,7 +94,7 @@ class Checker:
         except Exception:  # the table may be in an outage the soak made; the twin is still checked
             lease = None
         if lease:
-            self.leases.append((now, attr(lease, "holder"), attr(lease, "version"), bool(attr(lease, "released"))))
+            self.leases.append((now, attr(lease, "holder"), attr(lease, "epoch"), bool(attr(lease, "released"))))
         snap = get_json(self.twin + "/__twin/snapshot")
         self.polls += 1
         for s in snap.get("services", []):

@@ -144,6 +144,11 @@ pub async fn connect(args: &ControllerArgs) -> anyhow::Result<(aws_config::SdkCo
         lease: LeaseConfig::new(args.lease_duration),
         #[cfg(feature = "crash-points")]
         crash_at: args.crash_at,
+        #[cfg(feature = "chaos")]
+        chaos: ecs_rebalancer::run::chaos::Chaos {
+            time_scale: args.time_scale,
+            unfenced: args.unfenced,
+        },
     };
     Ok((conf, settings))
 }

@@ -300,6 +300,14 @@ pub struct ControllerArgs {
     #[cfg(feature = "crash-points")]
     #[arg(long, hide = true)]
     pub crash_at: Option<ecs_rebalancer::reconcile::CrashPoint>,
+    /// For the chaos soak: divide every wait of the run loop by this. Only in builds with the `chaos` feature.
+    #[cfg(feature = "chaos")]
+    #[arg(long, hide = true, default_value = "1", value_parser = ecs_rebalancer::run::chaos::time_scale)]
+    pub time_scale: f64,
+    /// For the chaos soak's broken build: act without the lease (fencing off). Only with the `chaos` feature.
+    #[cfg(feature = "chaos")]
+    #[arg(long, hide = true)]
+    pub unfenced: bool,
 }
 
 // The options of every command that talks to AWS.

@@ -499,6 +499,18 @@ impl CooldownTarget {
 /// Builds the planner's view of the ledger at `now`. An unreadable action item that may be in flight is handed on
 /// as such: the planner leaves what it names alone.
 pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> Result<LedgerView, LedgerError> {
+    let log = ledger.read_actions(cluster, DateTime::<Utc>::MIN_UTC).await?;
+    view_of(ledger, cluster, log, now).await
+}
+
+/// [`view`] over a log of the cluster's actions already read (a cycle reads it once, to settle and then to plan);
+/// only the cooldowns are read here.
+pub async fn view_of<L: Ledger>(
+    ledger: &L,
+    cluster: &str,
+    log: ActionLog,
+    now: DateTime<Utc>,
+) -> Result<LedgerView, LedgerError> {
     use crate::plan::{InFlight, UnreadableRecord};
     let mut view = LedgerView::default();
     for (target, until) in ledger.cooldowns(cluster, now).await? {
@@ -509,7 +521,6 @@ pub async fn view<L: Ledger>(ledger: &L, cluster: &str, now: DateTime<Utc>) -> R
     }
     // One read of the cluster's actions serves work in flight, the hourly budget and spent stops.
     let hour_ago = now - chrono::Duration::hours(1);
-    let log = ledger.read_actions(cluster, DateTime::<Utc>::MIN_UTC).await?;
     for r in log.records {
         if r.state.in_flight() {
             view.in_flight.push(match &r.mv {

@@ -12,9 +12,20 @@ use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
 use crate::moves::{some_of, InstanceSet, Move, LANDING_SHOWN};
 use crate::plan::PlannedAction;
 
+/// What became of one planned action.
+#[derive(Debug)]
+pub(super) enum Acted {
+    /// Claimed and sent to ECS (its id).
+    Sent(String),
+    /// Claimed, and left in flight for the next settle to find out (why): the lease went stale before sending, or
+    /// ECS's answer was lost.
+    LeftClaimed(String),
+    /// Not claimed, or refused by ECS (why).
+    NotSent(String),
+}
+
 impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
-    /// Claims and carries out one planned action, if its target is still as planned. Returns its id when sent, or
-    /// why it was not.
+    /// Claims and carries out one planned action, if its target is still as planned.
     pub(super) async fn act(
         &mut self,
         action: &PlannedAction,
@@ -22,14 +33,14 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         planned_on: &Cluster,
         fresh: &Cluster,
         now: DateTime<Utc>,
-    ) -> Result<Result<String, String>, CycleError> {
+    ) -> Result<Acted, CycleError> {
         if let Err(why) = still_valid(action, planned_on, fresh, now) {
-            return Ok(Err(why));
+            return Ok(Acted::NotSent(why));
         }
         let record = self.record(action, gain, planned_on, fresh, now);
         let fence = match self.fence() {
             Ok(f) => f,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Acted::NotSent(why)),
         };
         let record = ActionRecord {
             holder: fence.as_ref().map(|f| f.holder.clone()).unwrap_or_default(),
@@ -41,12 +52,12 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             Ok(Claim::Claimed) => {}
             Ok(Claim::AlreadyClaimed(existing)) => {
                 tracing::info!(target: LOG, action = %id, state = existing.state.as_str(), "already claimed; not acting again");
-                return Ok(Err(format!("already claimed ({:?})", existing.state)));
+                return Ok(Acted::NotSent(format!("already claimed ({:?})", existing.state)));
             }
             // Its id is taken by an item that cannot be read: whatever it was, it is not repeated.
             Err(LedgerError::Unreadable(u)) => {
                 tracing::warn!(target: LOG, action = %id, error = %u.describe(), "already claimed by an unreadable item; not acting");
-                return Ok(Err(format!(
+                return Ok(Acted::NotSent(format!(
                     "already claimed by an item that cannot be read ({})",
                     u.key
                 )));
@@ -54,7 +65,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             // The table cannot hold its record, so it cannot be made safely; the other moves still can.
             Err(e @ LedgerError::TooLarge { .. }) => {
                 tracing::warn!(target: LOG, action = %id, error = %e, "not acting");
-                return Ok(Err(e.to_string()));
+                return Ok(Acted::NotSent(e.to_string()));
             }
             Err(e) => return Err(e.into()),
         }
@@ -71,7 +82,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         // The claim is recorded; if the lease went stale meanwhile, leave it claimed for whoever leads to settle.
         if let Err(why) = self.fence() {
             tracing::warn!(target: LOG, action = %id, "{why}; left claimed for the leader to settle");
-            return Ok(Err(format!("claimed, then {why}")));
+            return Ok(Acted::LeftClaimed(format!("claimed, then {why}")));
         }
         let result = self.send(&action.mv, &id).await;
         #[cfg(feature = "crash-points")]
@@ -88,16 +99,16 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 let kind = action.mv.kind().as_str().to_owned();
                 *self.stats.actions_by_kind.entry(kind).or_default() += 1;
                 self.stats.tasks_restarted += action.tasks_restarted;
-                Ok(Ok(id))
+                Ok(Acted::Sent(id))
             }
             // Not retried blindly: the record stays claimed, and the next cycle's settle step asks ECS what happened.
-            Err(EcsError::Unknown(why)) => Ok(Err(format!("outcome unknown, to be settled: {why}"))),
+            Err(EcsError::Unknown(why)) => Ok(Acted::LeftClaimed(format!("outcome unknown, to be settled: {why}"))),
             Err(e) => {
                 self.ledger
                     .update(&self.cluster, &id, ActionState::Failed, Some(e.to_string()), now)
                     .await?;
                 self.stats.failed += 1;
-                Ok(Err(format!("ECS refused: {e}")))
+                Ok(Acted::NotSent(format!("ECS refused: {e}")))
             }
         }
     }

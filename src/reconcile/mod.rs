@@ -28,6 +28,8 @@ use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
 mod act;
+
+use act::Acted;
 #[cfg(feature = "crash-points")]
 mod crash;
 mod settle;
@@ -243,8 +245,18 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
     pub async fn cycle(&mut self, now: DateTime<Utc>) -> Result<CycleReport, CycleError> {
         self.stats.cycles += 1;
         let cluster = Cluster::new(self.ecs.observe_shared().await.map_err(CycleError::Observe)?)?;
-        let settled = self.settle(&cluster, now).await?;
-        let view = ledger::view(self.ledger, &self.cluster, now).await?;
+        let (settled, log) = self.settle(&cluster, now).await?;
+        // One read of the action log serves settling and planning; settling wrote what it finished into it.
+        let log = match log {
+            Some(log) => log,
+            None => {
+                self.ledger
+                    .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
+                    .await?
+            }
+        };
+        let mut in_flight = log.records.iter().filter(|r| r.state.in_flight()).count();
+        let view = ledger::view_of(self.ledger, &self.cluster, log, now).await?;
         // The episode lives in the ledger, so `once` runs and a new leader carry on the one a previous cycle started.
         let episode = self.ledger.read_episode(&self.cluster).await?.unwrap_or_default();
         let plan = plan::plan(&cluster, &self.policy, &view, now, episode.episode());
@@ -275,22 +287,21 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                 let gain = score - action.score_after;
                 score = action.score_after;
                 match self.act(action, gain, &cluster, &fresh, now).await? {
-                    Ok(id) => acted.push(Sent {
-                        id,
-                        kind: action.mv.kind(),
-                    }),
-                    Err(why) => not_sent.push((target_of(action), why)),
+                    Acted::Sent(id) => {
+                        in_flight += 1;
+                        acted.push(Sent {
+                            id,
+                            kind: action.mv.kind(),
+                        });
+                    }
+                    Acted::LeftClaimed(why) => {
+                        in_flight += 1;
+                        not_sent.push((target_of(action), why));
+                    }
+                    Acted::NotSent(why) => not_sent.push((target_of(action), why)),
                 }
             }
         }
-        let in_flight = (self
-            .ledger
-            .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
-            .await?
-            .records)
-            .iter()
-            .filter(|r| r.state.in_flight())
-            .count();
         let requeue_after = if in_flight > 0 {
             SETTLE_INTERVAL.min(self.policy.interval)
         } else {

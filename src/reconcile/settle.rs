@@ -7,18 +7,25 @@ use chrono::{DateTime, Utc};
 
 use super::{Controller, CycleError, Settled, ACTION_DEADLINE, LOG};
 use crate::ecs::{EcsApi, InstanceState};
-use crate::ledger::{ActionRecord, ActionState, CooldownTarget, Ledger};
+use crate::ledger::{ActionLog, ActionRecord, ActionState, CooldownTarget, Ledger};
 use crate::model::{Cluster, InstanceStatus, RolloutState, SchedulingStrategy, Task, TaskStatus};
 use crate::moves::Move;
 
 impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
-    /// Finishes what is in flight, from what ECS shows now.
-    pub(super) async fn settle(&mut self, cluster: &Cluster, now: DateTime<Utc>) -> Result<Vec<Settled>, CycleError> {
+    /// Finishes what is in flight, from what ECS shows now. Returns what finished, and the cluster's action log as it
+    /// stands after (what this replica settled is written into it as into the table), or `None` when another
+    /// replica settled a record meanwhile and the log must be read again.
+    pub(super) async fn settle(
+        &mut self,
+        cluster: &Cluster,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Settled>, Option<ActionLog>), CycleError> {
         let mut finished = Vec::new();
-        let log = self
+        let mut log = self
             .ledger
             .read_actions(&self.cluster, DateTime::<Utc>::MIN_UTC)
             .await?;
+        let mut current = true;
         for u in &log.unreadable {
             tracing::warn!(target: LOG,
                 item = %u.key,
@@ -27,7 +34,11 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 "a ledger item cannot be read: what it names is left alone until it is repaired or deleted"
             );
         }
-        for r in log.records.into_iter().filter(|r| r.state.in_flight()) {
+        for at in 0..log.records.len() {
+            let r = &log.records[at];
+            if !r.state.in_flight() {
+                continue;
+            }
             // Settling may set a drained instance ACTIVE again; a replica that cannot prove its lease leaves every
             // record as it is for the leader (an overdue drain recorded failed without its revert would strand it).
             if self.fence().is_err() {
@@ -38,13 +49,13 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             let verdict = match &r.mv {
                 Move::StopTask {
                     task_arn, service_name, ..
-                } => settle_stop(&r, task_arn, service_name, cluster),
-                Move::RedeployService { service_name } => settle_redeploy(&r, service_name, cluster),
+                } => settle_stop(r, task_arn, service_name, cluster),
+                Move::RedeployService { service_name } => settle_redeploy(r, service_name, cluster),
                 Move::DrainInstance {
                     container_instance_arn,
                     moved_tasks,
                 } => {
-                    self.settle_drain(&r, container_instance_arn, moved_tasks, cluster, overdue)
+                    self.settle_drain(r, container_instance_arn, moved_tasks, cluster, overdue)
                         .await
                 }
             };
@@ -63,8 +74,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 self.stats.failed += 1;
             }
             let mut outcome = outcome;
-            if let Some(landed) = landed.map(|l| seen_at_claim(l, &r, cluster)).filter(|l| !l.is_empty()) {
-                if let Some(note) = self.verify(&r, &landed, now).await? {
+            if let Some(landed) = landed.map(|l| seen_at_claim(l, r, cluster)).filter(|l| !l.is_empty()) {
+                if let Some(note) = self.verify(r, &landed, now).await? {
                     outcome.push_str(&note);
                 }
             }
@@ -74,20 +85,25 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 .await?
             {
                 tracing::info!(target: LOG, action = %r.id, "already settled by another replica");
+                current = false;
                 continue;
             }
             tracing::info!(target: LOG, action = %r.id, state = state.as_str(), outcome = %outcome, "settled");
             if state == ActionState::Done {
-                self.start_cooldowns(&r, now).await?;
+                self.start_cooldowns(r, now).await?;
             }
             finished.push(Settled {
                 id: r.id.clone(),
                 kind: r.mv.kind(),
                 state,
-                outcome,
+                outcome: outcome.clone(),
             });
+            let r = &mut log.records[at];
+            r.state = state;
+            r.outcome = Some(outcome);
+            r.updated_at = now;
         }
-        Ok(finished)
+        Ok((finished, current.then_some(log)))
     }
 
     async fn start_cooldowns(&self, r: &ActionRecord, now: DateTime<Utc>) -> Result<(), CycleError> {
