@@ -262,7 +262,12 @@ def main():
 
     db = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="eu-west-1",
                       aws_access_key_id="test", aws_secret_access_key="test")
-    pids = lambda ua: next((pid for r in replicas for app, pid, _ in r.starts if f"app/{app}" in ua), None)  # noqa: E731
+    def pids(user_agent):
+        """The replica process that sent a request, by the exact app id in its user agent (`chaos-r0-g1` is a prefix
+        of `chaos-r0-g12`, so a substring match would name the wrong generation)."""
+        m = re.search(r"app/(\S+)", user_agent or "")
+        return next((pid for r in replicas for app, pid, _ in r.starts if m and m.group(1) == app), None)
+
     deadline = 30 * 60 + 4 * a.lease + 60  # the controller's action deadline, and a cycle, a takeover and an outage
     checker = Checker(twin_url, db, table, a.cluster, deadline, pids)
     counts = {"kills": 0, "pauses": 0, "leader pauses": 0, "outages": 0, "scale-outs": 0, "foreign drains": 0}
@@ -339,6 +344,8 @@ def main():
         settle = a.settle if a.settle is not None else 4 * a.lease + 60
         watch(int(settle * 2))
         verdict = checker.verdict(holders(replicas))
+        with open(os.path.join(a.out, "checked.json"), "w") as f:
+            json.dump(dict(checker.data, holders=holders(replicas)), f)
     finally:
         for r in replicas:
             r.signal(signal.SIGCONT)

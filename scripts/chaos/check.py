@@ -126,6 +126,8 @@ class Checker:
         journal = get_json(self.twin + "/__twin/mutations")
         stats = get_json(self.twin + "/__twin/stats")["stats"]
         records = [i for i in self._items() if attr(i, "sk").startswith("action#")]
+        # Kept for a second look after the run (chaos.py writes them into its --out folder).
+        self.data = {"journal": journal, "records": records, "leases": self.leases}
         now = int(time.time() * 1000)
         v = self.violations
         if stats.get("floor_violations", 0):
