@@ -83,6 +83,26 @@ pub struct Report {
     pub simulated_seconds: i64,
     /// Broken rules found by auditing the end state against the start (must be empty).
     pub violations: Vec<String>,
+    /// The observed score at each cycle, with the tasks the twin had started by then: where the run was after how
+    /// much disruption, for comparing at equal balance ([`restarts_to_reach`]).
+    #[serde(skip)]
+    pub trajectory: Vec<Milestone>,
+}
+
+/// The score the controller observed at one cycle, and the tasks the twin had started for it by then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Milestone {
+    pub score: f64,
+    pub tasks_started: u64,
+}
+
+/// The tasks the controller's run had started when its observed score first was at or below `score`: its cost
+/// of reaching the balance another behaviour ended at. `None` when the run never got that low.
+pub fn restarts_to_reach(ours: &Report, score: f64) -> Option<u64> {
+    ours.trajectory
+        .iter()
+        .find(|m| m.score <= score + crate::plan::state::EPSILON)
+        .map(|m| m.tasks_started)
 }
 
 /// One line of progress, for `demo` and `simulate -o table`.
@@ -109,6 +129,7 @@ pub async fn run(
     let mut score_before = None;
     let mut score_after = 0.0;
     let mut converged = false;
+    let mut trajectory = Vec::new();
     let mut outcome = format!("stopped after {} cycles without holding the target", options.max_cycles);
     for cycle in 1..=options.max_cycles {
         let now = twin.now();
@@ -116,6 +137,10 @@ pub async fn run(
             Ok(report) => {
                 score_before.get_or_insert(report.plan.before.score);
                 score_after = report.plan.before.score;
+                trajectory.push(Milestone {
+                    score: report.plan.before.score,
+                    tasks_started: twin.stats().tasks_started,
+                });
                 on_cycle(&Progress {
                     cycle,
                     elapsed_seconds: (now - start).num_seconds(),
@@ -192,6 +217,7 @@ pub async fn run(
         backed_off: stats.backed_off,
         simulated_seconds: (twin.now() - start).num_seconds(),
         violations: audit(&initial, &end, policy),
+        trajectory,
     };
     (report, end)
 }
@@ -468,6 +494,9 @@ pub struct BaselineResult {
     pub final_score: f64,
     pub floor_violations: u64,
     pub simulated_seconds: i64,
+    /// The tasks ecs-rebalancer's run had started when it first observed a score at or below this behaviour's
+    /// final one: the two compared at equal balance. `None` when the run never got that low.
+    pub ours_to_reach: Option<u64>,
 }
 
 /// The policy's score of a snapshot.
@@ -502,12 +531,13 @@ fn count_cv(snapshot: &Snapshot) -> f64 {
 /// The two behaviours used in the field, played on the same scenario, from their published descriptions:
 /// (a) "partial drain" (maginetv/ecs-task-balancer), as [`partial_drain`] plays it; (b) force-redeploy every service
 /// when an empty instance joins (aws-samples ecs-refarch-task-rebalancing). Each runs for `duration` of simulated
-/// time.
+/// time. `ours` is ecs-rebalancer's run on the same scenario, to which each is compared at its own final score.
 pub async fn baselines(
     snapshot: &Snapshot,
     policy: &Policy,
     options: Options,
     duration: std::time::Duration,
+    ours: &Report,
 ) -> Vec<BaselineResult> {
     use crate::ecs::EcsApi;
     let mut out = Vec::new();
@@ -523,12 +553,14 @@ pub async fn baselines(
             twin.advance(wait);
         }
     }
+    let final_score = score_of(&twin.snapshot(), policy);
     out.push(BaselineResult {
         name: "partial drain (maginetv/ecs-task-balancer)".into(),
         tasks_started: twin.stats().tasks_started,
-        final_score: score_of(&twin.snapshot(), policy),
+        final_score,
         floor_violations: twin.stats().floor_violations,
         simulated_seconds: (twin.now() - start).num_seconds(),
+        ours_to_reach: restarts_to_reach(ours, final_score),
     });
 
     let twin = Twin::new(snapshot.clone(), options.twin);
@@ -554,12 +586,14 @@ pub async fn baselines(
         }
     }
     twin.advance(duration);
+    let final_score = score_of(&twin.snapshot(), policy);
     out.push(BaselineResult {
         name: "redeploy every service on a new instance (ecs-refarch-task-rebalancing)".into(),
         tasks_started: twin.stats().tasks_started,
-        final_score: score_of(&twin.snapshot(), policy),
+        final_score,
         floor_violations: twin.stats().floor_violations,
         simulated_seconds: (twin.now() - start).num_seconds(),
+        ours_to_reach: restarts_to_reach(ours, final_score),
     });
     out
 }
@@ -655,22 +689,24 @@ pub fn render_comparison(ours: &Report, baselines: &[BaselineResult]) -> String 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<72} {:>8} {:>8} {:>8}",
-        "behaviour", "started", "score", "floor"
+        "{:<72} {:>8} {:>8} {:>8} {:>13}",
+        "behaviour", "started", "score", "floor", "ours to reach"
     );
     let _ = writeln!(
         out,
-        "{:<72} {:>8} {:>8.3} {:>8}",
-        "ecs-rebalancer (this policy)", ours.tasks_started, ours.score_after, ours.floor_violations
+        "{:<72} {:>8} {:>8.3} {:>8} {:>13}",
+        "ecs-rebalancer (this policy)", ours.tasks_started, ours.score_after, ours.floor_violations, "-"
     );
     for b in baselines {
+        let reach = b.ours_to_reach.map_or_else(|| "never".to_owned(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "{:<72} {:>8} {:>8.3} {:>8}",
-            b.name, b.tasks_started, b.final_score, b.floor_violations
+            "{:<72} {:>8} {:>8.3} {:>8} {:>13}",
+            b.name, b.tasks_started, b.final_score, b.floor_violations, reach
         );
     }
     let _ = writeln!(out, "started: tasks the twin started (replacements, redeployed tasks, daemons after a drain); score: the policy's final score; floor: ticks below a service's healthy floor");
+    let _ = writeln!(out, "ours to reach: the tasks ecs-rebalancer had started when its score first reached that behaviour's final score (the two at equal balance)");
     out
 }
 
@@ -755,6 +791,28 @@ mod tests {
             "CV {:.3} is not above 25 %",
             count_cv(&twin.snapshot())
         );
+    }
+
+    /// The cost of reaching a score is read at the first cycle that observed it, or at none.
+    #[test]
+    fn restarts_to_reach_reads_the_first_cycle_at_or_below_the_score() {
+        let (mut report, _) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(run(start(), &policy(), Options::default(), |_| {}));
+        report.trajectory = [(0.7, 0), (0.5, 10), (0.3, 25), (0.3, 30), (0.4, 31)]
+            .map(|(score, tasks_started)| Milestone { score, tasks_started })
+            .to_vec();
+        assert_eq!(restarts_to_reach(&report, 0.9), Some(0), "already there at the start");
+        assert_eq!(restarts_to_reach(&report, 0.5), Some(10), "at equality");
+        assert_eq!(restarts_to_reach(&report, 0.45), Some(25));
+        assert_eq!(
+            restarts_to_reach(&report, 0.3),
+            Some(25),
+            "the first cycle, not a later one"
+        );
+        assert_eq!(restarts_to_reach(&report, 0.29), None, "never that low");
     }
 
     #[test]

@@ -902,3 +902,42 @@ fn the_plan_command_on_the_readme_example_moves_tasks_onto_the_new_instances() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--any-cluster needs exactly one policy"), "{stderr}");
 }
+
+/// Stops that get stuck leave the service to its redeploy (issue 13). Four small instances (2 vCPU) each run two
+/// tasks of `web`, spread by instance, and two of `steady` (which the policy leaves alone); two large ones (8 vCPU)
+/// run four of `steady` each. By capacity every `web` task belongs on a large instance. The first stops land there
+/// for sure, but once the large instances hold as many `web` tasks as the small ones, a replacement draws over small
+/// instances too and the stops' run gets stuck with `web` left on hot small instances (a redeploy after it would
+/// undo its fill). A redeploy starts its eight new tasks while the old ones still run: the large instances fill to
+/// two each first, the other four draw over all six, so at least as many land on large instances as the stops
+/// reach, and more on average. The stops are worth more per restart; the redeploy is preferred for what it reaches.
+#[test]
+fn a_service_whose_stops_get_stuck_is_left_to_its_redeploy() {
+    let mut b = ClusterBuilder::new("c");
+    for id in ["s1", "s2", "s3", "s4"] {
+        b = b.instance(instance(id).cpu(2048).memory(8192));
+    }
+    for id in ["l1", "l2"] {
+        b = b.instance(instance(id).cpu(8192).memory(32768));
+    }
+    b = b
+        .service(
+            service("web")
+                .spread("instanceId")
+                .deployment(50, 200)
+                .cpu(128)
+                .memory(256),
+        )
+        .service(service("steady").cpu(128).memory(256));
+    for id in ["s1", "s2", "s3", "s4"] {
+        b = b.tasks("web", id, 2).tasks("steady", id, 2);
+    }
+    for id in ["l1", "l2"] {
+        b = b.tasks("steady", id, 4);
+    }
+    let c = b.build();
+    let extra = generous("stop-tasks, redeploy-services") + "  exclude: {services: [steady]}\n";
+    let p = run(&c, &policy("count", &extra));
+    assert_eq!(kinds(&p), ["redeploy-service"], "{:#?}", p.skipped);
+    assert_eq!(p.actions[0].tasks_restarted, 8);
+}

@@ -452,3 +452,54 @@ fn skipping_idle_passes_changes_nothing_event_for_event() {
         assert!(end == reference_end, "{name}: the end state");
     }
 }
+
+/// Against the two behaviours used in the field, compared at equal balance: by the time the controller's score is
+/// as low as the one each baseline ends at, it has restarted fewer tasks than that baseline did (issue 13). On the
+/// demo and on a 12-instance scale-out.
+#[test]
+fn at_equal_balance_the_controller_restarts_fewer_tasks_than_either_baseline() {
+    // docs/benchmarks.md's policy for the generated shapes.
+    let shared = policy(
+        "  actions: [stop-tasks, redeploy-services, drain-instances]\n  \
+         budgets: {maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}\n",
+    );
+    for (name, snapshot, policy) in [
+        ("demo", scenarios::demo_snapshot(), scenarios::demo_policy()),
+        ("scale-out-12", scenarios::scale_out("sim", 8, 4, 12, 2, 2), shared),
+    ] {
+        let (ours, _) = run(snapshot.clone(), &policy);
+        assert_safe(&ours);
+        let options = Options {
+            reachable: false,
+            ..Options::default()
+        };
+        let baselines = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(simulate::baselines(
+                &snapshot,
+                &policy,
+                options,
+                simulate::BASELINE_DURATION,
+                &ours,
+            ));
+        assert_eq!(baselines.len(), 2, "{name}");
+        for b in &baselines {
+            let reach = b.ours_to_reach.unwrap_or_else(|| {
+                panic!(
+                    "{name}: the controller never got down to {}'s {}",
+                    b.name, b.final_score
+                )
+            });
+            assert!(
+                reach < b.tasks_started,
+                "{name}: {reach} tasks to reach {:.3}, {} started {}",
+                b.final_score,
+                b.name,
+                b.tasks_started
+            );
+            assert!(reach <= ours.tasks_started, "{name}: within the run");
+        }
+    }
+}

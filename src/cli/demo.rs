@@ -31,6 +31,7 @@ pub fn run() -> anyhow::Result<()> {
         &policy,
         simulate::Options::default(),
         simulate::BASELINE_DURATION,
+        &report,
     ));
     output::text(&format!(
         "\nThe same cluster with the two behaviours used in the field (2 hours simulated):\n{}",

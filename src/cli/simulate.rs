@@ -38,6 +38,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             &chosen,
             options,
             simulate::BASELINE_DURATION,
+            &report,
         ))
     } else {
         Vec::new()

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::model::{Cluster, SchedulingStrategy, Service, TaskStatus};
-use crate::policy::Budgets;
+use crate::policy::{Budgets, CountOrPercent, Policy};
 
 use super::safety::{floor, SkipReason};
 use super::view::{InFlight, LedgerView};
@@ -174,6 +174,18 @@ fn in_flight_unavailable(cluster: &Cluster, f: &InFlight) -> u32 {
                 .sum()
         }
     }
+}
+
+/// A copy of `policy` without budgets: for judging where a way of planning leads, apart from its pace.
+pub fn lifted(policy: &Policy) -> Policy {
+    let mut p = policy.clone();
+    p.budgets = Budgets {
+        max_unavailable: u32::MAX,
+        per_hour: u32::MAX,
+        per_service: CountOrPercent::Percent(100),
+        concurrent_drains: u32::MAX,
+    };
+    p
 }
 
 #[cfg(test)]

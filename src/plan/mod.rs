@@ -32,7 +32,7 @@ use crate::moves::{Move, MoveKind};
 use crate::policy::Policy;
 
 use search::Search;
-use state::{Luck, State};
+use state::{Luck, State, EPSILON};
 
 pub use load::{InstanceLoad, LoadModel};
 pub use safety::{Skip, SkipReason};
@@ -215,6 +215,11 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
         return finish(search, before, Status::Balanced, summary, false);
     }
     search.run(target, usize::MAX);
+    if search.went_further && !further_pays(cluster, policy, ledger, now) {
+        search = Search::new(cluster, policy, ledger, now, Luck::Odds);
+        search.further = false;
+        search.run(target, usize::MAX);
+    }
     let after = search.expected;
     let (status, summary) = if search.accepted.is_empty() {
         (
@@ -236,6 +241,25 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
         )
     };
     finish(search, before, status, summary, true)
+}
+
+/// Whether leaving services whose stops get stuck to their redeploys (`redeploy_beats_stops`) leads further than
+/// the cheaper stops, judged with the budgets lifted (they set the pace, not the way): the lower expected score once
+/// every move either way is made (the target as a floor), and at the same score the fewer restarts. Going further
+/// is worth it when the other services cannot make up for the stuck stops (instances of mixed sizes), and not when
+/// their own moves finish the job anyway.
+fn further_pays(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTime<Utc>) -> bool {
+    let lifted = budget::lifted(policy);
+    let target = policy.threshold.target;
+    let outcome = |further: bool| {
+        let mut search = Search::new(cluster, &lifted, ledger, now, Luck::Odds);
+        search.further = further;
+        search.run(target, usize::MAX);
+        let restarted: u32 = search.accepted.iter().map(|a| a.prediction.cost.restarted).sum();
+        (search.expected.max(target), restarted)
+    };
+    let (further, cheaper) = (outcome(true), outcome(false));
+    further.0 < cheaper.0 - EPSILON || (further.0 <= cheaper.0 + EPSILON && further.1 <= cheaper.1)
 }
 
 fn finish(search: Search<'_>, before: LoadView, status: Status, summary: String, episode: bool) -> Plan {

@@ -22,7 +22,7 @@ use crate::model::{
     TaskStatus,
 };
 use crate::placement::Footprint;
-use crate::policy::{Budgets, CountOrPercent, Metric, Policy};
+use crate::policy::{Metric, Policy};
 
 use super::load::{hottest_first, LoadAt, LoadModel, Stats};
 use super::search::Search;
@@ -58,13 +58,7 @@ pub struct Reachable {
 /// The reference's copy of a policy: no budgets, no new-instance grace (time lifts both), the same actions,
 /// metric, exclusions and threshold.
 fn unconstrained(policy: &Policy) -> Policy {
-    let mut p = policy.clone();
-    p.budgets = Budgets {
-        max_unavailable: u32::MAX,
-        per_hour: u32::MAX,
-        per_service: CountOrPercent::Percent(100),
-        concurrent_drains: u32::MAX,
-    };
+    let mut p = super::budget::lifted(policy);
     p.cooldown.new_instance = std::time::Duration::ZERO;
     p
 }

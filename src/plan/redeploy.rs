@@ -60,27 +60,38 @@ impl Search<'_> {
         }
     }
 
-    /// Whether a redeploy of the service is worth more per restart than the run of stops that would move its
-    /// tasks one by one. The greedy compares single moves, and the first stop of a service often has the best odds
-    /// of all: taking it spoils the deterministic fill a deployment would make (its new tasks take the instances
-    /// with none of the service first, while the old ones still run), and each stop after it has worse odds. So the
-    /// service's stops are played out on the state, up to as many as the redeploy restarts (at most
-    /// [`LOOKAHEAD`]), and when their average value is below the redeploy's, its stops are left for the redeploy.
+    /// Whether a redeploy of the service is worth more than the run of stops that would move its tasks one by one.
+    /// The greedy compares single moves, and the first stop of a service often has the best odds of all: taking it
+    /// spoils the deterministic fill a deployment would make (its new tasks take the instances with none of the
+    /// service first, while the old ones still run), and each stop after it has worse odds. So the service's stops
+    /// are played out on the state, up to as many as the redeploy restarts (at most [`LOOKAHEAD`]), and its stops
+    /// are left for the redeploy when
+    /// - the run is worth less per restart than the redeploy, or
+    /// - the run could reach every task the redeploy restarts, gets stuck (a task of the service left on an
+    ///   instance above the mean that no stop moves, for where its replacement could land), and gains less in all
+    ///   than the redeploy: what such a run leaves behind no later stop moves, and a redeploy after it would undo
+    ///   its fill. The redeploy is dearer per restart but goes further (issue 13: mixed instance sizes). Whether
+    ///   going further pays off depends on the other services' moves: [`super::plan`] checks it (`further`).
     fn redeploy_beats_stops(&mut self, service: &str) -> bool {
         let Ok(redeploy) = self.predict_redeploy(service) else {
             return false;
         };
-        let value = redeploy.value(self.state.score());
+        let before = self.state.score();
+        let value = redeploy.value(before);
         if value <= EPSILON {
             return false;
         }
-        let steps = usize::try_from(redeploy.cost.restarted)
-            .unwrap_or(usize::MAX)
-            .min(LOOKAHEAD);
-        match self.stop_run_value(service, steps) {
-            Some(stops) => value >= stops,
-            None => true,
+        let restarted = usize::try_from(redeploy.cost.restarted).unwrap_or(usize::MAX);
+        let steps = restarted.min(LOOKAHEAD);
+        let Some(run) = self.stop_run(service, steps) else {
+            return true;
+        };
+        if value >= run.value() {
+            return true;
         }
+        let further = self.further && steps == restarted && run.stuck && before - redeploy.judged > run.gain + EPSILON;
+        self.went_further |= further;
+        further
     }
 
     pub(super) fn predict_redeploy(&mut self, service: &str) -> Result<Prediction, SkipReason> {

@@ -186,9 +186,10 @@ impl fmt::Display for SkipReason {
             SkipReason::DrainPlanned => {
                 f.write_str("a drain planned this cycle replaces tasks of its service and may take it to its floor")
             }
-            SkipReason::RedeployPreferred => {
-                f.write_str("a redeploy of its service is worth more per restart than stopping its tasks one by one")
-            }
+            SkipReason::RedeployPreferred => f.write_str(
+                "a redeploy of its service is worth more per restart than stopping its tasks one by one, or goes \
+                     further than those stops, which get stuck",
+            ),
             SkipReason::Attempted => f.write_str("an earlier stop of this task failed or never reached ECS"),
             SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),
             SkipReason::LandsOnSource => f.write_str("the replacement would land back on the same instance"),

@@ -163,6 +163,10 @@ pub struct Search<'c> {
     /// Services whose redeploy is worth more than the run of stops that would move them (see
     /// `redeploy_beats_stops`): their stops are left for the redeploy this cycle.
     pub redeploy_preferred: HashSet<String>,
+    /// Whether a service whose stops get stuck short of its redeploy is left to the redeploy even though the stops
+    /// are worth more per restart (`redeploy_beats_stops`); and whether that rule decided anything this search.
+    pub further: bool,
+    pub went_further: bool,
     pub accepted: Vec<Accepted>,
     /// The expected score after the moves accepted so far (the state records their unluckiest outcome instead).
     pub expected: f64,
@@ -206,6 +210,9 @@ impl<'c> Search<'c> {
             budget: budget::Ledger::new(policy.budgets, cluster, ledger, now),
             redeploy_wanted: Vec::new(),
             redeploy_preferred: HashSet::new(),
+            // The reference's stops draw luckily: it judges stops and redeploys by their value alone.
+            further: luck == Luck::Odds,
+            went_further: false,
             accepted: Vec::new(),
             skipped,
             skipped_targets: HashSet::new(),

@@ -12,6 +12,25 @@ use super::safety::SkipReason;
 use super::search::{Candidate, Move, Prediction, Relocation, Search, MAX_PREDICTIONS};
 use super::state::{Luck, EPSILON};
 
+/// A run of one service's stops played out on the state ([`Search::stop_run`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StopRun {
+    /// The score drop of the whole run.
+    pub gain: f64,
+    /// The stops in it, each paying off.
+    pub made: u32,
+    /// It ended at a task on an instance above the mean whose stop no longer pays off wherever its replacement
+    /// could land: load of the service that no stop moves.
+    pub stuck: bool,
+}
+
+impl StopRun {
+    /// The average score drop per restart.
+    pub fn value(&self) -> f64 {
+        self.gain / f64::from(self.made)
+    }
+}
+
 impl Search<'_> {
     /// Stop candidates: one prediction per (service, source), hottest sources first.
     pub(super) fn seed_stops(&mut self, heap: &mut BinaryHeap<Candidate>) {
@@ -167,9 +186,10 @@ impl Search<'_> {
         })
     }
 
-    /// The average value per restart of up to `steps` stops of the service, each from the busiest instance that
-    /// has one of its tasks, played out on the state and then undone. `None` when no stop of it pays off.
-    pub(super) fn stop_run_value(&mut self, service: &str, steps: usize) -> Option<f64> {
+    /// Up to `steps` stops of the service, each from the busiest instance that has one of its tasks, played out on
+    /// the state and then undone: their total score drop, how many paid off before the first that did not, and
+    /// whether that one was left above the mean. `None` when no stop of it pays off.
+    pub(super) fn stop_run(&mut self, service: &str, steps: usize) -> Option<StopRun> {
         let saved = (
             self.state.overlay.clone(),
             self.state.loads.clone(),
@@ -178,6 +198,7 @@ impl Search<'_> {
         );
         let start = self.state.score();
         let mut made = 0u32;
+        let mut stuck = false;
         self.state.typical = true;
         for _ in 0..steps {
             let cluster = self.cluster();
@@ -193,16 +214,25 @@ impl Search<'_> {
                 })
                 .collect();
             sort_hottest_first(&mut tasks, |(k, at)| (at.load, *k));
-            let Some(&(task, LoadAt { instance: source, .. })) = tasks.first() else {
+            let Some(&(task, LoadAt { instance: source, load })) = tasks.first() else {
                 break;
             };
             let before = self.state.score();
-            let Ok(p) = self.predict_stop(service, source, &[task]) else {
-                break;
+            let p = match self.predict_stop(service, source, &[task]) {
+                Ok(p) if p.value(before) > EPSILON => p,
+                // Where its replacement could land makes the stop worthless: no stop moves this load.
+                Ok(_)
+                | Err(
+                    SkipReason::NoGain
+                    | SkipReason::HotterLanding { .. }
+                    | SkipReason::LandsOnSource
+                    | SkipReason::NoLanding,
+                ) => {
+                    stuck = load > self.state.mean() + EPSILON;
+                    break;
+                }
+                Err(_) => break,
             };
-            if p.value(before) <= EPSILON {
-                break;
-            }
             self.state.overlay = p.overlay;
             self.state.moved.insert(task);
             self.state.apply(&p.loads, p.stats);
@@ -211,7 +241,11 @@ impl Search<'_> {
         self.state.typical = false;
         let end = self.state.score();
         (self.state.overlay, self.state.loads, self.state.stats, self.state.moved) = saved;
-        (made > 0).then(|| (start - end) / f64::from(made))
+        (made > 0).then_some(StopRun {
+            gain: start - end,
+            made,
+            stuck,
+        })
     }
 
     /// Of a stop's tied landings, the ones where it lowers the score (its odds, for the plan and the ledger):
