@@ -24,12 +24,14 @@ fn at(minute: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
 }
 
+/// A stop's record; its task is the one its id (`stop-task:<task>`) names, as the ledger reads it back.
 fn record(cluster: &str, id: &str, token: &str, minute: i64) -> ActionRecord {
+    let task = id.split(':').nth(1).unwrap_or(id);
     ActionRecord {
         id: id.into(),
         cluster: cluster.into(),
         mv: Move::StopTask {
-            task_arn: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{id}"),
+            task_arn: format!("arn:aws:ecs:eu-west-1:111122223333:task/{cluster}/{task}"),
             service_name: "web".into(),
             container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
         },
@@ -104,22 +106,35 @@ async fn every_kind_of_move_survives_the_round_trip(l: &impl Ledger) {
 }
 
 async fn states_move_forward_only(l: &impl Ledger) {
-    l.claim(record("c", "x", "t", 0), None).await.unwrap();
-    assert!(l.update("c", "x", ActionState::Acting, None, at(1)).await.unwrap());
-    assert!(
-        !l.update("c", "x", ActionState::Acting, None, at(2)).await.unwrap(),
-        "acting twice"
-    );
-    assert!(
-        !l.update("c", "x", ActionState::Claimed, None, at(2)).await.unwrap(),
-        "never back"
-    );
+    l.claim(record("c", "stop-task:x", "t", 0), None).await.unwrap();
     assert!(l
-        .update("c", "x", ActionState::Done, Some("landed on cold1".into()), at(3))
+        .update("c", "stop-task:x", ActionState::Acting, None, at(1))
         .await
         .unwrap());
     assert!(
-        !l.update("c", "x", ActionState::Failed, Some("late".into()), at(4))
+        !l.update("c", "stop-task:x", ActionState::Acting, None, at(2))
+            .await
+            .unwrap(),
+        "acting twice"
+    );
+    assert!(
+        !l.update("c", "stop-task:x", ActionState::Claimed, None, at(2))
+            .await
+            .unwrap(),
+        "never back"
+    );
+    assert!(l
+        .update(
+            "c",
+            "stop-task:x",
+            ActionState::Done,
+            Some("landed on cold1".into()),
+            at(3)
+        )
+        .await
+        .unwrap());
+    assert!(
+        !l.update("c", "stop-task:x", ActionState::Failed, Some("late".into()), at(4))
             .await
             .unwrap(),
         "ends are final: a second settler loses"
@@ -136,12 +151,14 @@ async fn states_move_forward_only(l: &impl Ledger) {
 
 async fn since_filters_by_claim_time(l: &impl Ledger) {
     for m in 0..5 {
-        l.claim(record("c", &format!("a{m}"), "t", m * 20), None).await.unwrap();
+        l.claim(record("c", &format!("stop-task:a{m}"), "t", m * 20), None)
+            .await
+            .unwrap();
     }
     let recent: Vec<String> = l.since("c", at(30)).await.unwrap().into_iter().map(|r| r.id).collect();
     let mut recent = recent;
     recent.sort();
-    assert_eq!(recent, ["a2", "a3", "a4"]);
+    assert_eq!(recent, ["stop-task:a2", "stop-task:a3", "stop-task:a4"]);
 }
 
 async fn cooldowns_expire_on_read_and_are_replaced(l: &impl Ledger) {
@@ -214,31 +231,42 @@ async fn claims_under_a_lease_are_fenced_by_holder_and_epoch(l: &impl Ledger) {
         epoch,
     };
     let e = l
-        .claim(record("c", "x0", "t", 0), Some(&fence("a", 1)))
+        .claim(record("c", "stop-task:x0", "t", 0), Some(&fence("a", 1)))
         .await
         .unwrap_err();
     assert!(matches!(e, LedgerError::Fenced { .. }), "no lease at all: {e:?}");
     l.write_lease("c", &lease("a", 1, "v1", false), None).await.unwrap();
     assert_eq!(
-        l.claim(record("c", "x1", "t", 0), Some(&fence("a", 1))).await.unwrap(),
+        l.claim(record("c", "stop-task:x1", "t", 0), Some(&fence("a", 1)))
+            .await
+            .unwrap(),
         Claim::Claimed
     );
     for wrong in [fence("a", 0), fence("b", 1), fence("a", 2)] {
-        let e = l.claim(record("c", "x2", "t", 0), Some(&wrong)).await.unwrap_err();
+        let e = l
+            .claim(record("c", "stop-task:x2", "t", 0), Some(&wrong))
+            .await
+            .unwrap_err();
         assert!(matches!(e, LedgerError::Fenced { .. }), "{wrong:?}: {e:?}");
     }
     // Taken over at epoch 2: the old holder's claims are refused, nothing of them is written.
     l.write_lease("c", &lease("b", 2, "v2", false), Some("v1"))
         .await
         .unwrap();
-    assert!(l.claim(record("c", "x3", "t", 0), Some(&fence("a", 1))).await.is_err());
+    assert!(l
+        .claim(record("c", "stop-task:x3", "t", 0), Some(&fence("a", 1)))
+        .await
+        .is_err());
     // Released: nobody claims under it.
     l.write_lease("c", &lease("b", 2, "v3", true), Some("v2"))
         .await
         .unwrap();
-    assert!(l.claim(record("c", "x4", "t", 0), Some(&fence("b", 2))).await.is_err());
+    assert!(l
+        .claim(record("c", "stop-task:x4", "t", 0), Some(&fence("b", 2)))
+        .await
+        .is_err());
     let ids: Vec<String> = l.since("c", at(-1)).await.unwrap().into_iter().map(|r| r.id).collect();
-    assert_eq!(ids, ["x1"]);
+    assert_eq!(ids, ["stop-task:x1"]);
 }
 
 /// Two replicas: the first leads and renews; the second never leads while renewals come, takes over only after a
@@ -276,14 +304,19 @@ async fn a_follower_takes_over_only_after_a_full_lease_of_silence(l: &impl Ledge
     );
     assert_eq!(fence_b.epoch, 2, "every takeover raises the epoch");
     assert_eq!(a.view().fence(), None, "a's own clock already told it to stop acting");
-    let e = l.claim(record("c", "late", "t", 0), Some(&fence_a)).await.unwrap_err();
+    let e = l
+        .claim(record("c", "stop-task:late", "t", 0), Some(&fence_a))
+        .await
+        .unwrap_err();
     assert!(matches!(e, LedgerError::Fenced { .. }), "{e:?}");
     assert!(
         matches!(a.step(l, at(0)).await.unwrap(), Role::Follower(_)),
         "a finds out and follows"
     );
     assert_eq!(
-        l.claim(record("c", "fresh", "t", 0), Some(&fence_b)).await.unwrap(),
+        l.claim(record("c", "stop-task:fresh", "t", 0), Some(&fence_b))
+            .await
+            .unwrap(),
         Claim::Claimed
     );
 }

@@ -166,6 +166,16 @@ impl ActionItem {
 
     fn into_record(self) -> Result<ActionRecord, ItemError> {
         let kind = MoveKind::parse(&self.kind).ok_or_else(|| ItemError::UnknownKind(self.kind.clone()))?;
+        // The id is `<kind>:<target>[:<more>]` (reconcile::action_id) and is what a claim is fenced on: a record
+        // whose kind or target says otherwise would be read as one move while its id stands for another.
+        let mut named = self.id.split(':');
+        let last = self.target.rsplit('/').next().unwrap_or(&self.target);
+        if named.next() != Some(kind.as_str()) || named.next() != Some(last) {
+            return Err(ItemError::NotItsTarget {
+                move_named: format!("{kind}:{last}"),
+                id: self.id,
+            });
+        }
         let needs =
             |value: Option<String>, attribute: &'static str| value.ok_or(ItemError::Missing { kind, attribute });
         let mv = match kind {
@@ -264,6 +274,9 @@ pub enum ItemError {
     /// Its `id` is not the one its key (`sk`) names.
     #[error("its id {id:?} is not the one its key names")]
     NotItsKey { id: String },
+    /// Its `kind` or `target` is not the one its `id` names: `move_named` is `<kind>:<last part of the target>`.
+    #[error("its kind and target ({move_named}) are not the ones its id {id:?} names")]
+    NotItsTarget { id: String, move_named: String },
 }
 
 fn known_kinds() -> String {
@@ -640,6 +653,36 @@ mod tests {
             stop(),
             "an item without its key (a test's raw item) is read by its id"
         );
+    }
+
+    /// A kind or target edited by hand no longer matches the id the claim was fenced on: unreadable, and both the
+    /// task it now names and the one its id names are left alone.
+    #[test]
+    fn an_item_whose_kind_or_target_is_not_its_ids_is_refused_naming_both() {
+        let mut stored = item(&stop());
+        stored.insert("target".into(), s("arn:aws:ecs:eu-west-1:1:task/prod/xyz"));
+        let e = read(stored).unwrap_err();
+        assert_eq!(
+            e.source,
+            ItemError::NotItsTarget {
+                id: "stop-task:abc".into(),
+                move_named: "stop-task:xyz".into(),
+            }
+        );
+        assert_eq!(
+            e.describe(),
+            "ledger item action#stop-task:abc cannot be read: its kind and target (stop-task:xyz) are not the ones \
+             its id \"stop-task:abc\" names"
+        );
+        assert_eq!(e.targets, ["arn:aws:ecs:eu-west-1:1:task/prod/xyz", "abc"]);
+        assert!(e.may_be_in_flight());
+
+        let mut stored = item(&stop());
+        stored.insert("kind".into(), s("drain-instance"));
+        assert!(matches!(
+            read(stored).unwrap_err().source,
+            ItemError::NotItsTarget { .. }
+        ));
     }
 
     #[test]
