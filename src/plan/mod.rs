@@ -215,7 +215,7 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
         return finish(search, before, Status::Balanced, summary, false);
     }
     search.run(target, usize::MAX);
-    if search.went_further && !further_pays(cluster, policy, ledger, now) {
+    if search.went_further && !further_pays(cluster, policy, ledger, now, search.accepted.len()) {
         search = Search::new(cluster, policy, ledger, now, Luck::Odds);
         search.further = false;
         search.run(target, usize::MAX);
@@ -243,18 +243,22 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
     finish(search, before, status, summary, true)
 }
 
+/// Cycles' worth of moves over which [`further_pays`] compares the two ways of planning.
+const FURTHER_HORIZON: usize = 4;
+
 /// Whether leaving services whose stops get stuck to their redeploys (`redeploy_beats_stops`) leads further than
-/// the cheaper stops, judged with the budgets lifted (they set the pace, not the way): the lower expected score once
-/// every move either way is made (the target as a floor), and at the same score the fewer restarts. Going further
-/// is worth it when the other services cannot make up for the stuck stops (instances of mixed sizes), and not when
-/// their own moves finish the job anyway.
-fn further_pays(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTime<Utc>) -> bool {
+/// the cheaper stops, judged with the budgets lifted (they set the pace, not the way) over the next few cycles'
+/// worth of moves ([`FURTHER_HORIZON`] times this cycle's `planned`, at least 16 each): the lower expected score (the
+/// target as a floor), and at the same score the fewer restarts. Going further is worth it when the other services
+/// cannot make up for the stuck stops (instances of mixed sizes), and not when their own moves finish the job.
+fn further_pays(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTime<Utc>, planned: usize) -> bool {
     let lifted = budget::lifted(policy);
     let target = policy.threshold.target;
+    let horizon = FURTHER_HORIZON * planned.max(16);
     let outcome = |further: bool| {
         let mut search = Search::new(cluster, &lifted, ledger, now, Luck::Odds);
         search.further = further;
-        search.run(target, usize::MAX);
+        search.run(target, horizon);
         let restarted: u32 = search.accepted.iter().map(|a| a.prediction.cost.restarted).sum();
         (search.expected.max(target), restarted)
     };
