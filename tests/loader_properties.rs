@@ -732,31 +732,32 @@ mod shrunk {
         text.replacen(from, to, 1)
     }
 
+    /// `text` is refused with exactly the error `expected` (one line, placed), and the loader agrees with serde on it.
+    fn refused_as_serde_reads_it(text: &str, expected: &str) {
+        let e = policy::load_str(Path::new("p.yaml"), text).unwrap_err().to_string();
+        assert_eq!(e, expected);
+        load_agrees_with_serde(text).unwrap();
+    }
+
     /// libyaml (under yaml_serde) refuses a tab before a comment where YAML 1.2 and saphyr-parser allow it: the
     /// validator passes the text, and serde's error is the one reported, placed. Not a bug, but the one way the two
     /// parsers still differ that the property meets.
     #[test]
     fn a_tab_before_a_comment_is_refused_by_serde_with_a_placed_error() {
-        let text = format!("\t{}", EXAMPLES[0].1);
-        let e = policy::load_str(Path::new("p.yaml"), &text).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "p.yaml:1:1: found character that cannot start any token, while scanning for the next token"
+        refused_as_serde_reads_it(
+            &format!("\t{}", EXAMPLES[0].1),
+            "p.yaml:1:1: found character that cannot start any token, while scanning for the next token",
         );
-        load_agrees_with_serde(&text).unwrap();
     }
 
     /// The validator read `010` as ten, as YAML 1.2's core schema does; yaml_serde reads it as a string, so the
     /// policy was refused by serde's first error alone. The validator now reads it as yaml_serde does.
     #[test]
     fn a_count_with_a_leading_zero_is_refused_by_the_validator_as_serde_reads_it() {
-        let text = cpu_mixed_fleet("perCycle: 4       #", "perCycle: 010 #");
-        let e = policy::load_str(Path::new("p.yaml"), &text).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "p.yaml:21:15: spec.budgets.perCycle: expected a whole number, found a string"
+        refused_as_serde_reads_it(
+            &cpu_mixed_fleet("perCycle: 4       #", "perCycle: 010 #"),
+            "p.yaml:21:15: spec.budgets.perCycle: expected a whole number, found a string",
         );
-        load_agrees_with_serde(&text).unwrap();
     }
 
     /// The validator ignored tags and read `!!str 5` as the count 5; serde read the string "5" as a percentage and
@@ -764,13 +765,10 @@ mod shrunk {
     /// they are written.
     #[test]
     fn a_tagged_value_is_refused_where_it_is_written() {
-        let text = cpu_mixed_fleet("perService: 25%", "perService: !!str 5");
-        let e = policy::load_str(Path::new("p.yaml"), &text).unwrap_err().to_string();
-        assert_eq!(
-            e,
+        refused_as_serde_reads_it(
+            &cpu_mixed_fleet("perService: 25%", "perService: !!str 5"),
             "p.yaml:23:17: spec.budgets.perService: tags such as !!str are not supported in policies; write the \
-             value without it (quoted, if it is a string)"
+             value without it (quoted, if it is a string)",
         );
-        load_agrees_with_serde(&text).unwrap();
     }
 }

@@ -231,7 +231,7 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
             ),
         )
     } else {
-        let restarted: u32 = search.accepted.iter().map(|a| a.prediction.cost.restarted).sum();
+        let restarted = search.budget.restarted();
         (
             Status::Planned,
             format!(
@@ -259,8 +259,7 @@ fn further_pays(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: Da
         let mut search = Search::new(cluster, &lifted, ledger, now, Luck::Odds);
         search.further = further;
         search.run(target, horizon);
-        let restarted: u32 = search.accepted.iter().map(|a| a.prediction.cost.restarted).sum();
-        (search.expected.max(target), restarted)
+        (search.expected.max(target), search.budget.restarted())
     };
     let (further, cheaper) = (outcome(true), outcome(false));
     further.0 < cheaper.0 - EPSILON || (further.0 <= cheaper.0 + EPSILON && further.1 <= cheaper.1)
