@@ -126,8 +126,6 @@ pub async fn run(
     let start = twin.now();
     let reference = options.reachable.then(|| reachable(&initial, policy, start));
     let mut controller = Controller::new(&twin, &ledger, policy.clone(), &cluster_name).enforce_always();
-    let mut score_before = None;
-    let mut score_after = 0.0;
     let mut converged = false;
     let mut trajectory = Vec::new();
     let mut outcome = format!("stopped after {} cycles without holding the target", options.max_cycles);
@@ -135,8 +133,6 @@ pub async fn run(
         let now = twin.now();
         match controller.cycle(now).await {
             Ok(report) => {
-                score_before.get_or_insert(report.plan.before.score);
-                score_after = report.plan.before.score;
                 trajectory.push(Milestone {
                     score: report.plan.before.score,
                     tasks_started: twin.stats().tasks_started,
@@ -203,8 +199,8 @@ pub async fn run(
         cycles: stats.cycles,
         converged,
         outcome,
-        score_before: score_before.unwrap_or(0.0),
-        score_after,
+        score_before: trajectory.first().map_or(0.0, |m| m.score),
+        score_after: trajectory.last().map_or(0.0, |m| m.score),
         target: policy.threshold.target,
         reachable: reference,
         actions_by_kind: stats.actions_by_kind,
