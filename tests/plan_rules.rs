@@ -711,6 +711,19 @@ fn drains_are_refused_for_untouchable_tasks_and_over_the_concurrent_budget() {
 }
 
 #[test]
+fn a_drain_is_judged_as_ecs_leaves_the_instance_when_no_allowed_move_could_refill_it() {
+    // 2-vCPU instances with one task of every spread service each, and empty 8-vCPU ones: a drain's tasks all go to
+    // the large instances (the only ones without their service), and the drained instance is left empty, far below
+    // its share. Only later stops or redeploys could refill it; with drains alone nothing would, and the cluster
+    // would end worse than it started.
+    let c = Cluster::new(ecs_rebalancer::scenarios::mixed_sizes("c", 12, 6, 12)).unwrap();
+    let drains_only = run(&c, &policy("count", &generous("drain-instances")));
+    assert!(drains_only.actions.is_empty(), "{:#?}", drains_only.actions);
+    assert!(labels(&drains_only).contains(&"no-gain"), "{:#?}", drains_only.skipped);
+    assert!(drains_only.after.score <= drains_only.before.score);
+}
+
+#[test]
 fn no_action_kind_the_policy_does_not_allow() {
     let c = drainable().build();
     let p = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));

@@ -503,3 +503,36 @@ fn at_equal_balance_the_controller_restarts_fewer_tasks_than_either_baseline() {
         }
     }
 }
+
+#[test]
+fn no_set_of_allowed_actions_leaves_a_cluster_worse_than_it_started() {
+    // Every scenario shape under every policy that allows drains: the controller may stop above the target, but
+    // it never ends above where it started (a drain valued by a refill that no allowed move could make did).
+    let shapes = [
+        scenarios::scale_out("sim", 8, 4, 12, 2, 2),
+        scenarios::mixed_sizes("sim", 12, 6, 12),
+        scenarios::strict_floors("sim", 12, 4, 6, 2, 2),
+        scenarios::constrained("sim", 8, 4),
+    ];
+    for actions in [
+        "drain-instances",
+        "stop-tasks, drain-instances",
+        "redeploy-services, drain-instances",
+    ] {
+        let policy = policy(&format!(
+            "  actions: [{actions}]\n  budgets: {{maxUnavailable: 50, perHour: 2000, perService: 25%, concurrentDrains: 2}}\n"
+        ));
+        for shape in &shapes {
+            let (r, _) = run(shape.clone(), &policy);
+            assert_safe(&r);
+            assert!(
+                r.score_after <= r.score_before + 1e-9,
+                "[{actions}] on {} instances: {:.3} → {:.3}, {:?}",
+                shape.container_instances.len(),
+                r.score_before,
+                r.score_after,
+                r.actions_by_kind
+            );
+        }
+    }
+}

@@ -9,11 +9,13 @@
 //!
 //! A drain empties an instance that the next cycles then refill, so it is judged by that settled state: the
 //! drained instance back at the mean, the load it takes coming off every other instance in proportion, and the
-//! restarts of that refill charged to the drain.
+//! restarts of that refill charged to the drain. Only stops and redeploys refill it: when the policy allows
+//! neither, the drain is judged as ECS leaves the instance.
 
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::model::{InstanceIdx, SchedulingStrategy, TaskIdx, TaskStatus};
+use crate::policy::ActionKind;
 
 use super::budget::{paced_unavailable, Cost};
 use super::load::{Contribution, Stats};
@@ -24,7 +26,7 @@ use super::state::{Delta, EPSILON};
 impl Search<'_> {
     /// Drain candidates: the hottest instances.
     pub(super) fn seed_drains(&mut self, heap: &mut BinaryHeap<Candidate>) {
-        if !self.policy().allows(crate::policy::ActionKind::DrainInstances) {
+        if !self.policy().allows(ActionKind::DrainInstances) {
             return;
         }
         for hot in self.state.above_mean().into_iter().take(MAX_BULK_PREDICTIONS) {
@@ -96,7 +98,13 @@ impl Search<'_> {
         let each = Contribution {
             amount: moved_total / moves.len() as f64,
         };
-        let (judged, refill) = settled(&delta, instance, state.model.delta(instance, each, 1.0));
+        // Only a stop or a redeploy refills the instance: with neither allowed, it stays as ECS leaves it.
+        let refills = self.policy().allows(ActionKind::StopTasks) || self.policy().allows(ActionKind::RedeployServices);
+        let (judged, refill) = if refills {
+            settled(&delta, instance, state.model.delta(instance, each, 1.0))
+        } else {
+            (score, 0)
+        };
         let (loads, stats) = delta.into_outcome();
         let unavailable = per_service
             .iter()
