@@ -416,6 +416,17 @@ fn instance_spec() -> impl Strategy<Value = InstanceSpec> {
         })
 }
 
+/// ECS's ceiling during a deployment or a drain, in tasks: `maximumPercent` of the desired count, rounded down
+/// (`docs/ecs.md`, deployments).
+fn ecs_ceiling(svc: &Service) -> u32 {
+    svc.maximum_percent() * svc.desired_count / 100
+}
+
+/// ECS's healthy floor, in tasks: `minimumHealthyPercent` of the desired count, rounded up.
+fn ecs_floor(svc: &Service) -> u32 {
+    (svc.minimum_healthy_percent() * svc.desired_count).div_ceil(100)
+}
+
 fn service_spec() -> impl Strategy<Value = ServiceSpec> {
     (
         select(vec![128u32, 256, 512]),
@@ -738,10 +749,6 @@ impl Built {
         per
     }
 
-    fn floor(svc: &Service) -> u32 {
-        (svc.minimum_healthy_percent() * svc.desired_count).div_ceil(100)
-    }
-
     /// The load one task adds to instance `i` under the policy's metric.
     fn step(&self, i: usize, task: &ecs_rebalancer::model::Task) -> f64 {
         let inst = &self.cluster.instances()[i];
@@ -758,7 +765,7 @@ impl Built {
 
     /// Tasks of `svc` ECS may hold below desired while it replaces `moved` of them itself.
     fn paced(svc: &Service, moved: u32) -> u32 {
-        moved.min(svc.desired_count - Self::floor(svc).min(svc.desired_count))
+        moved.min(svc.desired_count - ecs_floor(svc).min(svc.desired_count))
     }
 
     /// What one planned action holds below desired: a stop one task; a redeploy or a drain what ECS's own pacing
@@ -831,10 +838,10 @@ impl Built {
             let in_flight = self.stops_in_flight(&name);
             let left = i64::from(svc.running_count) - i64::from(planned) - i64::from(in_flight);
             prop_assert!(
-                left >= i64::from(Self::floor(svc)),
+                left >= i64::from(ecs_floor(svc)),
                 "service {name}: {} running - {planned} planned - {in_flight} in flight < floor {}",
                 svc.running_count,
-                Self::floor(svc)
+                ecs_floor(svc)
             );
             let limit = self.spec.policy.per_service.resolve(svc.desired_count);
             prop_assert!(
@@ -935,9 +942,10 @@ impl Built {
         }
         let svc = self.service(name);
         prop_assert!(
-            svc.maximum_percent() > 100,
-            "redeploy of {name} with maximumPercent {}",
-            svc.maximum_percent()
+            ecs_ceiling(svc) > svc.desired_count,
+            "redeploy of {name} with maximumPercent {} of {} task(s): no room to start first",
+            svc.maximum_percent(),
+            svc.desired_count
         );
         prop_assert!(
             !plan
@@ -988,7 +996,8 @@ impl Built {
             !a.predicted_landing.iter().any(|l| l == arn),
             "drain of {arn} lands back on it"
         );
-        // A partial drain: ECS moves every service task but daemons' and those of services at 100 %/100 %;
+        // A partial drain: ECS moves every service task but daemons' and those of services with no room either way
+        // (100 %/100 %, or 100 %/150 % of one task);
         // standalone tasks and those stay. The drain names exactly the tasks ECS moves.
         let mut expected = BTreeSet::new();
         for t in self.live_tasks_on(arn) {
@@ -1005,7 +1014,7 @@ impl Built {
                 )));
             }
             if svc.scheduling_strategy == SchedulingStrategy::Daemon
-                || (svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100)
+                || (ecs_ceiling(svc) <= svc.desired_count && ecs_floor(svc) >= svc.desired_count)
             {
                 continue;
             }

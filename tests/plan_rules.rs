@@ -390,6 +390,42 @@ fn a_redeploy_needs_room_above_the_desired_count() {
 }
 
 #[test]
+fn maximum_percent_is_a_task_count_rounded_down() {
+    // 150 % of one task is one task: ECS can start no replacement first, and at 100 % minimum stop none first
+    // either. Neither a redeploy nor a drain can move it.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("single").memory(4096).deployment(100, 150))
+        .service(service("web").memory(1024).deployment(50, 200))
+        .tasks("single", "hot", 1)
+        .tasks("web", "hot", 2)
+        .build();
+    let redeploys = run(&c, &policy("mem-unreserved", &generous("redeploy-services")));
+    assert!(
+        redeploys.actions.iter().all(|a| a.mv.service_name() != Some("single")),
+        "{:#?}",
+        redeploys.actions
+    );
+    let s = redeploys
+        .skipped
+        .iter()
+        .find(|s| s.label == "redeploy-blocked" && s.target.ends_with("/single"))
+        .expect("the redeploy of single is refused");
+    assert!(s.reason.contains("rounds down to 1"), "{}", s.reason);
+
+    let drains = run(&c, &policy("mem-unreserved", &generous("drain-instances")));
+    let drain = drains
+        .actions
+        .iter()
+        .find(|a| a.mv.kind() == MoveKind::DrainInstance)
+        .expect("a drain of hot");
+    let single = c.tasks_of("single").next().unwrap().task_arn.clone();
+    assert!(!drain.mv.moved_tasks().contains(&single), "{drain:?}");
+    assert_eq!(drain.tasks_restarted, 2);
+}
+
+#[test]
 fn stops_planned_in_one_cycle_count_against_the_healthy_floor() {
     // minimumHealthyPercent 50 of 6: at most 3 tasks down at once, so 3 stops, though balance wants 4.
     let c = hot_and_cold().tasks("web", "hot", 6).build();

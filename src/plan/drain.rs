@@ -2,8 +2,9 @@
 //!
 //! What ECS does with a DRAINING instance (`docs/ecs.md`, draining): no new placements; each service task is
 //! replaced within its service's minimum and maximum percent, the replacement started **before** the old task stops
-//! when `maximumPercent` is above 100, stopped first otherwise; a service at 100 % minimum and 100 % maximum can
-//! never be moved this way, so its task stays; standalone tasks stay; daemon tasks stop, and start again when the
+//! when `maximumPercent` of the desired count, rounded down, is above it, stopped first otherwise; a service whose
+//! floor and ceiling are both its desired count (100 % and 100 %, or 150 % of one task) can never be moved this
+//! way, so its task stays; standalone tasks stay; daemon tasks stop, and start again when the
 //! instance is ACTIVE. The controller sets the instance ACTIVE again as soon as the tasks it expected to move are
 //! gone, so what ECS cannot move never keeps it DRAINING.
 //!
@@ -162,7 +163,7 @@ impl Search<'_> {
                 daemons += 1;
                 continue;
             }
-            if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
+            if !svc.starts_first() && super::safety::floor(svc) >= svc.desired_count {
                 continue; // ECS can neither start first nor stop first: it stays
             }
             if let Err(reason) = self.service_ctx(service) {
@@ -172,7 +173,7 @@ impl Search<'_> {
             moves.push(Moved {
                 task: t,
                 service: service.to_owned(),
-                start_first: svc.maximum_percent() > 100,
+                start_first: svc.starts_first(),
             });
         }
         if moves.is_empty() {
@@ -207,7 +208,7 @@ struct Drained {
 struct Moved {
     task: TaskIdx,
     service: String,
-    /// Whether ECS starts its replacement before it stops it (`maximumPercent` above 100).
+    /// Whether ECS starts its replacement before it stops it (its ceiling above the desired count).
     start_first: bool,
 }
 

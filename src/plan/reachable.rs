@@ -271,8 +271,8 @@ fn what_pins(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, t: &Task) -
         "services excluded by the policy"
     } else if protected() {
         "tasks with scale-in protection"
-    } else if svc.minimum_healthy_percent() >= 100 && svc.maximum_percent() <= 100 {
-        "services at minimumHealthyPercent 100 and maximumPercent 100 (ECS can move none of them)"
+    } else if !svc.starts_first() && super::safety::floor(svc) >= svc.desired_count {
+        "services whose minimumHealthyPercent and maximumPercent leave ECS no room to move a task"
     } else if !svc.placement_constraints.is_empty() {
         "services whose placement constraints keep them where they are"
     } else if svc

@@ -97,10 +97,13 @@ impl Search<'_> {
     pub(super) fn predict_redeploy(&mut self, service: &str) -> Result<Prediction, SkipReason> {
         let cluster = self.cluster();
         let svc = cluster.service(service).ok_or(SkipReason::Inconsistent)?;
-        if svc.maximum_percent() <= 100 {
+        if !svc.starts_first() {
             return Err(SkipReason::RedeployBlocked(format!(
-                "maximumPercent {}% cannot start a replacement before stopping a task",
-                svc.maximum_percent()
+                "maximumPercent {}% of {} task(s) rounds down to {}: ECS cannot start a replacement before stopping \
+                 a task",
+                svc.maximum_percent(),
+                svc.desired_count,
+                svc.max_tasks()
             )));
         }
         self.ledger.redeploy_free(service)?;
@@ -129,8 +132,7 @@ impl Search<'_> {
                 .ok_or(SkipReason::UnknownLoad)?;
             contributions.push(c);
         }
-        let ceiling = u32::try_from(u64::from(svc.maximum_percent()) * u64::from(desired) / 100).unwrap_or(u32::MAX);
-        let batch = usize::try_from(ceiling.saturating_sub(desired).max(1)).unwrap_or(usize::MAX);
+        let batch = usize::try_from(svc.max_tasks().saturating_sub(desired).max(1)).unwrap_or(usize::MAX);
         let mut overlay = state.overlay.clone();
         let mut delta = state.delta();
         let mut relocations = Vec::with_capacity(old.len());

@@ -506,6 +506,18 @@ impl Service {
                 _ => 200,
             })
     }
+
+    /// ECS's ceiling on running and pending tasks during a deployment or a drain: `maximumPercent` of the desired
+    /// count, rounded down (`docs/ecs.md`, deployments).
+    pub fn max_tasks(&self) -> u32 {
+        u32::try_from(u64::from(self.maximum_percent()) * u64::from(self.desired_count) / 100).unwrap_or(u32::MAX)
+    }
+
+    /// Whether ECS can start a replacement before it stops a task: its ceiling is above the desired count. A
+    /// `maximumPercent` above 100 is not enough: 150 % of one task rounds down to one.
+    pub fn starts_first(&self) -> bool {
+        self.max_tasks() > self.desired_count
+    }
 }
 
 /// A container's port mapping in a task definition.
