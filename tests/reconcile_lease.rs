@@ -22,6 +22,11 @@ const POLICY: &str = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetada
 /// A hot instance this controller set DRAINING two hours ago (past the 30-minute deadline), its tasks still on it
 /// (the twin's clock does not move here).
 async fn overdue_drain() -> (Twin, MemoryLedger) {
+    draining_instance(chrono::Duration::hours(2), ActionState::Acting).await
+}
+
+/// A hot instance that is DRAINING, and a drain of it claimed `ago`, in `state`.
+async fn draining_instance(ago: chrono::Duration, state: ActionState) -> (Twin, MemoryLedger) {
     let twin = Twin::new(
         ClusterBuilder::new("c")
             .instance(instance("hot"))
@@ -34,7 +39,7 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
     let hot = twin.snapshot().container_instances[0].container_instance_arn.clone();
     twin.set_instance_state(&hot, InstanceState::Draining).await.unwrap();
     let ledger = MemoryLedger::new();
-    let claimed = twin.now() - chrono::Duration::hours(2);
+    let claimed = twin.now() - ago;
     let record = ActionRecord {
         id: "drain-instance:hot:1".into(),
         cluster: "c".into(),
@@ -60,10 +65,12 @@ async fn overdue_drain() -> (Twin, MemoryLedger) {
         policy_name: String::new(),
     };
     ledger.claim(record, None).await.unwrap();
-    assert!(ledger
-        .update("c", "drain-instance:hot:1", ActionState::Acting, None, claimed)
-        .await
-        .unwrap());
+    if state != ActionState::Claimed {
+        assert!(ledger
+            .update("c", "drain-instance:hot:1", state, None, claimed)
+            .await
+            .unwrap());
+    }
     (twin, ledger)
 }
 
@@ -111,6 +118,33 @@ async fn the_leader_reverts_the_overdue_drain_and_records_it_failed() {
     assert!(record.outcome.unwrap().contains("set ACTIVE again"));
     let status = twin.read(|s| s.container_instances[0].status.clone());
     assert_eq!(status, InstanceStatus::Active, "never stranded in DRAINING");
+}
+
+/// A drain ECS never confirmed (the controller died, or lost ECS's answer, between its claim and the reply) on an
+/// instance that is DRAINING: that may be someone else's drain (a Spot interruption, a scale-in hook), so the
+/// instance is never set ACTIVE, overdue or not, and the record says why and how to undo it by hand.
+#[tokio::test]
+async fn an_unconfirmed_drain_never_sets_a_draining_instance_active() {
+    for ago in [chrono::Duration::minutes(1), chrono::Duration::hours(2)] {
+        let (twin, ledger) = draining_instance(ago, ActionState::Claimed).await;
+        let mut elector = Elector::new("c", "leader", LeaseConfig::new(Duration::from_secs(60)));
+        elector.step(&ledger, Utc::now()).await.unwrap();
+        let mut controller = Controller::new(&twin, &ledger, policy(), "c").under_lease(elector.view());
+        controller.cycle(twin.now()).await.unwrap();
+        let record = ledger
+            .all()
+            .into_iter()
+            .find(|r| r.mv.kind() == MoveKind::DrainInstance)
+            .unwrap();
+        assert_eq!(record.state, ActionState::Failed, "claimed {ago} ago");
+        let outcome = record.outcome.unwrap();
+        assert!(
+            outcome.contains("someone else's") && outcome.contains("--status ACTIVE"),
+            "{outcome}"
+        );
+        let status = twin.read(|s| s.container_instances[0].status.clone());
+        assert_eq!(status, InstanceStatus::Draining, "claimed {ago} ago");
+    }
 }
 
 /// `run`'s failover: the episode the deposed leader started lives in the ledger, so the new leader carries it on below

@@ -14,7 +14,8 @@ The invariants (docs/operations.md states them as the controller's promises):
   held the lease at any moment in between would have left a higher one);
 - once: no action was sent twice (one SDK invocation per action; the SDK's retries share an invocation id);
 - floor: no service was seen below its healthy floor, and the twin counted no floor violation;
-- no-stranded-drain: no instance the controller drained stayed DRAINING past the action deadline;
+- no-stranded-drain: no instance the controller drained stayed DRAINING past the action deadline, unless its
+  record says ECS never confirmed the drain (then it cannot be told from someone else's, and is left to a person);
 - foreign-drains: no instance someone else drained was set ACTIVE by the controller;
 - terminal: every action reached a terminal state within its deadline.
 """
@@ -193,7 +194,16 @@ class Checker:
             if record is not None:
                 invocations.setdefault(attr(record, "id"), set()).add(m["invocationId"])
         for arn, since in ours.items():
-            if now - since > self.deadline_ms:
+            latest = claimed_before("drain-instance", arn, now)
+            # A drain ECS never confirmed (its sender died, or lost every answer, before recording it sent) cannot
+            # be told from someone else's: the controller leaves it DRAINING and records it failed, saying so. That
+            # is reported to a person, not stranded.
+            reported = (
+                latest is not None
+                and attr(latest, "state") == "failed"
+                and "never confirmed" in (attr(latest, "outcome") or "")
+            )
+            if now - since > self.deadline_ms and not reported:
                 v["no-stranded-drain"].append(f"{arn} still DRAINING by us after {(now - since) / 1000:.0f} s")
         for action, invs in invocations.items():
             if len(invs) > 1:

@@ -130,7 +130,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     }
 
     /// A drain is finished by setting the instance ACTIVE again once its service tasks are gone, or reverted at the
-    /// deadline. Only the instance this record drained is ever set ACTIVE (docs/ecs.md: others drain too).
+    /// deadline. Only an instance ECS confirmed this record drained is ever set ACTIVE (docs/ecs.md: others drain
+    /// too).
     async fn settle_drain(
         &self,
         r: &ActionRecord,
@@ -146,6 +147,17 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
             };
         };
         match instance.status {
+            // ECS never confirmed this drain (the controller stopped, or lost the call's answer, between the claim
+            // and the reply), so this DRAINING may be someone else's: a Spot interruption, a scale-in hook, a
+            // person. Setting it ACTIVE could undo theirs; it is left as it is, for a person to decide.
+            InstanceStatus::Draining if r.state == ActionState::Claimed => {
+                return Verdict::Failed(format!(
+                    "the instance is DRAINING but ECS never confirmed this drain, so it may be someone else's: left \
+                     DRAINING; if it is this controller's, set it ACTIVE with `aws ecs \
+                     update-container-instances-state --cluster {} --container-instances {arn} --status ACTIVE`",
+                    r.cluster
+                ))
+            }
             InstanceStatus::Draining => {}
             InstanceStatus::Active if r.state == ActionState::Claimed => return Verdict::NeverSent,
             _ => {
