@@ -172,6 +172,44 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     }
 }
 
+/// A stop is the one move ECS does not hold to the service's healthy floor: its plan counted the floor on the service
+/// as it was planned. If a rollout started, a task failed or the desired count changed since, that count no longer
+/// holds, and the stop is not sent (the next cycle plans on what is there).
+fn service_as_planned(name: &str, planned_on: &Cluster, fresh: &Cluster) -> Result<(), String> {
+    let before = planned_on
+        .service(name)
+        .ok_or("the service was not in the plan's observation")?;
+    let now = fresh.service(name).ok_or("the service is gone")?;
+    let ids = |s: &crate::model::Service| {
+        s.deployments
+            .iter()
+            .map(|d| (d.id.clone(), d.rollout_state.clone()))
+            .collect::<Vec<_>>()
+    };
+    if ids(before) != ids(now) {
+        return Err("the service's deployments changed since the plan".into());
+    }
+    if now.desired_count != before.desired_count {
+        return Err(format!(
+            "the service's desired count changed since the plan ({} → {})",
+            before.desired_count, now.desired_count
+        ));
+    }
+    let running = |c: &Cluster| {
+        c.tasks_of(name)
+            .filter(|t| t.desired_status != TaskStatus::Stopped && t.last_status == TaskStatus::Running)
+            .count()
+    };
+    // Tasks ECS is stopping (ours in flight among them) are left out of both counts: they were counted as gone.
+    let (was, is) = (running(planned_on), running(fresh));
+    if is < was {
+        return Err(format!(
+            "the service has fewer running tasks than when the stop was planned ({was} → {is})"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a planned action's target is still as it was planned (karpenter's validation step), and no task it would
 /// stop has gained scale-in protection since the plan: a protected task is never disrupted
 /// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scale-in-protection.html>).
@@ -191,9 +229,10 @@ fn still_valid(
     match &action.mv {
         Move::StopTask {
             task_arn,
+            service_name,
             container_instance_arn,
-            ..
         } => {
+            service_as_planned(service_name, planned_on, fresh)?;
             let t = fresh.task(task_arn).ok_or("the task is gone")?;
             if t.desired_status == TaskStatus::Stopped {
                 return Err("the task is already stopping".into());
@@ -251,4 +290,80 @@ pub(super) fn seen_until(observed: &Cluster) -> DateTime<Utc> {
     let created = observed.tasks().iter().filter_map(|t| t.created_at);
     let registered = observed.instances().iter().filter_map(|i| i.registered_at);
     created.chain(registered).max().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Deployment, DeploymentStatus, Snapshot};
+    use crate::plan::{Episode, LedgerView};
+    use crate::scenarios::builder::{instance, service, ClusterBuilder};
+
+    /// Four tasks of `web` (floor 2) on one instance, two empty ones: the plan stops two.
+    fn four_on_one() -> Snapshot {
+        ClusterBuilder::new("c")
+            .instance(instance("hot"))
+            .instance(instance("cold1"))
+            .instance(instance("cold2"))
+            .service(service("web").spread("instanceId").deployment(50, 200))
+            .tasks("web", "hot", 4)
+            .snapshot()
+    }
+
+    fn stops(planned_on: &Cluster) -> Vec<PlannedAction> {
+        let text =
+            "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: p}\nspec:\n  clusters: [c]\n  \
+                    metric: count\n  threshold: {trigger: 0.2, target: 0.05}\n  actions: [stop-tasks]\n  \
+                    budgets: {maxUnavailable: 20, perHour: 100, perService: 100%}\n";
+        let policy = crate::policy::load_str(std::path::Path::new("p.yaml"), text)
+            .unwrap()
+            .remove(0);
+        let now = planned_on.snapshot().captured_at.unwrap_or_else(Utc::now);
+        let plan = crate::plan::plan(planned_on, &policy, &LedgerView::default(), now, Episode::default());
+        assert!(!plan.actions.is_empty(), "{:#?}", plan.skipped);
+        plan.actions
+    }
+
+    #[test]
+    fn a_stop_is_not_sent_once_its_service_lost_a_task_or_started_a_rollout_since_the_plan() {
+        let planned_on = Cluster::new(four_on_one()).unwrap();
+        let actions = stops(&planned_on);
+        let now = Utc::now();
+        let stop = &actions[0];
+        let Move::StopTask { task_arn, .. } = &stop.mv else {
+            panic!("{stop:?}")
+        };
+        assert_eq!(still_valid(stop, &planned_on, &planned_on, now), Ok(()));
+
+        // Another task of the service crashed meanwhile: the floor the plan counted no longer holds.
+        let mut crashed = four_on_one();
+        let other = crashed.tasks.iter_mut().find(|t| &t.task_arn != task_arn).unwrap();
+        other.desired_status = TaskStatus::Stopped;
+        let why = still_valid(stop, &planned_on, &Cluster::new(crashed).unwrap(), now).unwrap_err();
+        assert!(why.contains("fewer running tasks"), "{why}");
+
+        // A deployment started meanwhile (someone's CI): ECS will replace tasks itself.
+        let mut rolling = four_on_one();
+        let web = &mut rolling.services[0];
+        let primary = web.deployments[0].clone();
+        web.deployments = vec![
+            Deployment {
+                id: "ecs-svc/new".into(),
+                status: DeploymentStatus::Primary,
+                ..primary.clone()
+            },
+            Deployment {
+                status: DeploymentStatus::Active,
+                ..primary
+            },
+        ];
+        let why = still_valid(stop, &planned_on, &Cluster::new(rolling).unwrap(), now).unwrap_err();
+        assert!(why.contains("deployments changed"), "{why}");
+
+        // The desired count was lowered (a scale-in): ECS is stopping tasks of its own.
+        let mut scaled_in = four_on_one();
+        scaled_in.services[0].desired_count = 3;
+        let why = still_valid(stop, &planned_on, &Cluster::new(scaled_in).unwrap(), now).unwrap_err();
+        assert!(why.contains("desired count changed"), "{why}");
+    }
 }
