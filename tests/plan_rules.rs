@@ -340,6 +340,38 @@ fn az_rebalancing_enabled_services_do_not_change_az() {
     assert!(s.reason.contains("from a to b"), "{}", s.reason);
 }
 
+#[test]
+fn a_drain_never_moves_a_task_of_an_az_rebalancing_service_out_of_its_zone() {
+    // Draining the only instance in zone a would put web's tasks in zone b, which ECS's AZ rebalancing would undo.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot").az("a"))
+        .instance(instance("cold1").az("b"))
+        .instance(instance("cold2").az("b"))
+        .service(service("web").spread("instanceId").deployment(50, 200).az_rebalancing())
+        .service(service("api").spread("instanceId").deployment(50, 200))
+        .tasks("web", "hot", 2)
+        .tasks("web", "cold1", 1)
+        .tasks("api", "hot", 3)
+        .build();
+    let p = run(&c, &policy("count", &generous("drain-instances")));
+    assert!(p.actions.is_empty(), "{:#?}", p.actions);
+    let s = p
+        .skipped
+        .iter()
+        .find(|s| s.label == "az-rebalancing")
+        .unwrap_or_else(|| panic!("{:#?}", p.skipped));
+    assert!(s.reason.contains("from a to b"), "{}", s.reason);
+
+    // Without AZ rebalancing the same drain is made.
+    let mut plain = c.snapshot().clone();
+    plain.services[0].availability_zone_rebalancing = None;
+    let p = run(
+        &Cluster::new(plain).unwrap(),
+        &policy("count", &generous("drain-instances")),
+    );
+    assert_eq!(kinds(&p), ["drain-instance"], "{:#?}", p.skipped);
+}
+
 // ---- safety: floors and budgets ----
 
 #[test]

@@ -85,6 +85,9 @@ impl Search<'_> {
                 state.remove(&mut delta, instance, c);
                 state.place(request, &mut overlay, &mut delta, c, source)?
             };
+            if m.az_rebalancing {
+                state.keeps_zone(instance, &landed)?;
+            }
             landing.extend_from_slice(&landed.ties);
             relocations.push(Relocation {
                 task: m.task,
@@ -174,6 +177,7 @@ impl Search<'_> {
                 task: t,
                 service: service.to_owned(),
                 start_first: svc.starts_first(),
+                az_rebalancing: svc.availability_zone_rebalancing.as_deref() == Some("ENABLED"),
             });
         }
         if moves.is_empty() {
@@ -210,6 +214,8 @@ struct Moved {
     service: String,
     /// Whether ECS starts its replacement before it stops it (its ceiling above the desired count).
     start_first: bool,
+    /// Whether its service has ECS's AZ rebalancing on: then it may only land in the drained instance's zone.
+    az_rebalancing: bool,
 }
 
 /// The score once the drained instance is refilled to the mean, and how many tasks that refill restarts (`step`:

@@ -264,6 +264,29 @@ impl<'c> State<'c> {
             .unwrap_or_else(|| inst.container_instance_arn.clone())
     }
 
+    /// For a service with ECS's AZ rebalancing on: that a task leaving `source` can only land in its zone (under
+    /// odds, every tied instance; lucky, the pick), so ECS's rebalancing has nothing to undo (`docs/ecs.md`).
+    pub fn keeps_zone(&self, source: InstanceIdx, landed: &Landed) -> Result<(), SkipReason> {
+        let az = |i: InstanceIdx| {
+            self.cluster
+                .instance_at(i)
+                .availability_zone()
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let other = match self.luck {
+            Luck::Odds => landed.ties.iter().find(|&&c| az(c) != az(source)).copied(),
+            Luck::Lucky => Some(landed.pick).filter(|&c| az(c) != az(source)),
+        };
+        match other {
+            Some(other) => Err(SkipReason::AzRebalancing {
+                from: az(source),
+                to: az(other),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// [`Delta::worst_ok`] as a refusal naming the busiest landing (`hotter-landing`).
     pub fn no_hotter_landing(&self, delta: &Delta<'_>) -> Result<(), SkipReason> {
         delta.worst_ok().map_err(|i| SkipReason::HotterLanding {

@@ -150,17 +150,7 @@ impl Search<'_> {
         }
         state.no_hotter_landing(&delta)?;
         if az_rebalancing {
-            let az = |i: InstanceIdx| cluster.instance_at(i).availability_zone().unwrap_or("?").to_owned();
-            let changes = match state.luck {
-                Luck::Odds => landed.ties.iter().find(|&&c| az(c) != az(source)).copied(),
-                Luck::Lucky => Some(landed.pick).filter(|&c| az(c) != az(source)),
-            };
-            if let Some(other) = changes {
-                return Err(SkipReason::AzRebalancing {
-                    from: az(source),
-                    to: az(other),
-                });
-            }
+            state.keeps_zone(source, &landed)?;
         }
         let score = delta.expected();
         let (loads, stats) = delta.into_outcome();
