@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::model::{Cluster, DeploymentStatus};
+
 /// What a move is, without what it acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MoveKind {
@@ -126,6 +128,43 @@ impl Move {
             Move::StopTask { .. } | Move::RedeployService { .. } => &[],
         }
     }
+
+    /// The move's deterministic id on `cluster` as observed: the same move observed twice claims the same ledger
+    /// record. It starts with the kind and the last part of the target (`ledger::Unreadable` reads the target back
+    /// from a damaged item's id); a redeploy adds the service's primary deployment, a drain the instance's
+    /// version, so the same move on a service or an instance that changed since is a new one.
+    pub fn id(&self, cluster: &Cluster) -> String {
+        let kind = self.kind();
+        match self {
+            Move::StopTask { task_arn, .. } => Move::stop_id(task_arn),
+            Move::RedeployService { service_name } => {
+                let deployment = cluster
+                    .service(service_name)
+                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+                    .map_or("", |d| last_part(&d.id));
+                format!("{kind}:{service_name}:{deployment}")
+            }
+            Move::DrainInstance {
+                container_instance_arn: arn,
+                ..
+            } => {
+                let version = cluster.instance(arn).and_then(|i| i.version).unwrap_or(0);
+                format!("{kind}:{}:{version}", last_part(arn))
+            }
+        }
+    }
+}
+
+impl Move {
+    /// [`Move::id`] of the stop of `task_arn` (it depends on nothing else).
+    pub fn stop_id(task_arn: &str) -> String {
+        format!("{}:{}", MoveKind::StopTask, last_part(task_arn))
+    }
+}
+
+/// An ARN's last `/`-separated part (a task id, an instance id, a deployment id).
+fn last_part(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 /// Some of a cluster's container instances, as a record keeps them: the instances themselves, or, when they are

@@ -349,7 +349,7 @@ impl Scenario {
             });
         }
         let ledger = LedgerView {
-            attempted_tasks: Vec::new(),
+            attempted: Vec::new(),
             unreadable: Vec::new(),
             in_flight,
             service_cooldowns: self

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 
 use ecs_rebalancer::model::{Cluster, DeploymentStatus, InstanceStatus, ProtectedTask, RolloutState, Snapshot};
-use ecs_rebalancer::moves::MoveKind;
+use ecs_rebalancer::moves::{Move, MoveKind};
 use ecs_rebalancer::plan::{self, Episode, InFlight, LedgerView, Plan, Status};
 use ecs_rebalancer::policy::{self, Policy};
 use ecs_rebalancer::scenarios::builder::{instance, service, ClusterBuilder};
@@ -658,7 +658,7 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
 
     // A stop that failed or never reached ECS spent its action id: the planner moves another task instead.
     let attempted = LedgerView {
-        attempted_tasks: vec![first.clone()],
+        attempted: vec![Move::stop_id(&first)],
         ..LedgerView::default()
     };
     let r = run_with(&c, &p, &attempted, Episode::default());
@@ -669,6 +669,72 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
         "{:#?}",
         r.skipped
     );
+}
+
+#[test]
+fn a_redeploy_or_a_drain_that_failed_is_not_planned_again_until_the_service_or_instance_changes() {
+    // A redeploy refused by ECS (throttled, say) spent its id, which names the service's primary deployment: planned
+    // again, it would be refused at the claim every cycle and hold the budget and the service's stops.
+    let c = ClusterBuilder::new("c")
+        .instance(instance("hot"))
+        .instance(instance("cold"))
+        .service(service("web").deployment(50, 200))
+        .service(service("single").memory(4096).deployment(100, 200))
+        .tasks("web", "hot", 1)
+        .tasks("single", "hot", 1)
+        .build();
+    let p = policy("mem-unreserved", &generous("redeploy-services"));
+    let planned = run(&c, &p);
+    assert_eq!(
+        planned.actions[0].mv.service_name(),
+        Some("single"),
+        "{:#?}",
+        planned.actions
+    );
+    let id = planned.actions[0].mv.id(&c);
+    let failed = LedgerView {
+        attempted: vec![id.clone()],
+        ..LedgerView::default()
+    };
+    let again = run_with(&c, &p, &failed, Episode::default());
+    assert!(
+        again.actions.iter().all(|a| a.mv.service_name() != Some("single")),
+        "{:#?}",
+        again.actions
+    );
+    assert!(
+        again
+            .skipped
+            .iter()
+            .any(|s| s.label == "attempted" && s.target.ends_with("/single")),
+        "{:#?}",
+        again.skipped
+    );
+    // Someone deployed the service since: a new deployment, a new move.
+    let mut deployed = c.snapshot().clone();
+    deployed.services[1].deployments[0].id = "ecs-svc/later".into();
+    let deployed = Cluster::new(deployed).unwrap();
+    assert_ne!(planned.actions[0].mv.id(&deployed), id);
+    let after = run_with(&deployed, &p, &failed, Episode::default());
+    assert_eq!(
+        after.actions[0].mv.service_name(),
+        Some("single"),
+        "{:#?}",
+        after.skipped
+    );
+
+    // The same for a drain, whose id names the instance's version.
+    let c = drainable().build();
+    let p = policy("mem-unreserved", &generous("drain-instances"));
+    let planned = run(&c, &p);
+    assert_eq!(kinds(&planned), ["drain-instance"]);
+    let failed = LedgerView {
+        attempted: vec![planned.actions[0].mv.id(&c)],
+        ..LedgerView::default()
+    };
+    let again = run_with(&c, &p, &failed, Episode::default());
+    assert!(again.actions.is_empty(), "{:#?}", again.actions);
+    assert!(labels(&again).contains(&"attempted"), "{:#?}", again.skipped);
 }
 
 // ---- drain-instance ----

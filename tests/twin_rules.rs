@@ -685,6 +685,24 @@ async fn draining_replaces_service_tasks_elsewhere_stops_daemons_and_leaves_stan
 }
 
 #[tokio::test]
+async fn every_state_change_counts_in_the_instance_version_even_from_a_snapshot_without_one() {
+    // The controller's drain ids name the version: without it counted, an instance could be drained once only.
+    let twin = Twin::new(ClusterBuilder::new("c").instance(instance("a")).snapshot(), config(1));
+    let version = || inst(&twin.snapshot(), "a").version;
+    let before = version();
+    twin.set_instance_state(&arn("a"), InstanceState::Draining)
+        .await
+        .unwrap();
+    let drained = version();
+    twin.set_instance_state(&arn("a"), InstanceState::Active).await.unwrap();
+    let active = version();
+    assert!(
+        before.unwrap_or(0) < drained.unwrap() && drained < active,
+        "{before:?} {drained:?} {active:?}"
+    );
+}
+
+#[tokio::test]
 async fn draining_only_active_to_draining_and_draining_to_active_are_allowed() {
     let snap = ClusterBuilder::new("c")
         .instance(instance("a"))

@@ -166,7 +166,7 @@ impl ActionItem {
 
     fn into_record(self) -> Result<ActionRecord, ItemError> {
         let kind = MoveKind::parse(&self.kind).ok_or_else(|| ItemError::UnknownKind(self.kind.clone()))?;
-        // The id is `<kind>:<target>[:<more>]` (reconcile::action_id) and is what a claim is fenced on: a record
+        // The id is `<kind>:<target>[:<more>]` (moves::Move::id) and is what a claim is fenced on: a record
         // whose kind or target says otherwise would be read as one move while its id stands for another.
         let mut named = self.id.split(':');
         let last = self.target.rsplit('/').next().unwrap_or(&self.target);
@@ -244,7 +244,7 @@ pub(crate) fn read(item: Item) -> Result<ActionRecord, Unreadable> {
         })
         .and_then(ActionItem::into_record);
     read.map_err(|source| {
-        // Ids are `<kind>:<target>[:<more>]` (reconcile::action_id): the id names the target even when the item's
+        // Ids are `<kind>:<target>[:<more>]` (moves::Move::id): the id names the target even when the item's
         // `target` is what is damaged.
         let named = key
             .strip_prefix("action#")

@@ -3,7 +3,7 @@
 //! an error. Two implementations pass one shared test suite (`tests/ledger_contract.rs`): [`memory::MemoryLedger`]
 //! for the twin, `simulate` and tests, and [`dynamo::DynamoLedger`] for production.
 //!
-//! Action ids are deterministic (see `reconcile::action_id`): the same move observed twice claims the same id.
+//! Action ids are deterministic (see `moves::Move::id`): the same move observed twice claims the same id.
 //! States move forward only, each move a conditional write ([`ActionState::may_follow`]). A claim made under a
 //! lease carries its [`Fence`] (holder and epoch), and is written only if the lease still names that holder and
 //! epoch: a deposed leader that wakes up late cannot claim anything. The lease protocol itself is in [`lease`].
@@ -544,7 +544,7 @@ pub async fn view_of<L: Ledger>(
             view.restarts.push((r.claimed_at, r.tasks));
         }
         if matches!(r.state, ActionState::Failed | ActionState::Abandoned) {
-            view.attempted_tasks.extend(r.mv.task_arn().map(str::to_owned));
+            view.attempted.push(r.id.clone());
         }
     }
     view.unreadable = log

@@ -42,6 +42,14 @@ impl Search<'_> {
             return Err(SkipReason::Planned);
         }
         self.ledger.instance_free(arn)?;
+        let id = crate::moves::Move::DrainInstance {
+            container_instance_arn: arn.to_owned(),
+            moved_tasks: Vec::new(),
+        }
+        .id(self.cluster());
+        if self.ledger.attempted(&id) {
+            return Err(SkipReason::Attempted);
+        }
         if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
             return Err(SkipReason::InstanceCoolingDown(until));
         }

@@ -107,6 +107,13 @@ impl Search<'_> {
             )));
         }
         self.ledger.redeploy_free(service)?;
+        let id = crate::moves::Move::RedeployService {
+            service_name: service.to_owned(),
+        }
+        .id(cluster);
+        if self.ledger.attempted(&id) {
+            return Err(SkipReason::Attempted);
+        }
         let mut old = self.replaced_tasks(service)?;
         let desired = svc.desired_count;
         let ctx = self.service_ctx(service)?;

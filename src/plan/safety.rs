@@ -190,7 +190,10 @@ impl fmt::Display for SkipReason {
                 "a redeploy of its service is worth more per restart than stopping its tasks one by one, or goes \
                      further than those stops, which get stuck",
             ),
-            SkipReason::Attempted => f.write_str("an earlier stop of this task failed or never reached ECS"),
+            SkipReason::Attempted => f.write_str(
+                "this move was claimed before and failed or never reached ECS; its id is spent until the task, the \
+                 service's deployment or the instance's version changes",
+            ),
             SkipReason::NoLanding => f.write_str("no instance could take the replacement; it would stay PENDING"),
             SkipReason::LandsOnSource => f.write_str("the replacement would land back on the same instance"),
             SkipReason::NoGain => {

@@ -78,7 +78,7 @@ impl Search<'_> {
                 self.skip(&task.task_arn, &reason);
                 continue;
             }
-            if self.ledger.task_attempted(&task.task_arn) {
+            if self.ledger.attempted(&crate::moves::Move::stop_id(&task.task_arn)) {
                 self.skip(&task.task_arn, &SkipReason::Attempted);
                 continue;
             }

@@ -26,9 +26,11 @@ pub struct LedgerView {
     pub instance_cooldowns: Vec<(String, DateTime<Utc>)>,
     /// When tasks were restarted by this controller, and how many, for the rolling per-hour budget.
     pub restarts: Vec<(DateTime<Utc>, u32)>,
-    /// Tasks whose stop was claimed and then failed or never reached ECS: the action's id is spent (ids are
-    /// deterministic), so planning that stop again would only be refused at the claim.
-    pub attempted_tasks: Vec<String>,
+    /// Ids ([`crate::moves::Move::id`]) of moves claimed and then failed or never sent to ECS: the id is spent
+    /// (ids are deterministic), so planning that move again would only be refused at the claim, every cycle, while
+    /// holding budget other moves could use. A new id (a new deployment of the service, a new instance version)
+    /// is a new move.
+    pub attempted: Vec<String>,
     /// Ledger items that name a move but cannot be read, and may be in flight: what they name is left alone, and
     /// one that names nothing stops the planner altogether (fail closed).
     pub unreadable: Vec<UnreadableRecord>,
@@ -86,8 +88,9 @@ impl LedgerView {
             .any(|f| matches!(f, InFlight::Redeploy { service: s } if s == service))
     }
 
-    pub fn task_attempted(&self, task_arn: &str) -> bool {
-        self.attempted_tasks.iter().any(|t| t == task_arn)
+    /// Whether the move with this id was claimed before and failed or never reached ECS.
+    pub fn attempted(&self, id: &str) -> bool {
+        self.attempted.iter().any(|a| a == id)
     }
 
     pub fn task_in_flight(&self, task_arn: &str) -> bool {

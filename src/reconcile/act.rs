@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 #[cfg(feature = "crash-points")]
 use super::CrashPoint;
-use super::{action_id, target_of, Controller, CycleError, LOG};
+use super::{target_of, Controller, CycleError, LOG};
 use crate::ecs::{EcsApi, EcsError, InstanceState};
 use crate::ledger::{ActionRecord, ActionState, Claim, Ledger, LedgerError};
 use crate::model::{Cluster, DeploymentStatus, InstanceStatus, TaskStatus};
@@ -123,7 +123,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         now: DateTime<Utc>,
     ) -> ActionRecord {
         ActionRecord {
-            id: action_id(action, planned_on),
+            id: action.mv.id(planned_on),
             cluster: self.cluster.clone(),
             mv: action.mv.clone(),
             deployment_before: action.mv.service_name().and_then(|s| {

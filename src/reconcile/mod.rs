@@ -22,8 +22,8 @@ use serde::Serialize;
 use crate::ecs::{EcsApi, EcsError};
 use crate::ledger::lease::LeaseView;
 use crate::ledger::{self, ActionState, EpisodeRecord, Fence, Ledger, LedgerError};
-use crate::model::{Cluster, DeploymentStatus};
-use crate::moves::{some_of, Move, MoveKind, LANDING_SHOWN};
+use crate::model::Cluster;
+use crate::moves::{some_of, MoveKind, LANDING_SHOWN};
 use crate::plan::{self, Plan, PlannedAction};
 use crate::policy::{Mode, Policy};
 
@@ -163,30 +163,6 @@ pub struct Controller<'a, E, L> {
     pub stats: ControllerStats,
 }
 
-/// The deterministic id of a planned action: the same move observed twice claims the same record. It starts with
-/// the kind and the target (`ledger::Unreadable` reads the target back from a damaged item's id).
-pub fn action_id(action: &PlannedAction, cluster: &Cluster) -> String {
-    let last = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-    let kind = action.mv.kind();
-    match &action.mv {
-        Move::StopTask { task_arn, .. } => format!("{kind}:{}", last(task_arn)),
-        Move::RedeployService { service_name } => {
-            let deployment = cluster
-                .service(service_name)
-                .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
-                .map_or_else(String::new, |d| last(&d.id));
-            format!("{kind}:{service_name}:{deployment}")
-        }
-        Move::DrainInstance {
-            container_instance_arn: arn,
-            ..
-        } => {
-            let version = cluster.instance(arn).and_then(|i| i.version).unwrap_or(0);
-            format!("{kind}:{}:{version}", last(arn))
-        }
-    }
-}
-
 /// What an action acts on: the task ARN, the service name or the container instance ARN.
 pub fn target_of(action: &PlannedAction) -> String {
     action.mv.target().to_owned()
@@ -270,7 +246,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             // dry-run plans and logs every move and carries none out (docs/policy.md).
             for action in &plan.actions {
                 tracing::info!(
-                    action = %action_id(action, &cluster),
+                    action = %action.mv.id(&cluster),
                     kind = action.mv.kind().as_str(),
                     resource = %target_of(action),
                     reason = %action.reason,

@@ -586,7 +586,9 @@ impl EcsApi for Twin {
                 ));
             }
         }
-        instance.version = instance.version.map(|v| v + 1);
+        // ECS counts every change of an instance; a snapshot without the counter starts it here, so a second drain
+        // of the same instance is a new move (its id names the version).
+        instance.version = Some(instance.version.unwrap_or(0) + 1);
         state.revision += 1;
         let services: Vec<String> = state
             .snap
