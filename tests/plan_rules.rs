@@ -244,7 +244,7 @@ fn with_service(snap: &mut Snapshot, name: &str, f: impl FnOnce(&mut ecs_rebalan
 #[test]
 fn services_not_steady_are_left_alone() {
     type Change = fn(&mut ecs_rebalancer::model::Service);
-    let cases: [(&str, Change); 3] = [
+    let cases: [(&str, Change); 4] = [
         ("2 deployments in progress", |s| {
             let mut old = s.deployments[0].clone();
             old.status = DeploymentStatus::Active;
@@ -254,6 +254,11 @@ fn services_not_steady_are_left_alone() {
             s.deployments[0].rollout_state = Some(RolloutState::InProgress)
         }),
         ("5 of 6 tasks running", |s| s.running_count = 5),
+        ("deployment controller CODE_DEPLOY", |s| {
+            s.deployment_controller = Some(ecs_rebalancer::model::ecs::DeploymentController {
+                kind: "CODE_DEPLOY".into(),
+            })
+        }),
     ];
     for (why, change) in cases {
         let mut snap = hot_and_cold().tasks("web", "hot", 6).snapshot();

@@ -248,6 +248,18 @@ pub fn check_service(
     if service.status != "ACTIVE" {
         return Err(SkipReason::NotSteady(format!("status {}", service.status)));
     }
+    // Blue/green (CODE_DEPLOY) and EXTERNAL services run their tasks in task sets another controller owns; the
+    // rolling rules the plan relies on (docs/ecs.md) do not describe them, so they are left alone.
+    if let Some(kind) = service
+        .deployment_controller
+        .as_ref()
+        .map(|d| d.kind.as_str())
+        .filter(|k| *k != "ECS")
+    {
+        return Err(SkipReason::NotSteady(format!(
+            "deployment controller {kind}: its task sets belong to another controller"
+        )));
+    }
     let live: Vec<_> = service
         .deployments
         .iter()
