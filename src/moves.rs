@@ -69,6 +69,10 @@ pub enum Move {
         container_instance_arn: String,
         /// The tasks the drain expects ECS to move (empty on records written before drains named them).
         moved_tasks: Vec<String>,
+        /// Their services, in name order: the instance is set ACTIVE again only once each has its desired count
+        /// running, so a replacement ECS starts after the old task stopped (no room above desired) is never placed
+        /// back on it. Empty on records written before drains named them.
+        moved_services: Vec<String>,
     },
 }
 
@@ -125,6 +129,14 @@ impl Move {
     pub fn moved_tasks(&self) -> &[String] {
         match self {
             Move::DrainInstance { moved_tasks, .. } => moved_tasks,
+            Move::StopTask { .. } | Move::RedeployService { .. } => &[],
+        }
+    }
+
+    /// For a drain: the services of the tasks it expects ECS to move. Empty for the other kinds.
+    pub fn moved_services(&self) -> &[String] {
+        match self {
+            Move::DrainInstance { moved_services, .. } => moved_services,
             Move::StopTask { .. } | Move::RedeployService { .. } => &[],
         }
     }

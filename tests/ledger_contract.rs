@@ -90,6 +90,7 @@ async fn every_kind_of_move_survives_the_round_trip(l: &impl Ledger) {
         mv: Move::DrainInstance {
             container_instance_arn: "arn:aws:ecs:eu-west-1:111122223333:container-instance/c/hot".into(),
             moved_tasks: vec!["task-a".into(), "task-b".into()],
+            moved_services: vec!["api".into(), "web".into()],
         },
         predicted_landing: InstanceSet::default(),
         improving_landing: InstanceSet::default(),

@@ -46,6 +46,7 @@ async fn draining_instance(ago: chrono::Duration, state: ActionState) -> (Twin, 
         mv: Move::DrainInstance {
             container_instance_arn: hot.clone(),
             moved_tasks: vec![],
+            moved_services: vec![],
         },
         deployment_before: None,
         state: ActionState::Claimed,

@@ -379,6 +379,48 @@ fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
     assert!(!left.contains(&"service:a") && !left.contains(&"service:b"), "{left:?}");
 }
 
+#[test]
+fn a_drain_of_services_without_room_above_desired_waits_for_their_replacements_before_setting_the_instance_active() {
+    // At maximumPercent 100 ECS stops each old task first and starts its replacement only once it has stopped. Had
+    // the instance been set ACTIVE as soon as its last task was told to stop, that task's replacement would tie
+    // for the emptied instance (no task of its service there) and could land right back on it.
+    let b = ClusterBuilder::new("sim")
+        .instance(instance("hot"))
+        .instance(instance("cold1"))
+        .instance(instance("cold2"))
+        .service(service("a").spread("instanceId").deployment(50, 100))
+        .service(service("b").spread("instanceId").deployment(50, 100))
+        .tasks("a", "hot", 2)
+        .tasks("a", "cold2", 1)
+        .tasks("b", "hot", 2)
+        .tasks("b", "cold2", 1);
+    let (r, end) = run(
+        b.snapshot(),
+        &policy(
+            "  actions: [drain-instances]\n  budgets: {maxUnavailable: 10, perHour: 200, perService: 1, \
+             concurrentDrains: 1}\n",
+        ),
+    );
+    assert_safe(&r);
+    assert_eq!(r.actions_by_kind.get("drain-instance"), Some(&1), "{r:#?}");
+    let cluster = ecs_rebalancer::model::Cluster::new(end).unwrap();
+    let hot = cluster
+        .instances()
+        .iter()
+        .find(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
+        .unwrap();
+    assert_eq!(hot.status, InstanceStatus::Active, "set ACTIVE again");
+    let back: Vec<&str> = cluster
+        .tasks_on(&hot.container_instance_arn)
+        .filter(|t| t.desired_status != ecs_rebalancer::model::TaskStatus::Stopped)
+        .filter_map(|t| t.group.as_deref())
+        .collect();
+    assert!(
+        back.is_empty(),
+        "replacements placed back on the drained instance: {back:?}"
+    );
+}
+
 /// Each cycle's line (`demo`, `simulate -o table`) says what the cycle planned, by kind: `planned stop-task ×3`, or
 /// `planned nothing`.
 #[test]

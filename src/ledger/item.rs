@@ -50,6 +50,8 @@ pub(crate) struct ActionItem {
     improving_landing: InstanceSet,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     moved_tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    moved_services: Vec<String>,
     /// Left out when not finite: DynamoDB numbers have no NaN or infinity.
     #[serde(default, skip_serializing_if = "not_finite")]
     predicted_gain: f64,
@@ -153,6 +155,7 @@ impl ActionItem {
             predicted_landing: r.predicted_landing.clone().map_names(strip),
             improving_landing: r.improving_landing.clone().map_names(strip),
             moved_tasks: r.mv.moved_tasks().to_vec(),
+            moved_services: r.mv.moved_services().to_vec(),
             predicted_gain: r.predicted_gain,
             tasks: r.tasks,
             outcome: r.outcome.clone(),
@@ -190,6 +193,7 @@ impl ActionItem {
             MoveKind::DrainInstance => Move::DrainInstance {
                 container_instance_arn: self.target,
                 moved_tasks: self.moved_tasks,
+                moved_services: self.moved_services,
             },
         };
         Ok(ActionRecord {
@@ -527,6 +531,7 @@ mod tests {
             mv: Move::DrainInstance {
                 container_instance_arn: "arn:aws:ecs:eu-west-1:1:container-instance/prod/hot".into(),
                 moved_tasks: vec![],
+                moved_services: vec![],
             },
             deployment_before: None,
             seen_until: None,

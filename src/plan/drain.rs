@@ -45,6 +45,7 @@ impl Search<'_> {
         let id = crate::moves::Move::DrainInstance {
             container_instance_arn: arn.to_owned(),
             moved_tasks: Vec::new(),
+            moved_services: Vec::new(),
         }
         .id(self.cluster());
         if self.ledger.attempted(&id) {

@@ -101,6 +101,8 @@ impl Serialize for PlannedAction {
             improving_landing: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             moved_tasks: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            moved_services: &'a [String],
             tasks_restarted: u32,
             unavailable: u32,
             score_after: f64,
@@ -115,6 +117,7 @@ impl Serialize for PlannedAction {
             predicted_landing: &self.predicted_landing,
             improving_landing: &self.improving_landing,
             moved_tasks: self.mv.moved_tasks(),
+            moved_services: self.mv.moved_services(),
             tasks_restarted: self.tasks_restarted,
             unavailable: self.unavailable,
             score_after: self.score_after,
@@ -350,6 +353,13 @@ fn action(search: &Search<'_>, a: &search::Accepted) -> PlannedAction {
                     .relocations
                     .iter()
                     .map(|r| cluster.task_at(r.task).task_arn.clone())
+                    .collect(),
+                moved_services: p
+                    .relocations
+                    .iter()
+                    .filter_map(|r| cluster.task_at(r.task).service_name().map(str::to_owned))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .collect(),
             };
             let reason = format!(

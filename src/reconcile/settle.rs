@@ -52,12 +52,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 } => settle_stop(r, task_arn, service_name, cluster),
                 Move::RedeployService { service_name } => settle_redeploy(r, service_name, cluster),
                 Move::DrainInstance {
-                    container_instance_arn,
-                    moved_tasks,
-                } => {
-                    self.settle_drain(r, container_instance_arn, moved_tasks, cluster, overdue)
-                        .await
-                }
+                    container_instance_arn, ..
+                } => self.settle_drain(r, container_instance_arn, cluster, overdue).await,
             };
             let (state, outcome, landed) = match verdict {
                 Verdict::Waiting if overdue => (ActionState::Failed, "did not play out in time".to_owned(), None),
@@ -132,14 +128,8 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
     /// A drain is finished by setting the instance ACTIVE again once its service tasks are gone, or reverted at the
     /// deadline. Only an instance ECS confirmed this record drained is ever set ACTIVE (docs/ecs.md: others drain
     /// too).
-    async fn settle_drain(
-        &self,
-        r: &ActionRecord,
-        arn: &str,
-        moved_tasks: &[String],
-        cluster: &Cluster,
-        overdue: bool,
-    ) -> Verdict {
+    async fn settle_drain(&self, r: &ActionRecord, arn: &str, cluster: &Cluster, overdue: bool) -> Verdict {
+        let (moved_tasks, moved_services) = (r.mv.moved_tasks(), r.mv.moved_services());
         let Some(instance) = cluster.instance(arn) else {
             return Verdict::Done {
                 outcome: "the instance is gone".into(),
@@ -183,24 +173,47 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 }
             })
             .count();
-        if remaining > 0 && !overdue {
+        // A task is gone from the observation once ECS has set it to stop; a service with no room above its desired
+        // count starts the replacement only after that, and it must not be placed back here: the instance stays
+        // DRAINING until each moved service has its desired count running again.
+        let short = moved_services
+            .iter()
+            .filter_map(|name| cluster.service(name))
+            .find(|s| {
+                let running = cluster
+                    .tasks_of(&s.service_name)
+                    .filter(|t| t.desired_status != TaskStatus::Stopped && t.last_status == TaskStatus::Running)
+                    .count();
+                running < usize::try_from(s.desired_count).unwrap_or(usize::MAX)
+            });
+        if (remaining > 0 || short.is_some()) && !overdue {
             return Verdict::Waiting;
         }
         if self.fence().is_err() {
             return Verdict::Deferred;
         }
         match self.ecs.set_instance_state(arn, InstanceState::Active).await {
-            Ok(()) if remaining == 0 => Verdict::Done {
-                outcome: if moved_tasks.is_empty() {
-                    "emptied of service tasks and set ACTIVE again".into()
-                } else {
-                    format!("its {} moved task(s) are gone; set ACTIVE again", moved_tasks.len())
-                },
-                landed: None,
-            },
-            Ok(()) => Verdict::Failed(format!(
+            Ok(()) if remaining > 0 => Verdict::Failed(format!(
                 "{remaining} service task(s) still on it at the deadline; set ACTIVE again"
             )),
+            Ok(()) => match short {
+                Some(s) => Verdict::Failed(format!(
+                    "service {} still runs fewer tasks than desired at the deadline; set ACTIVE again",
+                    s.service_name
+                )),
+                None => Verdict::Done {
+                    outcome: if moved_tasks.is_empty() {
+                        "emptied of service tasks and set ACTIVE again".into()
+                    } else {
+                        format!(
+                            "its {} moved task(s) are gone and their services run their desired count; set ACTIVE \
+                             again",
+                            moved_tasks.len()
+                        )
+                    },
+                    landed: None,
+                },
+            },
             // Never recorded finished before the revert succeeds: a final record would strand the instance DRAINING.
             Err(e) => {
                 tracing::warn!(target: LOG, action = %r.id, error = %e, "setting the instance ACTIVE again failed; retrying next cycle");
