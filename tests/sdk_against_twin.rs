@@ -770,3 +770,22 @@ async fn a_failed_metric_read_is_one_line_and_keeps_the_call() {
     );
     assert_eq!(e.call().map(|c| c.operation()), Some("GetMetricData"));
 }
+
+#[tokio::test]
+async fn a_task_definition_that_cannot_be_described_is_named_in_the_error() {
+    let mut snap = ClusterBuilder::new("c")
+        .instance(instance("a"))
+        .service(service("web"))
+        .tasks("web", "a", 1)
+        .standalone_task("report", "a", 256, 512)
+        .snapshot();
+    let report = snap
+        .task_definitions
+        .iter()
+        .position(|d| d.family.as_deref() == Some("report"))
+        .expect("the builder writes a standalone task's definition too");
+    let arn = snap.task_definitions.remove(report).task_definition_arn;
+    let (_twin, addr) = served_snapshot(snap).await;
+    let err = client(&addr, "c").observe().await.unwrap_err();
+    assert!(err.to_string().contains(&arn), "{err}");
+}

@@ -578,3 +578,29 @@ fn no_set_of_allowed_actions_leaves_a_cluster_worse_than_it_started() {
         }
     }
 }
+
+#[test]
+fn every_generated_scenario_describes_the_definition_of_every_task() {
+    // `twin serve` answers DescribeTaskDefinition from the snapshot, and the controller's observation is whole or
+    // nothing: a scenario missing one definition (the demo's standalone `report` task did) cannot be rehearsed.
+    for snap in [
+        scenarios::demo_snapshot(),
+        scenarios::scale_out("sim", 8, 4, 12, 2, 2),
+        scenarios::mixed_sizes("sim", 12, 6, 12),
+        scenarios::strict_floors("sim", 12, 4, 6, 2, 2),
+        scenarios::constrained("sim", 8, 4),
+        scenarios::sparse("sim", 40, 10, 20),
+    ] {
+        for t in &snap.tasks {
+            assert!(
+                snap.task_definitions
+                    .iter()
+                    .any(|d| d.task_definition_arn == t.task_definition_arn),
+                "{}: task {} names {}, which the snapshot does not describe",
+                snap.cluster,
+                t.task_arn,
+                t.task_definition_arn
+            );
+        }
+    }
+}

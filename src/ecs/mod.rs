@@ -53,6 +53,23 @@ impl EcsError {
         }
     }
 
+    /// The same error, naming what the call was about (`… (task definition arn:…)`).
+    pub fn about(self, what: &str) -> EcsError {
+        let name = |d: Detail| {
+            let text = format!("{} ({what})", d.as_str());
+            d.reworded(text)
+        };
+        match self {
+            EcsError::Invalid(d) => EcsError::Invalid(name(d)),
+            EcsError::NotFound(d) => EcsError::NotFound(name(d)),
+            EcsError::Throttled(d) => EcsError::Throttled(name(d)),
+            EcsError::Unknown(d) => EcsError::Unknown(name(d)),
+            EcsError::Unavailable(d) => EcsError::Unavailable(name(d)),
+            EcsError::Incomplete(d) => EcsError::Incomplete(name(d)),
+            e @ EcsError::Config(_) => e,
+        }
+    }
+
     /// A stable label for logs and metrics.
     pub fn label(&self) -> &'static str {
         match self {

@@ -301,7 +301,7 @@ impl SdkEcs {
                 .task_definition(arn)
                 .send()
                 .await
-                .map_err(|e| ecs_error("DescribeTaskDefinition", e))?;
+                .map_err(|e| ecs_error("DescribeTaskDefinition", e).about(&format!("task definition {arn}")))?;
             if let Some(td) = out.task_definition() {
                 let td = convert::task_definition(td);
                 if let Ok(mut cache) = self.definitions.lock() {

@@ -469,6 +469,16 @@ impl ClusterBuilder {
             tags: Vec::new(),
         });
         self.reserve(at, cpu, memory, &[], &[]);
+        // Its definition too, so that a snapshot built here can be served and observed whole (`twin serve`).
+        let definition = service(family).cpu(cpu).memory(memory).task_definition();
+        if !self
+            .snapshot
+            .task_definitions
+            .iter()
+            .any(|d| d.task_definition_arn == definition.task_definition_arn)
+        {
+            self.snapshot.task_definitions.push(definition);
+        }
         self
     }
 
