@@ -207,3 +207,24 @@ fn defaults_are_filled_for_a_minimal_policy() {
     assert!((p.utilization.max_unknown_share - 0.2).abs() < f64::EPSILON);
     assert!(p.exclude.services.is_empty());
 }
+
+#[test]
+fn a_folder_gives_the_same_revision_however_its_path_is_spelled() {
+    // Two replicas given `pol/` and `/etc/ecs-rebalancer/pol/` hold the same files: the same revision, or a new
+    // leader would wait to re-read a source that has not changed, and records would cite two revisions.
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("pol");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::copy(repo("policies/cpu-mixed-fleet.yaml"), pol.join("fleet.yaml")).unwrap();
+    let revision = |p: &Path| {
+        ecs_rebalancer::source::PolicySource::path(p, "analytics-prod")
+            .unwrap()
+            .record()
+            .unwrap()
+            .revision
+    };
+    let plain = revision(&pol);
+    assert!(plain.starts_with("sha256:"), "{plain}");
+    assert_eq!(revision(&dir.path().join("pol/../pol/")), plain);
+    assert_eq!(revision(&dir.path().join("./pol")), plain);
+}

@@ -123,6 +123,12 @@ async fn an_invalid_commit_is_refused_once_with_every_error_and_the_last_good_st
     );
     assert_eq!(s.fetch_now().await, None, "refused once, not at every poll");
 
+    // Reverting the bad commit brings back the files in force: nothing to reload, and nothing refused any more.
+    g.repo.commit(&[("policies/prod.yaml", POLICY)], "revert typo");
+    assert_eq!(s.fetch_now().await, None);
+    assert_eq!(revision(&s), g.first);
+    assert!(s.record().unwrap().rejected.is_none(), "the revert clears the refusal");
+
     let fixed = g.edit("mode: enforce", "mode: dry-run");
     assert_eq!(s.fetch_now().await, Some(Update::Applied));
     assert_eq!(revision(&s), fixed);

@@ -110,7 +110,7 @@ impl PolicySource {
         );
         let files = policy::read_paths(path).map_err(|d| PolicyError::Invalid(d.to_string()))?;
         let policy = choose(&files, cluster, &path.display().to_string())?;
-        let content = content_hash(&files);
+        let content = content_hash(&files, Some(path));
         let revision = format!("sha256:{content}");
         source.apply(policy, revision, content, Instant::now());
         Ok(source)
@@ -255,15 +255,21 @@ impl PolicySource {
         files: Result<Vec<PolicyFile>, Vec<String>>,
         commit: Option<String>,
     ) -> Option<Update> {
-        let content = files.as_ref().ok().map(|f| content_hash(f));
+        let root = match &self.location {
+            Location::Path(p) => Some(p.clone()),
+            Location::Git(_) => None,
+        };
+        let content = files.as_ref().ok().map(|f| content_hash(f, root.as_deref()));
         let revision = match (&commit, &content) {
             (Some(c), _) => c.clone(),
             (None, Some(h)) => format!("sha256:{h}"),
             (None, None) => "unreadable".to_owned(),
         };
         if content.is_some() && content.as_deref() == self.in_force.as_ref().map(|f| f.content.as_str()) {
-            // The same files (a commit elsewhere in the repository, a touched file): nothing to reload.
+            // The same files (a commit elsewhere in the repository, a touched file, a bad edit reverted): nothing to
+            // reload, and nothing refused any more.
             self.confirmed_at = Some(started);
+            self.rejected = None;
             return None;
         }
         if self.rejected.as_ref().is_some_and(|r| r.revision == revision) {
@@ -343,14 +349,24 @@ fn choose(files: &[PolicyFile], cluster: &str, source: &str) -> Result<Policy, P
 }
 
 /// SHA-256 over each file's path and text, in path order, as hex.
-fn content_hash(files: &[PolicyFile]) -> String {
-    let mut sorted: Vec<&PolicyFile> = files.iter().collect();
-    sorted.sort();
+/// The hash of the policy files: each one's name under `root` (the path the source was given, so that `pol/` and
+/// `/etc/pol/` give the same revision; a git source's names are already the repository's) and its text.
+fn content_hash(files: &[PolicyFile], root: Option<&Path>) -> String {
+    let mut named: Vec<(&Path, &str)> = files
+        .iter()
+        .map(|f| {
+            (
+                root.and_then(|r| f.path.strip_prefix(r).ok()).unwrap_or(&f.path),
+                f.text.as_str(),
+            )
+        })
+        .collect();
+    named.sort_unstable();
     let mut hasher = Sha256::new();
-    for f in sorted {
-        hasher.update(f.path.to_string_lossy().as_bytes());
+    for (path, text) in named {
+        hasher.update(path.to_string_lossy().as_bytes());
         hasher.update([0]);
-        hasher.update(f.text.as_bytes());
+        hasher.update(text.as_bytes());
         hasher.update([0]);
     }
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
