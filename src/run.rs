@@ -178,6 +178,7 @@ fn log_cycle(result: &Result<CycleReport, CycleError>, repeats: Option<&mut Repe
             acted = r.acted.len(),
             settled = r.settled.len(),
             not_sent = r.not_sent.len(),
+            unanswered = r.unanswered.len(),
             in_flight = r.in_flight,
             summary = %r.plan.summary,
             "cycle"

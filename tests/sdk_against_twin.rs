@@ -287,10 +287,10 @@ async fn a_stop_task_whose_response_is_lost_is_not_repeated() {
     let mut controller = Controller::new(&ecs, &ledger, policy, "wire");
     let first = controller.cycle(twin.now()).await.unwrap();
     assert!(
-        first.acted.is_empty(),
-        "the lost response is not counted as sent: {:?}",
-        first.not_sent
+        first.acted.is_empty() && first.not_sent.is_empty(),
+        "the lost response is neither confirmed nor 'not sent': {first:?}"
     );
+    assert_eq!(first.unanswered.len(), 1, "sent, its answer lost: {first:?}");
     let claimed = ledger.all();
     assert_eq!(claimed.len(), 1);
     twin.advance(std::time::Duration::from_secs(20));

@@ -60,18 +60,26 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<()> {
 fn ran(report: &CycleReport, dry_run: bool) -> String {
     let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
     let mut out = format!(
-        "{}: {} sent, {} settled, {} in flight\n",
+        "{}: {} sent{}, {} settled, {} in flight\n",
         report.plan.summary,
-        report.acted.len(),
+        report.acted.len() + report.unanswered.len(),
+        match report.unanswered.len() {
+            0 => String::new(),
+            n => format!(" ({n} without ECS's answer)"),
+        },
         report.settled.len(),
         report.in_flight
     );
     for action in &report.plan.actions {
         let target = target_of(action);
+        let unanswered = report.unanswered.iter().find(|(t, _)| *t == target);
         let sent = match report.not_sent.iter().find(|(t, _)| *t == target) {
             _ if dry_run => "planned, not sent (dry-run)".to_owned(),
             Some((_, why)) => format!("not sent: {why}"),
-            None => "sent".to_owned(),
+            None => match unanswered {
+                Some((_, why)) => format!("sent, but ECS's answer was lost; the next cycle reads what happened: {why}"),
+                None => "sent".to_owned(),
+            },
         };
         let _ = writeln!(out, "  {} {}: {sent}", action.mv.kind(), short(&target));
         let _ = writeln!(out, "    why: {}", action.reason);

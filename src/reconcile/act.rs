@@ -17,9 +17,10 @@ use crate::plan::PlannedAction;
 pub(super) enum Acted {
     /// Claimed and sent to ECS (its id).
     Sent(String),
-    /// Claimed, and left in flight for the next settle to find out (why): the lease went stale before sending, or
-    /// ECS's answer was lost.
+    /// Claimed, and left for the leader to settle (why): the lease went stale before sending.
     LeftClaimed(String),
+    /// Claimed and sent, but ECS's answer was lost (why): the next settle finds out from ECS what happened.
+    Unanswered(String),
     /// Not claimed, or refused by ECS (why).
     NotSent(String),
 }
@@ -102,7 +103,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
                 Ok(Acted::Sent(id))
             }
             // Not retried blindly: the record stays claimed, and the next cycle's settle step asks ECS what happened.
-            Err(EcsError::Unknown(why)) => Ok(Acted::LeftClaimed(format!("outcome unknown, to be settled: {why}"))),
+            Err(EcsError::Unknown(why)) => Ok(Acted::Unanswered(why.to_string())),
             Err(e) => {
                 self.ledger
                     .update(&self.cluster, &id, ActionState::Failed, Some(e.to_string()), now)

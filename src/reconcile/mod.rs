@@ -106,6 +106,9 @@ pub struct CycleReport {
     pub settled: Vec<Settled>,
     /// Planned actions not sent, with why (the target changed, already claimed, ECS refused).
     pub not_sent: Vec<(String, String)>,
+    /// Actions sent whose answer was lost (a timeout, a 5xx after the SDK's retries), with the error: in flight, and
+    /// settled from what ECS shows next cycle. Not counted in `acted`: ECS did not confirm them.
+    pub unanswered: Vec<(String, String)>,
     /// Actions still in flight after this cycle.
     pub in_flight: usize,
     #[serde(skip)]
@@ -241,6 +244,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
         }
         let mut acted = Vec::new();
         let mut not_sent = Vec::new();
+        let mut unanswered = Vec::new();
         let enforce = self.force_enforce || self.policy.mode == Mode::Enforce;
         if !enforce {
             // dry-run plans and logs every move and carries none out (docs/policy.md).
@@ -274,6 +278,10 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
                         in_flight += 1;
                         not_sent.push((target_of(action), why));
                     }
+                    Acted::Unanswered(why) => {
+                        in_flight += 1;
+                        unanswered.push((target_of(action), why));
+                    }
                     Acted::NotSent(why) => not_sent.push((target_of(action), why)),
                 }
             }
@@ -288,6 +296,7 @@ impl<'a, E: EcsApi + Sync, L: Ledger + Sync> Controller<'a, E, L> {
             acted,
             settled,
             not_sent,
+            unanswered,
             in_flight,
             requeue_after,
         })
