@@ -69,6 +69,10 @@ pub struct Report {
     /// What the services' own strategies allow from the start, with lucky ties (`plan::reachable`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reachable: Option<Reachable>,
+    /// The same reference from where the run got stuck, if it did: reached by legal moves, so what it finds is
+    /// reachable from the start too (the search is local, and may find more from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reachable_from_here: Option<f64>,
     pub actions_by_kind: BTreeMap<String, u32>,
     pub tasks_restarted: u32,
     /// Tasks the twin started during the run (replacements and redeployed tasks), for comparison with baselines.
@@ -129,6 +133,7 @@ pub async fn run(
     let mut converged = false;
     let mut trajectory = Vec::new();
     let mut outcome = format!("stopped after {} cycles without holding the target", options.max_cycles);
+    let mut reachable_from_here = None;
     for cycle in 1..=options.max_cycles {
         let now = twin.now();
         match controller.cycle(now).await {
@@ -167,10 +172,11 @@ pub async fn run(
                     && stuck
                     && !options.keep_running
                 {
-                    let here = options
+                    reachable_from_here = options
                         .reachable
-                        .then(|| reachable(&twin.snapshot(), policy, now))
-                        .map_or_else(String::new, |r| format!(", reachable {:.2}", r.score));
+                        .then(|| reachable(&twin.snapshot(), policy, now).score);
+                    let here =
+                        reachable_from_here.map_or_else(String::new, |r| format!(", reachable from here {r:.2}"));
                     outcome = format!(
                         "stuck at {:.2} (target {:.2}{here}): {}",
                         report.plan.before.score, policy.threshold.target, report.plan.summary
@@ -203,6 +209,7 @@ pub async fn run(
         score_after: trajectory.last().map_or(0.0, |m| m.score),
         target: policy.threshold.target,
         reachable: reference,
+        reachable_from_here,
         actions_by_kind: stats.actions_by_kind,
         tasks_restarted: stats.tasks_restarted,
         tasks_started: twin_stats.tasks_started,
@@ -449,7 +456,15 @@ pub fn render_report(r: &Report) -> String {
         r.simulated_seconds / 60,
         r.simulated_seconds % 60
     );
-    if let Some(cause) = r.reachable.as_ref().and_then(|x| x.cause.as_ref()) {
+    // The reference from where the run stopped can find more than the one from the start (both are local searches):
+    // the target is only called out of reach when neither reaches it.
+    let here_reaches = r.reachable_from_here.is_some_and(|h| h <= r.target + 1e-9);
+    if let Some(cause) = r
+        .reachable
+        .as_ref()
+        .and_then(|x| x.cause.as_ref())
+        .filter(|_| !here_reaches)
+    {
         let _ = writeln!(out, "the target is out of reach: {cause}");
     }
     let _ = writeln!(

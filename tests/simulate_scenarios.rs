@@ -316,7 +316,7 @@ fn simulate_stops_at_a_fixed_point_and_says_where_and_why() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let outcome = v["outcome"].as_str().unwrap();
     assert!(
-        outcome.starts_with("stuck at 0.12 (target 0.10, reachable 0.12): "),
+        outcome.starts_with("stuck at 0.12 (target 0.10, reachable from here 0.12): "),
         "{outcome}"
     );
     assert!(
@@ -333,8 +333,30 @@ fn simulate_stops_at_a_fixed_point_and_says_where_and_why() {
         reachable["cause"].as_str().unwrap().contains("tasks are whole"),
         "{reachable}"
     );
+    assert!((v["reachableFromHere"].as_f64().unwrap() - 0.115).abs() < 0.01, "{v:#}");
     assert_eq!(v["floorViolations"], 0);
     assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn the_target_is_called_out_of_reach_only_when_neither_reference_reaches_it() {
+    // Both references are local searches: the one from where the run stopped may find more than the one from the
+    // start. The summary must not say "out of reach" in the line after "reachable from here" said otherwise.
+    let (mut r, _) = run(
+        scenarios::mixed_sizes("sim", 4, 2, 4),
+        &policy("  actions: [stop-tasks]\n"),
+    );
+    r.reachable = Some(ecs_rebalancer::plan::reachable::Reachable {
+        score: r.target + 0.05,
+        restarts: 3,
+        moves: Default::default(),
+        complete: true,
+        cause: Some("a cause".into()),
+    });
+    r.reachable_from_here = Some(r.target + 0.01);
+    assert!(simulate::render_report(&r).contains("out of reach: a cause"));
+    r.reachable_from_here = Some(r.target);
+    assert!(!simulate::render_report(&r).contains("out of reach"));
 }
 
 /// A partial drain: ECS moves the tasks it can, and the instance is set ACTIVE again as soon as they are gone,
