@@ -685,6 +685,22 @@ fn init_on_a_table_shaped_otherwise_exits_1_naming_what_differs() {
             && message.contains("choose another --table name"),
         "{message}"
     );
+    // Used as a ledger all the same, it is named as the wrong table, not as an outage.
+    let out = ledger_command(
+        dir.path(),
+        &moto::endpoint(),
+        &["status", "--table", &other, "--cluster", "prod"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        message.contains("key schema is not ecs-rebalancer's")
+            && message.contains(&format!("init --table {other}"))
+            && !message.contains("unavailable"),
+        "{message}"
+    );
 
     // The ledger's keys, but TTL never turned on (an init interrupted after CreateTable): named, with the fix.
     let half = moto::unique("init-half");

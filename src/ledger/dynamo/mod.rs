@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
 
-use crate::aws::call::Detail;
+use crate::aws::call::{CallError, Detail, Failure};
 
 use super::item::{self, action_sk, millis, pk, ItemError, Unreadable};
 use super::{
@@ -134,11 +134,17 @@ impl DynamoLedger {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         match classify(operation, e) {
-            LedgerError::Table(d) => LedgerError::Table(d.reworded(format!(
-                "{:?} does not exist in this account and Region ({operation}): create it with \
-                 `ecs-rebalancer init --table {}`",
-                self.table, self.table
-            ))),
+            LedgerError::Table(d) if d.call().and_then(CallError::code) == Some("ResourceNotFoundException") => {
+                LedgerError::Table(d.reworded(format!(
+                    "{:?} does not exist in this account and Region ({operation}): create it with \
+                     `ecs-rebalancer init --table {}`",
+                    self.table, self.table
+                )))
+            }
+            LedgerError::Table(d) => {
+                let text = d.as_str().replace("--table NAME", &format!("--table {}", self.table));
+                LedgerError::Table(d.reworded(format!("{:?}: {text}", self.table)))
+            }
             other => other,
         }
     }
@@ -234,6 +240,20 @@ where
     if call.code() == Some("ResourceNotFoundException") {
         let text = format!("{call} (create the table with `ecs-rebalancer init --table NAME`)");
         return LedgerError::Table(Detail::from(call).reworded(text));
+    }
+    // DynamoDB's answer to a key of the wrong names or types: the table is someone else's, or made by hand.
+    if let Failure::Service { code, message, .. } = call.failure() {
+        // GetItem/PutItem say "The provided key element does not match the schema", Query "Query condition missed
+        // key schema element: id".
+        if code == "ValidationException"
+            && (message.contains("does not match the schema") || message.contains("key schema"))
+        {
+            let text = format!(
+                "{call} (the table's key schema is not ecs-rebalancer's, string keys `pk` and `sk`: \
+                 `ecs-rebalancer init --table NAME` says what differs)"
+            );
+            return LedgerError::Table(Detail::from(call).reworded(text));
+        }
     }
     LedgerError::Unavailable(call.into())
 }
