@@ -109,7 +109,11 @@ impl Status {
         let _ = writeln!(out, "cluster {}", self.cluster);
         match &self.leader {
             None => {
-                let _ = writeln!(out, "leader: none (no replica has run against this table yet)");
+                let _ = writeln!(
+                    out,
+                    "leader: none (no replica has run for cluster {} against this table; is the cluster name right?)",
+                    self.cluster
+                );
             }
             Some(l) => {
                 let state = match (l.released, l.apparently_fresh) {

@@ -685,3 +685,21 @@ async fn a_sigterm_during_the_first_cycle_finishes_it_and_releases_the_lease() {
         .wait_for(cycle, "shutting down: releasing the lease", Duration::from_secs(5))
         .await;
 }
+
+/// An empty cluster name (`--cluster ""`, or an `ECS_CLUSTER` set to nothing) is refused as bad input before any
+/// call: it would otherwise read as "no replica has ever run".
+#[test]
+fn an_empty_cluster_name_is_refused_as_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["status", "--table", "t", "--cluster", ""],
+        ["snapshot", "--cluster", " ", "-o", "x.json"],
+    ] {
+        let (code, _, stderr) = common::cli(dir.path(), &args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--cluster") && stderr.contains("must not be empty"),
+            "{stderr}"
+        );
+    }
+}

@@ -159,7 +159,7 @@ pub struct SimulateArgs {
 
 #[derive(clap::Args)]
 pub struct SnapshotArgs {
-    #[arg(long, env = "ECS_CLUSTER")]
+    #[arg(long, env = "ECS_CLUSTER", value_parser = non_empty)]
     pub cluster: String,
     /// Write here instead of stdout.
     #[arg(short, long)]
@@ -204,7 +204,7 @@ pub struct HealthArgs {
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    #[arg(long, env = "ECS_CLUSTER")]
+    #[arg(long, env = "ECS_CLUSTER", value_parser = non_empty)]
     pub cluster: String,
     #[arg(long, env = "ECS_REBALANCER_TABLE")]
     pub table: String,
@@ -282,7 +282,7 @@ pub struct ControllerArgs {
     /// it the token is read from ECS_REBALANCER_POLICY_TOKEN when that is set.
     #[arg(long, env = "ECS_REBALANCER_POLICY_TOKEN_SECRET")]
     pub policy_token_secret: Option<String>,
-    #[arg(long, env = "ECS_CLUSTER")]
+    #[arg(long, env = "ECS_CLUSTER", value_parser = non_empty)]
     pub cluster: String,
     /// The ledger table (see `init`).
     #[arg(long, env = "ECS_REBALANCER_TABLE")]
@@ -703,5 +703,13 @@ mod deploy_tests {
             "1m",
         ];
         assert!(Cli::try_parse_from(argv).is_err());
+    }
+}
+
+/// A name that must say something (a cluster): an empty `--cluster` or `ECS_CLUSTER` is refused where it is read.
+fn non_empty(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("must not be empty".into()),
+        t => Ok(t.to_owned()),
     }
 }
