@@ -10,24 +10,11 @@ use crate::ledger::memory::MemoryLedger;
 use crate::model::{Cluster, InstanceStatus, Snapshot, TaskStatus};
 use crate::placement::{Constraint, Facts, PlacementIndex};
 use crate::plan::reachable::{reachable, Reachable};
+use crate::plan::safety::WAITING;
 use crate::plan::Status;
 use crate::policy::{Mode, Policy};
 use crate::reconcile::{error_policy, Controller, CycleReport};
 use crate::twin::{Twin, TwinConfig};
-
-/// Skip labels that time or the end of in-flight work can clear: a cycle that hit one of these is not stuck.
-const TEMPORARY: [&str; 10] = [
-    "service-cooldown",
-    "instance-cooldown",
-    "stop-in-flight",
-    "redeploy-in-flight",
-    "drain-in-flight",
-    "service-redeploying",
-    "max-unavailable",
-    "service-budget",
-    "hour-budget",
-    "concurrent-drains",
-];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -166,7 +153,7 @@ pub async fn run(
                     }
                 }
                 // A fixed point: nothing in flight, nothing sendable, and no refusal that time would lift.
-                let stuck = report.plan.skipped.iter().all(|s| !TEMPORARY.contains(&s.label));
+                let stuck = report.plan.skipped.iter().all(|s| !WAITING.contains(&s.label));
                 if quiet
                     && matches!(report.plan.status, Status::NothingSafe | Status::Halted)
                     && stuck

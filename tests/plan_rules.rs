@@ -629,6 +629,9 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
     };
     let r = run_with(&c, &p, &service_cooling, Episode::default());
     assert!(r.actions.is_empty() && labels(&r).contains(&"service-cooldown"));
+    // Only time stands in the way: waiting, not stuck (what `once` users alert on).
+    assert_eq!(r.status, Status::Waiting, "{}", r.summary);
+    assert!(r.summary.contains("waits on a cooldown"), "{}", r.summary);
 
     let instance_cooling = LedgerView {
         instance_cooldowns: vec![(arn(&c, "hot"), now() + Duration::minutes(5))],

@@ -55,6 +55,9 @@ pub enum Status {
     Planned,
     /// Above the threshold, but no move is both safe and predicted to help.
     NothingSafe,
+    /// Above the threshold, and every move refused only for now: a cooldown, a budget, or work in flight
+    /// ([`safety::WAITING`]). A later cycle may act.
+    Waiting,
     /// The cycle refused to plan (too much unknown utilisation, or an unreadable ledger item that names no target).
     Halted,
 }
@@ -224,7 +227,17 @@ pub fn plan(cluster: &Cluster, policy: &Policy, ledger: &LedgerView, now: DateTi
         search.run(target, usize::MAX);
     }
     let after = search.expected;
-    let (status, summary) = if search.accepted.is_empty() {
+    let waiting = !search.skipped.is_empty() && search.skipped.iter().all(|s| safety::WAITING.contains(&s.label));
+    let (status, summary) = if search.accepted.is_empty() && waiting {
+        (
+            Status::Waiting,
+            format!(
+                "score {score:.3} is above {}, and every move waits on a cooldown, a budget or work in flight: {}",
+                if score > trigger { "the trigger" } else { "the target" },
+                search.top_refusals()
+            ),
+        )
+    } else if search.accepted.is_empty() {
         (
             Status::NothingSafe,
             format!(

@@ -225,6 +225,21 @@ pub struct Skip {
     pub label: &'static str,
 }
 
+/// Refusals that time, or the end of work in flight, lifts: a cooldown, a budget, a move under way. A cycle whose
+/// every refusal is one of these is waiting, not stuck.
+pub const WAITING: [&str; 10] = [
+    "service-cooldown",
+    "instance-cooldown",
+    "stop-in-flight",
+    "redeploy-in-flight",
+    "drain-in-flight",
+    "service-redeploying",
+    "max-unavailable",
+    "service-budget",
+    "hour-budget",
+    "concurrent-drains",
+];
+
 /// ECS's healthy floor for a service: `ceil(minimumHealthyPercent × desired / 100)`.
 pub fn floor(service: &Service) -> u32 {
     let product = u64::from(service.minimum_healthy_percent()) * u64::from(service.desired_count);
