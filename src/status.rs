@@ -171,7 +171,10 @@ impl Status {
                 a.reason, a.predicted_gain
             );
             if !a.predicted_landing.is_empty() {
-                let landing = a.predicted_landing.describe(LANDING_SHOWN, str::to_owned);
+                // Instance ids, as `once` shows them; `-o json` has the ARNs.
+                let landing = a
+                    .predicted_landing
+                    .describe(LANDING_SHOWN, |arn| arn.rsplit('/').next().unwrap_or(arn).to_owned());
                 let _ = writeln!(out, "            predicted landing: {landing}");
             }
             if let Some(o) = &a.outcome {
