@@ -232,7 +232,7 @@ pub async fn once<E: EcsApi + Sync, L: Ledger + Sync>(
     elector.set_policy(source.record());
     match acquire_or_wait(&mut elector, ledger).await? {
         Role::Follower(holder) => {
-            tracing::info!(leader = ?holder, "another replica holds the lease and renews it; nothing to do");
+            tracing::info!(leader = %named(holder.as_ref()), "another replica holds the lease and renews it; nothing to do");
             return Ok(OnceOutcome::NotLeader(holder));
         }
         Role::Leader(fence) => tracing::info!(epoch = fence.epoch, holder = %fence.holder, "lease acquired"),
@@ -262,7 +262,11 @@ async fn acquire_or_wait<L: Ledger>(elector: &mut Elector, ledger: &L) -> Result
     let seen = ledger.read_lease(elector.cluster()).await?.map(|l| l.version);
     let config = elector.config();
     let started = Instant::now();
-    tracing::info!(leader = ?first, "the lease is held; watching it for one lease before deciding");
+    let holder = match &first {
+        Role::Leader(f) | Role::Follower(Some(f)) => Some(f),
+        Role::Follower(None) => None,
+    };
+    tracing::info!(leader = %named(holder), "the lease is held; watching it for one lease before deciding");
     while started.elapsed() < config.duration * 2 {
         tokio::time::sleep(config.renew_every.min(Duration::from_secs(1))).await;
         match elector.step(ledger, Utc::now()).await? {
@@ -431,7 +435,7 @@ impl Standing {
             Role::Leader(_) => {}
             Role::Follower(holder) => {
                 if self.leading {
-                    tracing::warn!(leader = ?holder, "lost the lease; following");
+                    tracing::warn!(leader = %named(holder.as_ref()), "lost the lease; following");
                 }
                 self.leading = false;
             }
@@ -494,3 +498,8 @@ pub fn report_update(update: &Update, source: &PolicySource, metrics: &Metrics, 
 }
 
 const NO_GOOD_REVISION: &str = "no revision of the policy source has been good yet; not acting";
+
+/// A lease holder as logs name it (`host-12-ab34 epoch 2`), or `?` when it could not be read.
+fn named(holder: Option<&Fence>) -> String {
+    holder.map_or_else(|| "?".to_owned(), ToString::to_string)
+}

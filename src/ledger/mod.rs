@@ -88,6 +88,12 @@ pub struct Fence {
     pub epoch: u64,
 }
 
+impl std::fmt::Display for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} epoch {}", self.holder, self.epoch)
+    }
+}
+
 /// The lease item of a cluster, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
