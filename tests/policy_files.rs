@@ -228,3 +228,20 @@ fn a_folder_gives_the_same_revision_however_its_path_is_spelled() {
     assert_eq!(revision(&dir.path().join("pol/../pol/")), plain);
     assert_eq!(revision(&dir.path().join("./pol")), plain);
 }
+
+#[test]
+fn a_file_may_end_with_a_document_separator_but_a_null_document_is_still_refused() {
+    // Generated manifests often end each document with `---`; an empty document is no document.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "apiVersion: ecs-rebalancer/v1\nkind: BalancePolicy\nmetadata: {name: a}\nspec:\n  clusters: [x]\n  \
+                  metric: count\n  threshold: {trigger: 0.2, target: 0.1}\n";
+    std::fs::write(dir.path().join("ok.yaml"), format!("---\n{policy}---\n")).unwrap();
+    let (code, _, stderr) = validate(dir.path(), &["ok.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(policy::load_paths(&[dir.path().join("ok.yaml")]).unwrap().len(), 1);
+
+    std::fs::write(dir.path().join("null.yaml"), format!("{policy}---\nnull\n")).unwrap();
+    let (code, _, stderr) = validate(dir.path(), &["null.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("null.yaml:9:1: policy: expected a mapping"), "{stderr}");
+}

@@ -129,10 +129,11 @@ pub struct RawError {
     pub message: String,
 }
 
-/// Parses every document of a YAML stream into [`RawPolicy`] values, stopping at the first error.
+/// Parses every document of a YAML stream into [`RawPolicy`] values, stopping at the first error. A document with
+/// nothing in it (a trailing `---`) is skipped, as the validator skips it.
 pub fn parse_documents(text: &str) -> Result<Vec<RawPolicy>, RawError> {
     yaml_serde::Deserializer::from_str(text)
-        .map(|doc| RawPolicy::deserialize(doc).map_err(raw_error))
+        .filter_map(|doc| Option::<RawPolicy>::deserialize(doc).map_err(raw_error).transpose())
         .collect()
 }
 

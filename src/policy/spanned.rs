@@ -251,7 +251,11 @@ fn written(tag: Option<Cow<'_, Tag>>) -> Option<String> {
 /// Puts a finished node into its parent, or closes a document when there is no parent.
 fn attach(stack: &mut [(Node, Option<Node>)], documents: &mut Vec<Node>, node: Node) {
     let Some((parent, pending_key)) = stack.last_mut() else {
-        documents.push(node);
+        // A document with nothing in it (a trailing `---`, as generated manifests often end) is no document.
+        let empty = node.tag.is_none() && matches!(&node.kind, Kind::Scalar { text, plain: true } if text.is_empty());
+        if !empty {
+            documents.push(node);
+        }
         return;
     };
     match &mut parent.kind {
