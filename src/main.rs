@@ -68,7 +68,14 @@ fn report(e: &anyhow::Error, json: bool) -> u8 {
 /// as `validate`'s `file:line:col: message`). The level comes from `RUST_LOG`. Returns whether logs are JSON.
 fn logging(controller: bool) -> bool {
     use tracing_subscriber::EnvFilter;
-    let default = if controller { "info" } else { "warn" };
+    // The AWS SDK's own warnings (each failed step of its Region and credential chains, with the SDK's error
+    // dump) say again, at length, what the one-line configuration error says: only its errors are shown, unless
+    // RUST_LOG asks for more.
+    let default = if controller {
+        "info,aws_config=error"
+    } else {
+        "warn,aws_config=error"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()

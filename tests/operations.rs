@@ -200,6 +200,21 @@ fn without_a_region_once_and_run_stop_at_once_with_one_short_line_naming_the_set
         );
         assert!(out.stdout.is_empty(), "{kind}: {}", text(&out.stdout));
     }
+    // With instance metadata on (as in a container) the SDK warns at every failed step of its Region chain, with its
+    // error dump: without RUST_LOG asking for them, those stay out, and the one line is all.
+    let out = finish(
+        command(dir.path(), CLOSED, CLOSED, &controller_args("once", "prod", "t"))
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_EC2_METADATA_DISABLED")
+            .env_remove("RUST_LOG")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", CLOSED)
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("AWS_REGION"), "{stderr}");
 }
 
 #[test]
