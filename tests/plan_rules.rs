@@ -379,18 +379,23 @@ fn a_drain_never_moves_a_task_of_an_az_rebalancing_service_out_of_its_zone() {
 
 // ---- safety: floors and budgets ----
 
-#[test]
-fn the_healthy_floor_holds_for_stops_and_a_singleton_is_redeployed_instead() {
-    // A singleton with minimumHealthyPercent 100 cannot lose its task; with maximumPercent 200 a new deployment
-    // starts the replacement first.
-    let c = ClusterBuilder::new("c")
+/// A task of `web` and a big one of `single` (a singleton at 100 %/200 %) on `hot`; `cold` empty.
+fn a_singleton_beside_web() -> Cluster {
+    ClusterBuilder::new("c")
         .instance(instance("hot"))
         .instance(instance("cold"))
         .service(service("web").deployment(50, 200))
         .service(service("single").memory(4096).deployment(100, 200))
         .tasks("web", "hot", 1)
         .tasks("single", "hot", 1)
-        .build();
+        .build()
+}
+
+#[test]
+fn the_healthy_floor_holds_for_stops_and_a_singleton_is_redeployed_instead() {
+    // A singleton with minimumHealthyPercent 100 cannot lose its task; with maximumPercent 200 a new deployment
+    // starts the replacement first.
+    let c = a_singleton_beside_web();
     let stop_only = run(&c, &policy("mem-unreserved", &generous("stop-tasks")));
     assert!(stop_only.actions.iter().all(|a| a.mv.service_name() != Some("single")));
     assert!(labels(&stop_only).contains(&"below-floor"), "{:?}", stop_only.skipped);
@@ -683,14 +688,7 @@ fn cooldowns_and_in_flight_work_keep_the_planner_away() {
 fn a_redeploy_or_a_drain_that_failed_is_not_planned_again_until_the_service_or_instance_changes() {
     // A redeploy refused by ECS (throttled, say) spent its id, which names the service's primary deployment: planned
     // again, it would be refused at the claim every cycle and hold the budget and the service's stops.
-    let c = ClusterBuilder::new("c")
-        .instance(instance("hot"))
-        .instance(instance("cold"))
-        .service(service("web").deployment(50, 200))
-        .service(service("single").memory(4096).deployment(100, 200))
-        .tasks("web", "hot", 1)
-        .tasks("single", "hot", 1)
-        .build();
+    let c = a_singleton_beside_web();
     let p = policy("mem-unreserved", &generous("redeploy-services"));
     let planned = run(&c, &p);
     assert_eq!(

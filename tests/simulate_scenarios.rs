@@ -359,22 +359,9 @@ fn the_target_is_called_out_of_reach_only_when_neither_reference_reaches_it() {
     assert!(!simulate::render_report(&r).contains("out of reach"));
 }
 
-/// A partial drain: ECS moves the tasks it can, and the instance is set ACTIVE again as soon as they are gone,
-/// with the task of a service at 100 %/100 % and a standalone task still on it. Before drains named their tasks,
-/// such a drain waited for the deadline and was recorded failed.
-#[test]
-fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
-    let b = ClusterBuilder::new("sim")
-        .instance(instance("hot").cpu(4096).memory(16384))
-        .instance(instance("cold1").cpu(4096).memory(16384))
-        .instance(instance("cold2").cpu(4096).memory(16384))
-        .service(service("a").memory(1024).deployment(100, 200))
-        .service(service("b").memory(1024).deployment(100, 200))
-        .service(service("pinned").memory(1024).deployment(100, 100))
-        .tasks("a", "hot", 2)
-        .tasks("b", "hot", 2)
-        .tasks("pinned", "hot", 1)
-        .standalone_task("report", "hot", 256, 512);
+/// Runs a drains-only policy on `b` and checks that one drain was made, safely, and that instance `hot` is ACTIVE
+/// at the end; returns the groups of the tasks still on it.
+fn drained_once_and_left_on_hot(b: ClusterBuilder) -> Vec<String> {
     let (r, end) = run(
         b.snapshot(),
         &policy(
@@ -391,11 +378,31 @@ fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
         .find(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
         .unwrap();
     assert_eq!(hot.status, InstanceStatus::Active, "set ACTIVE again");
-    let left: Vec<&str> = cluster
+    cluster
         .tasks_on(&hot.container_instance_arn)
         .filter(|t| t.desired_status != ecs_rebalancer::model::TaskStatus::Stopped)
-        .filter_map(|t| t.group.as_deref())
-        .collect();
+        .filter_map(|t| t.group.clone())
+        .collect()
+}
+
+/// A partial drain: ECS moves the tasks it can, and the instance is set ACTIVE again as soon as they are gone,
+/// with the task of a service at 100 %/100 % and a standalone task still on it. Before drains named their tasks,
+/// such a drain waited for the deadline and was recorded failed.
+#[test]
+fn a_partial_drain_sets_the_instance_active_once_its_movable_tasks_are_gone() {
+    let b = ClusterBuilder::new("sim")
+        .instance(instance("hot").cpu(4096).memory(16384))
+        .instance(instance("cold1").cpu(4096).memory(16384))
+        .instance(instance("cold2").cpu(4096).memory(16384))
+        .service(service("a").memory(1024).deployment(100, 200))
+        .service(service("b").memory(1024).deployment(100, 200))
+        .service(service("pinned").memory(1024).deployment(100, 100))
+        .tasks("a", "hot", 2)
+        .tasks("b", "hot", 2)
+        .tasks("pinned", "hot", 1)
+        .standalone_task("report", "hot", 256, 512);
+    let left = drained_once_and_left_on_hot(b);
+    let left: Vec<&str> = left.iter().map(String::as_str).collect();
     assert!(left.contains(&"service:pinned"), "{left:?}");
     assert!(left.iter().any(|g| g.starts_with("family:")), "{left:?}");
     assert!(!left.contains(&"service:a") && !left.contains(&"service:b"), "{left:?}");
@@ -416,27 +423,7 @@ fn a_drain_of_services_without_room_above_desired_waits_for_their_replacements_b
         .tasks("a", "cold2", 1)
         .tasks("b", "hot", 2)
         .tasks("b", "cold2", 1);
-    let (r, end) = run(
-        b.snapshot(),
-        &policy(
-            "  actions: [drain-instances]\n  budgets: {maxUnavailable: 10, perHour: 200, perService: 1, \
-             concurrentDrains: 1}\n",
-        ),
-    );
-    assert_safe(&r);
-    assert_eq!(r.actions_by_kind.get("drain-instance"), Some(&1), "{r:#?}");
-    let cluster = ecs_rebalancer::model::Cluster::new(end).unwrap();
-    let hot = cluster
-        .instances()
-        .iter()
-        .find(|i| i.ec2_instance_id.as_deref() == Some("i-hot"))
-        .unwrap();
-    assert_eq!(hot.status, InstanceStatus::Active, "set ACTIVE again");
-    let back: Vec<&str> = cluster
-        .tasks_on(&hot.container_instance_arn)
-        .filter(|t| t.desired_status != ecs_rebalancer::model::TaskStatus::Stopped)
-        .filter_map(|t| t.group.as_deref())
-        .collect();
+    let back = drained_once_and_left_on_hot(b);
     assert!(
         back.is_empty(),
         "replacements placed back on the drained instance: {back:?}"
