@@ -196,6 +196,9 @@ async fn init_once_status_and_a_second_once_inside_the_cooldown() {
     let first = once(dir.path(), &twin, &table, &[]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
     assert!(text(&first.stdout).contains("2 sent"), "{}", text(&first.stdout));
+    // The score now, then what the cycle planned and expects.
+    let head = text(&first.stdout).lines().next().unwrap_or_default().to_owned();
+    assert!(head.starts_with("score ") && head.contains("expected score"), "{head}");
     // Every log line of an action names it; logs are JSON lines off a terminal.
     let claimed: Vec<Value> = text(&first.stderr)
         .lines()

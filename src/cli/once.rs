@@ -61,7 +61,12 @@ fn ran(report: &CycleReport, dry_run: bool) -> String {
     let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
     let mut out = format!(
         "{}: {} sent{}, {} settled, {} in flight\n",
-        report.plan.summary,
+        // The score now, unless the summary says it already (as every summary but a plan's does).
+        if report.plan.summary.starts_with("score ") {
+            report.plan.summary.clone()
+        } else {
+            format!("score {:.3}, {}", report.plan.before.score, report.plan.summary)
+        },
         report.acted.len() + report.unanswered.len(),
         match report.unanswered.len() {
             0 => String::new(),
