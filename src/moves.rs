@@ -146,31 +146,33 @@ impl Move {
     /// from a damaged item's id); a redeploy adds the service's primary deployment, a drain the instance's
     /// version, so the same move on a service or an instance that changed since is a new one.
     pub fn id(&self, cluster: &Cluster) -> String {
-        let kind = self.kind();
         match self {
             Move::StopTask { task_arn, .. } => Move::stop_id(task_arn),
-            Move::RedeployService { service_name } => {
-                let deployment = cluster
-                    .service(service_name)
-                    .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
-                    .map_or("", |d| last_part(&d.id));
-                format!("{kind}:{service_name}:{deployment}")
-            }
+            Move::RedeployService { service_name } => Move::redeploy_id(service_name, cluster),
             Move::DrainInstance {
-                container_instance_arn: arn,
-                ..
-            } => {
-                let version = cluster.instance(arn).and_then(|i| i.version).unwrap_or(0);
-                format!("{kind}:{}:{version}", last_part(arn))
-            }
+                container_instance_arn, ..
+            } => Move::drain_id(container_instance_arn, cluster),
         }
     }
-}
 
-impl Move {
     /// [`Move::id`] of the stop of `task_arn` (it depends on nothing else).
     pub fn stop_id(task_arn: &str) -> String {
         format!("{}:{}", MoveKind::StopTask, last_part(task_arn))
+    }
+
+    /// [`Move::id`] of a redeploy of `service` on `cluster`: it names the service's primary deployment.
+    pub fn redeploy_id(service: &str, cluster: &Cluster) -> String {
+        let deployment = cluster
+            .service(service)
+            .and_then(|s| s.deployments.iter().find(|d| d.status == DeploymentStatus::Primary))
+            .map_or("", |d| last_part(&d.id));
+        format!("{}:{service}:{deployment}", MoveKind::RedeployService)
+    }
+
+    /// [`Move::id`] of a drain of the instance `arn` on `cluster`: it names the instance's version.
+    pub fn drain_id(arn: &str, cluster: &Cluster) -> String {
+        let version = cluster.instance(arn).and_then(|i| i.version).unwrap_or(0);
+        format!("{}:{}:{version}", MoveKind::DrainInstance, last_part(arn))
     }
 }
 

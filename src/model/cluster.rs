@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 use super::ecs::{ContainerInstance, Service, Task, TaskDefinition};
+use super::enums::TaskStatus;
 use super::snapshot::{Snapshot, Utilization};
 
 /// A reference in the snapshot that points at nothing. The planner must not act on what it touches.
@@ -284,6 +285,13 @@ impl Cluster {
     }
 
     /// Live tasks of the service, in snapshot order; empty for an unknown service.
+    /// How many tasks of the service run and are meant to go on running (ECS is not stopping them).
+    pub fn running_of(&self, service_name: &str) -> usize {
+        self.tasks_of(service_name)
+            .filter(|t| t.desired_status != TaskStatus::Stopped && t.last_status == TaskStatus::Running)
+            .count()
+    }
+
     pub fn tasks_of(&self, service_name: &str) -> impl Iterator<Item = &Task> + '_ {
         let ids = self
             .service_by_name

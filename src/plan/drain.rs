@@ -42,13 +42,10 @@ impl Search<'_> {
             return Err(SkipReason::Planned);
         }
         self.ledger.instance_free(arn)?;
-        let id = crate::moves::Move::DrainInstance {
-            container_instance_arn: arn.to_owned(),
-            moved_tasks: Vec::new(),
-            moved_services: Vec::new(),
-        }
-        .id(self.cluster());
-        if self.ledger.attempted(&id) {
+        if self
+            .ledger
+            .attempted(&crate::moves::Move::drain_id(arn, self.cluster()))
+        {
             return Err(SkipReason::Attempted);
         }
         if let Some(until) = self.ledger.instance_cooling_until(arn, self.now) {
@@ -175,18 +172,19 @@ impl Search<'_> {
                 daemons += 1;
                 continue;
             }
-            if !svc.starts_first() && super::safety::floor(svc) >= svc.desired_count {
-                continue; // ECS can neither start first nor stop first: it stays
+            if super::safety::no_room_to_move(svc) {
+                continue; // it stays
             }
-            if let Err(reason) = self.service_ctx(service) {
-                return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}")));
-            }
+            let az_rebalancing = match self.service_ctx(service) {
+                Ok(ctx) => ctx.az_rebalancing,
+                Err(reason) => return Err(SkipReason::DrainBlocked(format!("service {service}: {reason}"))),
+            };
             *per_service.entry(service.to_owned()).or_default() += 1;
             moves.push(Moved {
                 task: t,
                 service: service.to_owned(),
                 start_first: svc.starts_first(),
-                az_rebalancing: svc.availability_zone_rebalancing.as_deref() == Some("ENABLED"),
+                az_rebalancing,
             });
         }
         if moves.is_empty() {

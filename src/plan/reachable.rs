@@ -271,7 +271,7 @@ fn what_pins(cluster: &Cluster, policy: &Policy, now: DateTime<Utc>, t: &Task) -
         "services excluded by the policy"
     } else if protected() {
         "tasks with scale-in protection"
-    } else if !svc.starts_first() && super::safety::floor(svc) >= svc.desired_count {
+    } else if super::safety::no_room_to_move(svc) {
         "services whose minimumHealthyPercent and maximumPercent leave ECS no room to move a task"
     } else if !svc.placement_constraints.is_empty() {
         "services whose placement constraints keep them where they are"

@@ -107,11 +107,10 @@ impl Search<'_> {
             )));
         }
         self.ledger.redeploy_free(service)?;
-        let id = crate::moves::Move::RedeployService {
-            service_name: service.to_owned(),
-        }
-        .id(cluster);
-        if self.ledger.attempted(&id) {
+        if self
+            .ledger
+            .attempted(&crate::moves::Move::redeploy_id(service, cluster))
+        {
             return Err(SkipReason::Attempted);
         }
         let mut old = self.replaced_tasks(service)?;

@@ -246,6 +246,12 @@ pub fn floor(service: &Service) -> u32 {
     u32::try_from(product.div_ceil(100)).unwrap_or(u32::MAX)
 }
 
+/// Whether ECS can neither start a replacement first (its ceiling is the desired count) nor stop a task first (its
+/// floor is): then a drain leaves the service's tasks where they are (`docs/ecs.md`, draining).
+pub fn no_room_to_move(service: &Service) -> bool {
+    !service.starts_first() && floor(service) >= service.desired_count
+}
+
 /// Whether a service's tasks may be moved at all this cycle; checks that do not depend on a particular task.
 pub fn check_service(
     cluster: &Cluster,

@@ -196,13 +196,8 @@ fn service_as_planned(name: &str, planned_on: &Cluster, fresh: &Cluster) -> Resu
             before.desired_count, now.desired_count
         ));
     }
-    let running = |c: &Cluster| {
-        c.tasks_of(name)
-            .filter(|t| t.desired_status != TaskStatus::Stopped && t.last_status == TaskStatus::Running)
-            .count()
-    };
     // Tasks ECS is stopping (ours in flight among them) are left out of both counts: they were counted as gone.
-    let (was, is) = (running(planned_on), running(fresh));
+    let (was, is) = (planned_on.running_of(name), fresh.running_of(name));
     if is < was {
         return Err(format!(
             "the service has fewer running tasks than when the stop was planned ({was} → {is})"

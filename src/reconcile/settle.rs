@@ -179,13 +179,7 @@ impl<E: EcsApi + Sync, L: Ledger + Sync> Controller<'_, E, L> {
         let short = moved_services
             .iter()
             .filter_map(|name| cluster.service(name))
-            .find(|s| {
-                let running = cluster
-                    .tasks_of(&s.service_name)
-                    .filter(|t| t.desired_status != TaskStatus::Stopped && t.last_status == TaskStatus::Running)
-                    .count();
-                running < usize::try_from(s.desired_count).unwrap_or(usize::MAX)
-            });
+            .find(|s| cluster.running_of(&s.service_name) < usize::try_from(s.desired_count).unwrap_or(usize::MAX));
         if (remaining > 0 || short.is_some()) && !overdue {
             return Verdict::Waiting;
         }
